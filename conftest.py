@@ -1,0 +1,40 @@
+"""Test database setup and shared personas.
+
+The suite runs against real PostgreSQL (embedded unless DATABASE_URL is set).
+pytest-django's stock setup would create the test database as whichever user
+the `default` alias has; ours must be owned by the owner role and migrated
+through the `owner` alias, while tests query through `default` as the real
+app role (NOSUPERUSER NOBYPASSRLS). So `django_db_setup` is replaced here.
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.conf import settings
+from django.core.management import call_command
+from django.db import connections
+
+
+def _point_aliases_at(name: str) -> None:
+    for alias in ("default", "owner"):
+        connections[alias].close()
+        settings.DATABASES[alias]["NAME"] = name
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_blocker, django_test_environment):  # noqa: ARG001
+    from saas_admin import dbroles
+
+    name = settings.TEST_DATABASE_NAME
+    with django_db_blocker.unblock():
+        dbroles.ensure_database(name, recreate=True)
+        _point_aliases_at(name)
+        call_command("migrate", database="owner", interactive=False, verbosity=0)
+    yield
+    with django_db_blocker.unblock():
+        for conn in connections.all():
+            conn.close()
+            pool = getattr(conn, "_pool", None) or (conn.pool if hasattr(conn, "pool") else None)
+            if pool is not None:
+                conn.close_pool()
+        dbroles.drop_database(name)

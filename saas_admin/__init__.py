@@ -1,0 +1,3 @@
+from saas_admin.celery import app as celery_app
+
+__all__ = ["celery_app"]

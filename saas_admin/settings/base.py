@@ -1,0 +1,165 @@
+"""Base settings: every setting is declared here; production only tightens."""
+
+from __future__ import annotations
+
+from saas_admin.env import BASE_DIR, DATA_DIR, broker_url, database_url, env
+
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="dev-only-insecure-key-change-me-0123456789abcdef")
+ALLOWED_HOSTS = env.list(
+    "DJANGO_ALLOWED_HOSTS", default=[".localhost", "localhost", "127.0.0.1", "testserver", ".testserver"]
+)
+CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+
+# The operator dashboard lives on BASE_DOMAIN; tenant workspaces on <slug>.BASE_DOMAIN.
+BASE_DOMAIN = env.str("BASE_DOMAIN", default="localhost")
+
+# Key for encrypting credentials and personal data at rest (Fernet, urlsafe base64 of 32 bytes).
+# Development falls back to a key derived from SECRET_KEY; production requires it.
+FIELD_ENCRYPTION_KEY = env.str("FIELD_ENCRYPTION_KEY", default="")
+
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "django_htmx",
+    "template_partials",
+    "saas_admin",
+    "tenants",
+    "events",
+    "compliance",
+    "workspace",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "saas_admin.urls"
+WSGI_APPLICATION = "saas_admin.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "saas_admin.context_processors.operator_roles",
+            ],
+        },
+    }
+]
+
+# --- Database ---------------------------------------------------------------
+# DATABASE_URL names the server and database and a bootstrap user that may
+# create roles and databases (the embedded server when unset). The process
+# itself never runs as that user: web requests and Celery tasks use the *app*
+# role (NOSUPERUSER NOBYPASSRLS, owns nothing), DDL and migrations the *owner*
+# role, through the `owner` alias. See saas_admin/dbroles.py.
+DB_OWNER_ROLE = env.str("DB_OWNER_ROLE", default="saas_owner")
+DB_OWNER_PASSWORD = env.str("DB_OWNER_PASSWORD", default="")
+DB_APP_ROLE = env.str("DB_APP_ROLE", default="saas_app")
+DB_APP_PASSWORD = env.str("DB_APP_PASSWORD", default="")
+DB_POOL = env.bool("DB_POOL", default=True)
+DB_ENGINE = "saas_admin.db_backend"
+
+DATABASE_BOOTSTRAP = env.db_url_config(database_url())
+TEST_DATABASE_NAME = env.str("TEST_DATABASE_NAME", default="test_saas_admin")
+
+
+def _database(user: str, password: str, *, pool: bool) -> dict:
+    config = dict(DATABASE_BOOTSTRAP)
+    config.update(
+        ENGINE=DB_ENGINE,
+        USER=user,
+        PASSWORD=password,
+        CONN_MAX_AGE=0,
+        OPTIONS={"pool": {"min_size": 1, "max_size": 8, "timeout": 10}} if pool else {},
+        TEST={"NAME": TEST_DATABASE_NAME},
+    )
+    return config
+
+
+DATABASES = {
+    "default": _database(DB_APP_ROLE, DB_APP_PASSWORD, pool=DB_POOL),
+    "owner": _database(DB_OWNER_ROLE, DB_OWNER_PASSWORD, pool=False),
+}
+DATABASE_ROUTERS = ["saas_admin.routers.OwnerMigratesRouter"]
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Auth -------------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "dashboard:home"
+LOGOUT_REDIRECT_URL = "login"
+
+# --- I18N / static ----------------------------------------------------------
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "/static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="control-plane@localhost")
+
+# --- Celery -----------------------------------------------------------------
+CELERY_BROKER_URL = broker_url()
+CELERY_BROKER_TRANSPORT_OPTIONS = (
+    {
+        "data_folder_in": str(DATA_DIR / "celery" / "queue"),
+        "data_folder_out": str(DATA_DIR / "celery" / "queue"),
+        "processed_folder": str(DATA_DIR / "celery" / "processed"),
+        "store_processed": False,
+    }
+    if CELERY_BROKER_URL.startswith("filesystem")
+    else {"visibility_timeout": 3600}
+)
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_TIME_LIMIT = 30 * 60
+CELERY_TASK_SOFT_TIME_LIMIT = 25 * 60
+CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
+CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
+CELERY_BEAT_SCHEDULE: dict = {}
+
+# --- Logging ----------------------------------------------------------------
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}
+
+# --- API ----------------------------------------------------------------------
+NINJA_PAGINATION_PER_PAGE = 50
