@@ -10,4 +10,7 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("healthz", views.healthz, name="healthz"),
     path("api/", api.urls),
+    path("tenants/", include("tenants.urls")),
+    path("events/", include("events.urls")),
+    path("compliance/", include("compliance.urls")),
 ]

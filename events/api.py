@@ -1,0 +1,7 @@
+"""JSON API endpoints of the events app, mounted under /api/ by saas_admin/api.py."""
+
+from __future__ import annotations
+
+from ninja import Router
+
+router = Router(tags=["events"])
