@@ -13,4 +13,7 @@ urlpatterns = [
     path("tenants/", include("tenants.urls")),
     path("events/", include("events.urls")),
     path("compliance/", include("compliance.urls")),
+    path("sagas/", include("events.saga_urls")),
+    path("migrations/", include("tenants.migration_urls")),
+    path("audit/", include("compliance.audit_urls")),
 ]
