@@ -16,4 +16,5 @@ urlpatterns = [
     path("sagas/", include("events.saga_urls")),
     path("migrations/", include("tenants.migration_urls")),
     path("audit/", include("compliance.audit_urls")),
+    path("signup/", include("tenants.signup_urls")),
 ]

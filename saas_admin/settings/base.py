@@ -30,6 +30,7 @@ INSTALLED_APPS = [
     "saas_admin",
     "tenants",
     "events",
+    "events.sagas",
     "compliance",
     "workspace",
 ]
