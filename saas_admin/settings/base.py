@@ -45,6 +45,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, so tenant resolution sees sessions/auth and wraps only the view in the tenant's transaction.
+    "tenants.middleware.TenantHostMiddleware",
 ]
 
 ROOT_URLCONF = "saas_admin.urls"
@@ -100,8 +102,24 @@ DATABASES = {
     "default": _database(DB_APP_ROLE, DB_APP_PASSWORD, pool=DB_POOL),
     "owner": _database(DB_OWNER_ROLE, DB_OWNER_PASSWORD, pool=False),
 }
-DATABASE_ROUTERS = ["saas_admin.routers.OwnerMigratesRouter"]
+DATABASE_ROUTERS = ["saas_admin.routers.OwnerMigratesRouter", "saas_admin.routers.TenantRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Tenancy ----------------------------------------------------------------
+# Apps whose tables live in every placement (pool schema, own schema, dedicated
+# database) with tenant_id + FORCE'd RLS; everything else is control plane only.
+# The control-plane `public` schema also holds empty RLS'd copies of the
+# TENANT_APPS tables, so a query without tenant context returns zero rows.
+TENANT_APPS = ["workspace"]
+SHARED_APPS = [app for app in INSTALLED_APPS if app not in TENANT_APPS]
+TENANCY_POOL_CAPACITY = env.int("TENANCY_POOL_CAPACITY", default=100)
+TENANCY_TEMPLATE_SCHEMA = "tenant_template"
+# Hosts that serve the operator dashboard besides BASE_DOMAIN and admin.BASE_DOMAIN.
+TENANCY_OPERATOR_HOSTS = env.list("TENANCY_OPERATOR_HOSTS", default=["127.0.0.1", "testserver"])
+# Dedicated tenant databases: server (defaults to the control-plane server) and pool size per process.
+TENANCY_DEDICATED_HOST = env.str("TENANCY_DEDICATED_HOST", default="")
+TENANCY_DEDICATED_PORT = env.str("TENANCY_DEDICATED_PORT", default="")
+TENANCY_DEDICATED_POOL_MAX = env.int("TENANCY_DEDICATED_POOL_MAX", default=4)
 
 # --- Auth -------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
@@ -164,3 +182,22 @@ LOGGING = {
 
 # --- API ----------------------------------------------------------------------
 NINJA_PAGINATION_PER_PAGE = 50
+
+# --- Sagas / signup -------------------------------------------------------------
+# Modules that register saga definitions (imported when the sagas app is ready).
+SAGA_DEFINITION_MODULES = ["tenants.sagas"]
+# A step held longer than its lease is taken to have lost its worker; the sweeper resumes it.
+SAGA_STEP_LEASE_SECONDS = env.float("SAGA_STEP_LEASE_SECONDS", default=120.0)
+SAGA_SWEEP_INTERVAL_SECONDS = env.float("SAGA_SWEEP_INTERVAL_SECONDS", default=15.0)
+SAGA_SWEEP_GRACE_SECONDS = env.float("SAGA_SWEEP_GRACE_SECONDS", default=30.0)
+SAGA_MAX_ATTEMPTS = env.int("SAGA_MAX_ATTEMPTS", default=3)
+SAGA_MAX_COMPENSATE_ATTEMPTS = env.int("SAGA_MAX_COMPENSATE_ATTEMPTS", default=5)
+SAGA_RETRY_BACKOFF_SECONDS = env.float("SAGA_RETRY_BACKOFF_SECONDS", default=2.0)
+SAGA_RETRY_BACKOFF_MAX_SECONDS = env.float("SAGA_RETRY_BACKOFF_MAX_SECONDS", default=300.0)
+# Only the fault-injection tests turn this on (see events/sagas/services.py::_fault).
+SAGA_FAULT_INJECTION = env.bool("SAGA_FAULT_INJECTION", default=False)
+CELERY_BEAT_SCHEDULE["sagas-sweep"] = {"task": "sagas.sweep", "schedule": SAGA_SWEEP_INTERVAL_SECONDS}
+# Which isolation level a plan gets on self-signup (operators choose freely).
+TENANCY_PLAN_ISOLATION = {"free": "shared", "team": "shared", "business": "schema", "enterprise": "dedicated"}
+SIGNUP_RATE_LIMIT = env.str("SIGNUP_RATE_LIMIT", default="5/h")  # signups per IP address
+SIGNUP_TOKEN_MAX_AGE_SECONDS = env.int("SIGNUP_TOKEN_MAX_AGE_SECONDS", default=2 * 24 * 3600)

@@ -1,0 +1,100 @@
+"""tenant_context: the one way to touch a tenant's data plane.
+
+    with tenant_context(tenant) as alias:
+        Member.objects.all()              # routed to `alias` by TenantRouter
+        connections[alias].cursor()...    # raw SQL sees the same tenant
+
+On entry: register the placement's alias if needed (dedicated databases), open
+a transaction on it and apply `app.current_tenant_id` and `search_path` with
+`set_config(..., true)`, i.e. transaction-local. That is what keeps it correct
+with persistent connections, the psycopg pool and PgBouncer transaction
+pooling: the settings live exactly as long as the transaction that uses them.
+On exit the transaction ends (so the settings are gone); when nested inside an
+outer transaction (tests, ATOMIC_REQUESTS) the previous values are restored
+explicitly before returning, so nothing remains either way.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from django.db import connections, transaction
+from psycopg import sql
+
+from tenants import state
+from tenants.rls import GUC
+
+
+def search_path_for(schema_name: str) -> str:
+    # The placement's schema first; `public` after it for control-plane tables (sessions) in
+    # the same transaction. In a dedicated database the schema *is* public.
+    names = [schema_name] if schema_name == "public" else [schema_name, "public"]
+    return sql.SQL(", ").join(sql.Identifier(n) for n in names).as_string(None)
+
+
+def _load(tenant: Any):
+    from tenants.models import Tenant
+
+    if isinstance(tenant, Tenant):
+        if tenant.placement_id and tenant.placement is None:  # pragma: no cover - defensive
+            tenant.refresh_from_db()
+        return tenant
+    return Tenant.objects.select_related("placement").get(pk=tenant if isinstance(tenant, uuid.UUID) else str(tenant))
+
+
+class NoPlacement(Exception):
+    """The tenant has no placement yet (still provisioning, or failed)."""
+
+
+@contextmanager
+def tenant_context(tenant: Any) -> Iterator[str]:
+    """Enter `tenant`'s data plane (Tenant instance or id); yields the connection alias to use."""
+    from tenants.databases import register_placement
+
+    tenant = _load(tenant)
+    placement = tenant.placement
+    if placement is None:
+        raise NoPlacement(f"Tenant {tenant.slug} has no placement.")
+    alias = register_placement(placement)
+    with applied(alias, tenant_id=tenant.pk, schema_name=placement.schema_name):
+        yield alias
+
+
+@contextmanager
+def applied(alias: str, *, tenant_id: uuid.UUID | None, schema_name: str) -> Iterator[str]:
+    """Lower level: apply a tenant id (or None = no tenant) and schema to `alias` inside a transaction."""
+    conn = connections[alias]
+    nested = conn.in_atomic_block
+    token = state._active.set(
+        state.ActiveTenant(tenant_id=tenant_id, alias=alias, schema_name=schema_name) if tenant_id else None
+    )
+    try:
+        with transaction.atomic(using=alias):
+            with conn.cursor() as cursor:
+                if nested:
+                    cursor.execute("SELECT current_setting(%s, true), current_setting('search_path')", [GUC])
+                    previous = cursor.fetchone()
+                cursor.execute(
+                    "SELECT set_config(%s, %s, true), set_config('search_path', %s, true)",
+                    [GUC, str(tenant_id) if tenant_id else "", search_path_for(schema_name)],
+                )
+            yield alias
+            if nested and not conn.needs_rollback:
+                with conn.cursor() as cursor:
+                    cursor.execute(
+                        "SELECT set_config(%s, %s, true), set_config('search_path', %s, true)",
+                        [GUC, previous[0] or "", previous[1]],
+                    )
+    finally:
+        state._active.reset(token)
+
+
+def current_settings(alias: str = "default") -> tuple[str | None, str]:
+    """(app.current_tenant_id, search_path) as the connection sees them now; for tests and diagnostics."""
+    with connections[alias].cursor() as cursor:
+        cursor.execute("SELECT current_setting(%s, true), current_setting('search_path')", [GUC])
+        value, path = cursor.fetchone()
+    return (value or None), path

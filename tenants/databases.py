@@ -1,0 +1,78 @@
+"""Connection aliases for dedicated tenant databases, registered at runtime from Placement rows.
+
+A dedicated placement gets two aliases: `<alias>` (app role: DML under RLS)
+and `<alias>__owner` (owner role: migrations/DDL). Their settings are copied
+from the control-plane aliases with the placement's database, server and
+decrypted credentials; nothing secret is logged or stored in plain text.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from typing import Any
+
+from django.conf import settings
+from django.db import connections
+
+from tenants.crypto import decrypt_json
+
+_lock = threading.Lock()
+
+
+def alias_registered(alias: str) -> bool:
+    return alias in connections.settings
+
+
+def _settings_for(base_alias: str, placement: Any, *, user: str, password: str, pool: bool) -> dict[str, Any]:
+    config = copy.deepcopy(connections.settings[base_alias])
+    config.update(NAME=placement.db_name, USER=user, PASSWORD=password)
+    if placement.db_host:
+        config["HOST"] = placement.db_host
+    if placement.db_port:
+        config["PORT"] = placement.db_port
+    options = dict(config.get("OPTIONS") or {})
+    options.pop("pool", None)
+    if pool:
+        options["pool"] = {"min_size": 0, "max_size": settings.TENANCY_DEDICATED_POOL_MAX, "timeout": 10}
+    config["OPTIONS"] = options
+    config["TEST"] = {**config.get("TEST", {}), "NAME": placement.db_name}
+    return config
+
+
+def register_placement(placement: Any) -> str:
+    """Make the placement's aliases usable in this process; returns the app-role alias."""
+    alias = placement.database_alias
+    if alias == "default":
+        return alias
+    if alias_registered(alias) and alias_registered(f"{alias}__owner"):
+        return alias
+    with _lock:
+        creds = decrypt_json(placement.credentials_encrypted)
+        app_pool = bool(connections.settings["default"].get("OPTIONS", {}).get("pool"))
+        connections.settings[alias] = _settings_for(
+            "default", placement, user=creds["app_user"], password=creds.get("app_password", ""), pool=app_pool
+        )
+        connections.settings[f"{alias}__owner"] = _settings_for(
+            "owner", placement, user=creds["owner_user"], password=creds.get("owner_password", ""), pool=False
+        )
+        for name in (alias, f"{alias}__owner"):
+            settings.DATABASES[name] = connections.settings[name]
+    return alias
+
+
+def unregister_alias(alias: str) -> None:
+    """Close and forget both aliases of a dedicated placement (before dropping its database)."""
+    if alias in ("default", "owner"):
+        return
+    with _lock:
+        for name in (alias, f"{alias}__owner"):
+            if name not in connections.settings:
+                continue
+            conn = connections[name]
+            conn.close()
+            if conn.settings_dict.get("OPTIONS", {}).get("pool"):
+                conn.close_pool()
+            del connections[name]
+            connections.settings.pop(name, None)
+            settings.DATABASES.pop(name, None)

@@ -1,0 +1,58 @@
+"""Host → Domain → Tenant, then the view runs inside that tenant's context.
+
+- BASE_DOMAIN, admin.BASE_DOMAIN and TENANCY_OPERATOR_HOSTS: operator dashboard (ROOT_URLCONF).
+- `<slug>.BASE_DOMAIN` or a verified custom domain: the tenant's workspace
+  (`workspace.urls`), served only while the tenant is active; suspended or
+  moving tenants get a clear page, anything else a 404 page.
+- The whole view runs in tenant_context (one transaction; GUC + search_path
+  transaction-local); a 5xx response rolls that transaction back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.conf import settings
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+
+from tenants import selectors
+from tenants.context import tenant_context
+from tenants.models import Tenant
+
+
+def operator_hosts() -> set[str]:
+    base = settings.BASE_DOMAIN.lower()
+    return {base, f"admin.{base}", *(h.lower() for h in settings.TENANCY_OPERATOR_HOSTS)}
+
+
+def request_host(request: HttpRequest) -> str:
+    host = request.get_host().lower()
+    if host.startswith("["):  # IPv6 literal
+        return host.split("]")[0] + "]"
+    return host.rsplit(":", 1)[0].rstrip(".")
+
+
+class TenantHostMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        request.tenant = None
+        host = request_host(request)
+        if host in operator_hosts():
+            return self.get_response(request)
+        tenant = selectors.tenant_for_host(host)
+        if tenant is None:
+            return TemplateResponse(request, "tenants/unknown_host.html", {"host": host}, status=404).render()
+        request.tenant = tenant
+        if tenant.status != Tenant.Status.ACTIVE or tenant.placement_id is None:
+            return TemplateResponse(request, "tenants/unavailable.html", {"tenant": tenant}, status=503).render()
+        request.urlconf = "workspace.urls"
+        with tenant_context(tenant) as alias:
+            request.tenant_alias = alias
+            response = self.get_response(request)
+            if response.status_code >= 500:
+                transaction.set_rollback(True, using=alias)
+        return response

@@ -1,0 +1,126 @@
+"""Control-plane rows that say where each tenant's data lives (see docs/tenancy.md).
+
+- Placement: one place rows live — a pool schema shared by many tenants, a
+  tenant's own schema, or a dedicated database (with encrypted credentials).
+- Tenant: the customer (uuid, slug, isolation, lifecycle status, plan).
+- Domain: host names that resolve to a tenant.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+from django.db.models import Q
+
+
+class Placement(models.Model):
+    class Kind(models.TextChoices):
+        POOL = "pool", "Shared pool schema"
+        SCHEMA = "schema", "Own schema"
+        DATABASE = "database", "Dedicated database"
+
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    # Django connection alias: "default" for placements in the control-plane database,
+    # a runtime-registered alias for dedicated databases.
+    database_alias = models.CharField(max_length=63, default="default")
+    schema_name = models.CharField(max_length=63)
+    db_name = models.CharField(max_length=63, blank=True, help_text="Dedicated databases only.")
+    db_host = models.CharField(max_length=255, blank=True)
+    db_port = models.CharField(max_length=10, blank=True)
+    # Fernet token of a JSON object {app_user, app_password, owner_user, owner_password}.
+    credentials_encrypted = models.TextField(blank=True)
+    capacity = models.PositiveIntegerField(default=1, help_text="How many tenants may live here.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["database_alias", "schema_name"], name="placement_unique_location"),
+            models.CheckConstraint(condition=Q(kind__in=["pool", "schema", "database"]), name="placement_kind_valid"),
+        ]
+
+    def __str__(self) -> str:
+        if self.kind == self.Kind.DATABASE:
+            return f"database {self.db_name}"
+        return f"{self.get_kind_display().lower()} {self.schema_name}"
+
+    @property
+    def is_dedicated(self) -> bool:
+        return self.kind == self.Kind.DATABASE
+
+    @property
+    def owner_alias(self) -> str:
+        return "owner" if self.database_alias == "default" else f"{self.database_alias}__owner"
+
+
+class Tenant(models.Model):
+    class Isolation(models.TextChoices):
+        SHARED = "shared", "Shared (pool + RLS)"
+        SCHEMA = "schema", "Own schema"
+        DEDICATED = "dedicated", "Dedicated database"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        PROVISIONING = "provisioning", "Provisioning"
+        ACTIVE = "active", "Active"
+        SUSPENDED = "suspended", "Suspended"
+        MOVING = "moving", "Moving"
+        DELETING = "deleting", "Deleting"
+        DELETED = "deleted", "Deleted"
+        FAILED = "failed", "Failed"
+
+    class Plan(models.TextChoices):
+        FREE = "free", "Free"
+        TEAM = "team", "Team"
+        BUSINESS = "business", "Business"
+        ENTERPRISE = "enterprise", "Enterprise"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    slug = models.CharField(max_length=40, unique=True)
+    name = models.CharField(max_length=200)
+    isolation = models.CharField(max_length=10, choices=Isolation.choices)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING, db_index=True)
+    plan = models.CharField(max_length=12, choices=Plan.choices, default=Plan.FREE)
+    placement = models.ForeignKey(Placement, null=True, blank=True, on_delete=models.PROTECT, related_name="tenants")
+    # Contact address of the tenant's first admin; the member itself lives in the data plane.
+    owner_email = models.EmailField(blank=True)
+    status_reason = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    status_changed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["slug"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(isolation__in=["shared", "schema", "dedicated"]), name="tenant_isolation_valid"
+            ),
+        ]
+        indexes = [models.Index(fields=["isolation", "status"])]
+
+    def __str__(self) -> str:
+        return self.slug
+
+    @property
+    def serves_data(self) -> bool:
+        return self.status == self.Status.ACTIVE
+
+
+class Domain(models.Model):
+    domain = models.CharField(max_length=253, unique=True)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="domains")
+    is_primary = models.BooleanField(default=False)
+    verified = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-is_primary", "domain"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant"], condition=Q(is_primary=True), name="domain_one_primary_per_tenant"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.domain

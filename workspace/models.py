@@ -1,0 +1,64 @@
+"""The tenant-facing sample domain (TENANT_APPS): members and ledger accounts.
+
+These tables exist in every placement (pool schema, own schema, dedicated
+database) and carry a non-null `tenant_id` protected by FORCE'd RLS (see
+tenants/rls.py). Outside a tenant_context they show zero rows.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.contrib.auth.hashers import check_password, make_password
+from django.db import models
+
+from tenants.state import current_tenant_id
+
+
+class TenantScoped(models.Model):
+    # Filled from the open tenant_context; RLS's WITH CHECK refuses any other value.
+    tenant_id = models.UUIDField(default=current_tenant_id, editable=False)
+
+    class Meta:
+        abstract = True
+
+
+class Member(TenantScoped):
+    """A person who signs in to the tenant's workspace (not a Django user, not an operator)."""
+
+    name = models.CharField(max_length=200)
+    email = models.EmailField()
+    password = models.CharField(max_length=128, blank=True)
+    is_admin = models.BooleanField(default=False)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+        constraints = [models.UniqueConstraint(fields=["tenant_id", "email"], name="member_unique_email")]
+        indexes = [models.Index(fields=["tenant_id", "name"], name="member_tenant_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def set_password(self, raw: str | None) -> None:
+        self.password = make_password(raw)
+
+    def check_password(self, raw: str) -> bool:
+        return bool(self.password) and check_password(raw, self.password)
+
+
+class Account(TenantScoped):
+    """A ledger account. Balances will become an event-sourced projection (events app)."""
+
+    name = models.CharField(max_length=200)
+    currency = models.CharField(max_length=3, default="EUR")
+    balance = models.DecimalField(max_digits=18, decimal_places=2, default=Decimal("0.00"))
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+        indexes = [models.Index(fields=["tenant_id", "name"], name="account_tenant_name")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.currency})"
