@@ -1,0 +1,1 @@
+"""Provisioning sagas, one per isolation level, built on tenants.provisioning's steps."""
