@@ -120,6 +120,9 @@ TENANCY_OPERATOR_HOSTS = env.list("TENANCY_OPERATOR_HOSTS", default=["127.0.0.1"
 TENANCY_DEDICATED_HOST = env.str("TENANCY_DEDICATED_HOST", default="")
 TENANCY_DEDICATED_PORT = env.str("TENANCY_DEDICATED_PORT", default="")
 TENANCY_DEDICATED_POOL_MAX = env.int("TENANCY_DEDICATED_POOL_MAX", default=4)
+# How links to a tenant workspace are written (e.g. in the owner's set-password link).
+TENANCY_WORKSPACE_SCHEME = env.str("TENANCY_WORKSPACE_SCHEME", default="http")
+TENANCY_WORKSPACE_PORT = env.str("TENANCY_WORKSPACE_PORT", default="8000")
 
 # --- Auth -------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
@@ -131,6 +134,12 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard:home"
 LOGOUT_REDIRECT_URL = "login"
+# Sign-in limiter (saas_admin.services.login_lockout_reason): counts failed sign-ins in the audit trail.
+LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)  # per username within the window
+LOGIN_FAILURE_IP_LIMIT = env.int("LOGIN_FAILURE_IP_LIMIT", default=50)  # per client address within the window
+LOGIN_FAILURE_WINDOW_SECONDS = env.int("LOGIN_FAILURE_WINDOW_SECONDS", default=15 * 60)
+SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=12 * 60 * 60)
+SESSION_COOKIE_SAMESITE = "Lax"
 
 # --- I18N / static ----------------------------------------------------------
 LANGUAGE_CODE = "en-us"

@@ -1,0 +1,304 @@
+"""DDL for placements, always as the owner role: templates, cloning, migrating, dropping.
+
+- Template schema `settings.TENANCY_TEMPLATE_SCHEMA` in the control-plane
+  database and template database `<control-plane db>_tenant_tpl`: TENANT_APPS
+  migrated into them, rebuilt whenever a TENANT_APPS migration is missing, so
+  provisioning always clones something current.
+- `clone_template_schema(dest)`: new pool or tenant schema = the template's
+  tables (LIKE … INCLUDING ALL), foreign keys, RLS policies and migration
+  records, in one transaction.
+- `create_database_from_template(name)`: CREATE DATABASE … TEMPLATE, then grants.
+- `migrate_placement(placement)`: run TENANT_APPS migrations in one placement
+  (reused by cross-tenant migrations).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from django.conf import settings
+from django.db import connections
+from django.db.migrations.executor import MigrationExecutor
+from django.db.migrations.loader import MigrationLoader
+from psycopg import sql
+
+from saas_admin import dbroles
+from tenants import rls, state
+from tenants.databases import register_placement, unregister_alias
+from tenants.validation import validate_database_name, validate_schema_name
+
+logger = logging.getLogger(__name__)
+
+TEMPLATE_ALIAS = "tenant_template"
+_TEMPLATE_LOCK_KEY = 0x7E4A47
+
+
+def control_plane_db() -> str:
+    return connections.settings["owner"]["NAME"]
+
+
+def template_schema() -> str:
+    return validate_schema_name(settings.TENANCY_TEMPLATE_SCHEMA)
+
+
+def template_database() -> str:
+    return validate_database_name(f"{control_plane_db()}_tenant_tpl")
+
+
+def dedicated_database_name(slug: str) -> str:
+    """Prefixed with the control-plane database name, so parallel test runs never collide."""
+    return validate_database_name(f"{control_plane_db()}_t_{slug.replace('-', '_')}")
+
+
+def owner_connect(dbname: str | None = None, *, autocommit: bool = False) -> psycopg.Connection:
+    info = dbroles.conninfo(connections.settings["owner"])
+    if dbname:
+        info["dbname"] = dbname
+    return psycopg.connect(**info, autocommit=autocommit)
+
+
+def tenant_app_labels() -> list[str]:
+    return [label.rsplit(".", 1)[-1] for label in settings.TENANT_APPS]
+
+
+def expected_migrations() -> set[tuple[str, str]]:
+    loader = MigrationLoader(None, ignore_no_migrations=True)
+    labels = set(tenant_app_labels())
+    return {key for key in loader.disk_migrations if key[0] in labels}
+
+
+def _applied(cursor: psycopg.Cursor, schema: str) -> set[tuple[str, str]] | None:
+    cursor.execute("SELECT 1 FROM pg_tables WHERE schemaname = %s AND tablename = 'django_migrations'", [schema])
+    if cursor.fetchone() is None:
+        return None
+    cursor.execute(sql.SQL("SELECT app, name FROM {}.django_migrations").format(sql.Identifier(schema)))
+    return {(app, name) for app, name in cursor.fetchall()}
+
+
+def schema_exists(schema: str, dbname: str | None = None) -> bool:
+    with owner_connect(dbname, autocommit=True) as conn:
+        return conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", [schema]).fetchone() is not None
+
+
+# --- migrating one placement ---------------------------------------------------
+
+
+@contextmanager
+def _migrating() -> Iterator[None]:
+    token = state._migrating_placement.set(True)
+    try:
+        yield
+    finally:
+        state._migrating_placement.reset(token)
+
+
+def _executor_run(alias: str, schema: str, *, plan_only: bool) -> list[tuple[str, str]]:
+    connection = connections[alias]
+    with _migrating():
+        connection.ensure_connection()
+        with connection.cursor() as cursor:
+            cursor.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)).as_string(None))
+        try:
+            executor = MigrationExecutor(connection)
+            labels = set(tenant_app_labels())
+            targets = [key for key in executor.loader.graph.leaf_nodes() if key[0] in labels]
+            plan = executor.migration_plan(targets)
+            names = [(m.app_label, m.name) for m, backwards in plan if not backwards]
+            if not plan_only and plan:
+                executor.migrate(targets, plan=plan)
+            return names
+        finally:
+            connection.close()  # session-level search_path must not outlive this run
+
+
+def migrate_placement(placement: Any, *, plan_only: bool = False) -> list[tuple[str, str]]:
+    """Apply (or with plan_only, list) pending TENANT_APPS migrations in one placement, as the owner."""
+    if placement.database_alias == "default":
+        return _executor_run("owner", validate_schema_name(placement.schema_name), plan_only=plan_only)
+    register_placement(placement)
+    return _executor_run(placement.owner_alias, "public", plan_only=plan_only)
+
+
+# --- template schema -------------------------------------------------------------
+
+
+def template_schema_is_current() -> bool:
+    with owner_connect(autocommit=True) as conn, conn.cursor() as cursor:
+        applied = _applied(cursor, template_schema())
+    return applied is not None and expected_migrations() <= applied
+
+
+def template_schema_rebuild() -> None:
+    schema = sql.Identifier(template_schema())
+    with owner_connect(autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(schema))
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(schema))
+    _executor_run("owner", template_schema(), plan_only=False)
+    logger.info("tenant template schema rebuilt")
+
+
+def template_schema_ensure() -> None:
+    if template_schema_is_current():
+        return
+    with owner_connect(autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", [_TEMPLATE_LOCK_KEY])
+        try:
+            if not template_schema_is_current():
+                template_schema_rebuild()
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", [_TEMPLATE_LOCK_KEY])
+
+
+def clone_template_schema(dest: str) -> None:
+    """Create schema `dest` as a copy of the template schema's structure (no rows but migration records)."""
+    dest = validate_schema_name(dest)
+    src = template_schema()
+    template_schema_ensure()
+    S, D = sql.Identifier(src), sql.Identifier(dest)
+    with owner_connect() as conn, conn.cursor() as cur:
+        cur.execute(sql.SQL("CREATE SCHEMA {}").format(D))
+        cur.execute(
+            "SELECT c.relname, c.relrowsecurity FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = %s AND c.relkind = 'r' ORDER BY c.relname",
+            [src],
+        )
+        tables = cur.fetchall()
+        for table, _rls in tables:
+            cur.execute(
+                sql.SQL("CREATE TABLE {}.{} (LIKE {}.{} INCLUDING ALL)").format(
+                    D, sql.Identifier(table), S, sql.Identifier(table)
+                )
+            )
+        # Foreign keys are not copied by LIKE: read their definitions unqualified, recreate in dest.
+        cur.execute(sql.SQL("SET LOCAL search_path TO {}").format(S))
+        cur.execute(
+            "SELECT t.relname, con.conname, pg_get_constraintdef(con.oid) FROM pg_constraint con "
+            "JOIN pg_class t ON t.oid = con.conrelid JOIN pg_namespace n ON n.oid = t.relnamespace "
+            "WHERE n.nspname = %s AND con.contype = 'f' ORDER BY con.conname",
+            [src],
+        )
+        foreign_keys = cur.fetchall()
+        cur.execute(sql.SQL("SET LOCAL search_path TO {}").format(D))
+        for table, name, definition in foreign_keys:
+            # `definition` is PostgreSQL's own rendering of a catalog constraint, not user input.
+            cur.execute(
+                sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} ").format(sql.Identifier(table), sql.Identifier(name))
+                + sql.SQL(definition)  # noqa: S608
+            )
+        for table, has_rls in tables:
+            if has_rls:
+                for statement in rls.enable_statements(table):
+                    cur.execute(statement)
+        cur.execute(
+            sql.SQL(
+                "INSERT INTO {}.django_migrations (app, name, applied) SELECT app, name, applied FROM {}.django_migrations"
+            ).format(D, S)
+        )
+        conn.commit()
+
+
+def drop_schema(schema: str) -> None:
+    schema = validate_schema_name(schema)
+    if schema == template_schema():
+        raise ValueError("Refusing to drop the template schema here.")
+    with owner_connect(autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+
+
+# --- template database -------------------------------------------------------------
+
+
+class _TemplatePlacement:
+    """Enough of a Placement to register aliases for the template database."""
+
+    kind = "database"
+    schema_name = "public"
+    db_host = settings.TENANCY_DEDICATED_HOST
+    db_port = settings.TENANCY_DEDICATED_PORT
+    database_alias = TEMPLATE_ALIAS
+    owner_alias = f"{TEMPLATE_ALIAS}__owner"
+
+    def __init__(self) -> None:
+        from tenants.crypto import encrypt_json
+
+        self.db_name = template_database()
+        self.credentials_encrypted = encrypt_json(local_credentials())
+
+
+def local_credentials() -> dict[str, str]:
+    return {
+        "app_user": settings.DB_APP_ROLE,
+        "app_password": settings.DB_APP_PASSWORD,
+        "owner_user": settings.DB_OWNER_ROLE,
+        "owner_password": settings.DB_OWNER_PASSWORD,
+    }
+
+
+def database_exists(name: str) -> bool:
+    with owner_connect(autocommit=True) as conn:
+        return conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone() is not None
+
+
+def template_database_is_current() -> bool:
+    name = template_database()
+    if not database_exists(name):
+        return False
+    with owner_connect(name, autocommit=True) as conn, conn.cursor() as cursor:
+        applied = _applied(cursor, "public")
+    return applied is not None and expected_migrations() <= applied
+
+
+def template_database_rebuild() -> None:
+    name = template_database()
+    unregister_alias(TEMPLATE_ALIAS)
+    dbroles.ensure_database(name, recreate=True)
+    placement = _TemplatePlacement()
+    try:
+        migrate_placement(placement)
+    finally:
+        unregister_alias(TEMPLATE_ALIAS)  # CREATE DATABASE … TEMPLATE needs it without connections
+    logger.info("tenant template database rebuilt")
+
+
+def template_database_ensure() -> None:
+    with owner_connect(autocommit=True) as conn:
+        _with_template_lock(conn, lambda: None)
+
+
+def _with_template_lock(conn: psycopg.Connection, then) -> None:
+    # One lock around "is the template current / rebuild / CREATE DATABASE … TEMPLATE": CREATE
+    # DATABASE fails while anyone else is connected to the template, e.g. to check it.
+    conn.execute("SELECT pg_advisory_lock(%s)", [_TEMPLATE_LOCK_KEY + 1])
+    try:
+        if not template_database_is_current():
+            template_database_rebuild()
+        then()
+    finally:
+        conn.execute("SELECT pg_advisory_unlock(%s)", [_TEMPLATE_LOCK_KEY + 1])
+
+
+def templates_rebuild() -> None:
+    """Rebuild both templates from the current TENANT_APPS migrations."""
+    template_schema_rebuild()
+    template_database_rebuild()
+
+
+def create_database_from_template(name: str) -> None:
+    name = validate_database_name(name)
+    statement = sql.SQL("CREATE DATABASE {} OWNER {} TEMPLATE {}").format(
+        sql.Identifier(name), sql.Identifier(settings.DB_OWNER_ROLE), sql.Identifier(template_database())
+    )
+    with owner_connect(autocommit=True) as conn:
+        _with_template_lock(conn, lambda: conn.execute(statement))
+    dbroles.grant_database(name)
+
+
+def drop_database(name: str) -> None:
+    name = validate_database_name(name)
+    if name in (template_database(), control_plane_db()):
+        raise ValueError("Refusing to drop a template or the control-plane database here.")
+    dbroles.drop_database(name)

@@ -1,0 +1,130 @@
+"""Writes on tenants: create, provision (synchronously), suspend, resume."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import transaction
+from django.http import HttpRequest
+from django.utils import timezone
+
+from compliance.services import audit_record
+from tenants import placements
+from tenants.models import Domain, Tenant
+from tenants.provisioning import PROVISIONING_STEPS, ProvisioningError, Step
+from tenants.selectors import primary_domain_for
+from tenants.validation import schema_name_for_slug, validate_slug
+
+logger = logging.getLogger(__name__)
+
+
+def tenant_validate_new(*, slug: str, name: str, isolation: str, plan: str, owner_email: str) -> dict[str, str]:
+    """Check everything before anything is created; raise ValidationError with one clear sentence."""
+    validate_slug(slug)
+    if isolation not in Tenant.Isolation.values:
+        raise ValidationError(f"Isolation must be one of: {', '.join(Tenant.Isolation.values)}.")
+    if plan not in Tenant.Plan.values:
+        raise ValidationError(f"Plan must be one of: {', '.join(Tenant.Plan.values)}.")
+    name = (name or "").strip() or slug.replace("-", " ").title()
+    if len(name) > 200:
+        raise ValidationError("The name may be at most 200 characters long.")
+    owner_email = (owner_email or "").strip().lower()
+    if owner_email:
+        try:
+            validate_email(owner_email)
+        except ValidationError:
+            raise ValidationError(f"“{owner_email}” is not a valid email address.")
+    if Tenant.objects.filter(slug=slug).exists():
+        raise ValidationError(f"A tenant with the slug “{slug}” already exists.")
+    if Domain.objects.filter(domain=primary_domain_for(slug)).exists():
+        raise ValidationError(f"The domain {primary_domain_for(slug)} is already taken.")
+    if isolation == Tenant.Isolation.SCHEMA and placements.schema_exists(schema_name_for_slug(slug)):
+        raise ValidationError(f"A schema for “{slug}” already exists; choose another slug.")
+    if isolation == Tenant.Isolation.DEDICATED and placements.database_exists(placements.dedicated_database_name(slug)):
+        raise ValidationError(f"A database for “{slug}” already exists; choose another slug.")
+    return {"slug": slug, "name": name, "isolation": isolation, "plan": plan, "owner_email": owner_email}
+
+
+def tenant_create_pending(
+    *, slug: str, name: str = "", isolation: str, plan: str = Tenant.Plan.FREE, owner_email: str = ""
+) -> Tenant:
+    """The Tenant row in `pending`, after validation; provisioning steps (or the saga) take it from here."""
+    values = tenant_validate_new(slug=slug, name=name, isolation=isolation, plan=plan, owner_email=owner_email)
+    return Tenant.objects.create(**values, status=Tenant.Status.PENDING, status_changed_at=timezone.now())
+
+
+def steps_run(tenant_id: Any, steps: list[Step], *, on_step=None) -> None:
+    """Run steps in order; on failure run the compensations of the steps started, newest first."""
+    started: list[Step] = []
+    try:
+        for step in steps:
+            started.append(step)
+            if on_step:
+                on_step(step)
+            step.action(tenant_id)
+    except Exception as exc:
+        logger.warning("provisioning step %s failed for tenant %s: %s", started[-1].name, tenant_id, exc)
+        for step in reversed(started):
+            try:
+                step.compensate(tenant_id)
+            except Exception:  # keep compensating the rest; the log says what is left
+                logger.exception("compensation %s failed for tenant %s", step.name, tenant_id)
+        raise
+
+
+def tenant_provision_sync(
+    *, slug: str, name: str = "", isolation: str, plan: str = Tenant.Plan.FREE, owner_email: str = "", on_step=None
+) -> Tenant:
+    """Create and fully provision a tenant in-process (shell, tests). All or nothing."""
+    tenant = tenant_create_pending(slug=slug, name=name, isolation=isolation, plan=plan, owner_email=owner_email)
+    try:
+        steps_run(tenant.pk, PROVISIONING_STEPS[isolation], on_step=on_step)
+    except ProvisioningError:
+        Tenant.objects.filter(pk=tenant.pk).delete()
+        raise
+    except Exception as exc:
+        Tenant.objects.filter(pk=tenant.pk).delete()
+        raise ProvisioningError(f"Provisioning failed and was rolled back ({exc.__class__.__name__}).") from exc
+    tenant.refresh_from_db()
+    return tenant
+
+
+def _transition(
+    *, tenant: Tenant, source: str, target: str, actor: Any, action: str, reason: str, request: HttpRequest | None
+) -> bool:
+    with transaction.atomic():
+        updated = Tenant.objects.filter(pk=tenant.pk, status=source).update(
+            status=target, status_reason=reason[:300], status_changed_at=timezone.now()
+        )
+        if not updated:
+            return False
+        audit_record(
+            actor=actor,
+            action=action,
+            target_type="tenant",
+            target_id=tenant.pk,
+            summary=f"{tenant.slug}: {source} → {target}" + (f" ({reason})" if reason else ""),
+            request=request,
+            details={"slug": tenant.slug, "from": source, "to": target, "reason": reason},
+        )
+    tenant.refresh_from_db()
+    return True
+
+
+def tenant_suspend(*, tenant: Tenant, actor: Any, reason: str = "", request: HttpRequest | None = None) -> bool:
+    """active → suspended; the workspace then answers a 'suspended' page. False if it was not active."""
+    return _transition(
+        tenant=tenant, source=Tenant.Status.ACTIVE, target=Tenant.Status.SUSPENDED, actor=actor,
+        action="tenant.suspend", reason=reason, request=request,
+    )  # fmt: skip
+
+
+def tenant_resume(*, tenant: Tenant, actor: Any, request: HttpRequest | None = None) -> bool:
+    """suspended → active. False if it was not suspended."""
+    return _transition(
+        tenant=tenant, source=Tenant.Status.SUSPENDED, target=Tenant.Status.ACTIVE, actor=actor,
+        action="tenant.resume", reason="", request=request,
+    )  # fmt: skip
