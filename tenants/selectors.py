@@ -37,3 +37,38 @@ def tenant_list(
             Q(slug__icontains=search) | Q(name__icontains=search) | Q(domains__domain__icontains=search)
         ).distinct()
     return qs.order_by("slug")
+
+
+def tenant_totals() -> dict[str, int]:
+    """Tenants per isolation level and in total (not counting deleted ones)."""
+    from django.db.models import Count
+
+    rows = Tenant.objects.exclude(status=Tenant.Status.DELETED).values("isolation").annotate(n=Count("pk"))
+    totals = {value: 0 for value in Tenant.Isolation.values}
+    totals.update({row["isolation"]: row["n"] for row in rows})
+    totals["all"] = sum(totals.values())
+    return totals
+
+
+def placement_tenant_count(placement) -> int:
+    return placement.tenants.count() if placement is not None else 0
+
+
+def tenant_data_counts(tenant: Tenant) -> dict[str, int] | None:
+    """Member and account counts read inside the tenant's own context; None if its data cannot be reached."""
+    from tenants.context import tenant_context
+    from workspace.models import Account, Member
+
+    if tenant.placement is None or tenant.status in (Tenant.Status.DELETED, Tenant.Status.DELETING):
+        return None
+    try:
+        with tenant_context(tenant) as alias:
+            return {
+                "members": Member.objects.using(alias).count(),
+                "accounts": Account.objects.using(alias).count(),
+            }
+    except Exception:  # an unreachable dedicated database must not break the operator page
+        import logging
+
+        logging.getLogger(__name__).warning("could not count data of tenant %s", tenant.pk, exc_info=True)
+        return None

@@ -1,4 +1,11 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from tenants import views
 
 app_name = "tenants"
-urlpatterns: list = []
+urlpatterns = [
+    path("", views.tenant_list, name="list"),
+    path("<uuid:tenant_id>/", views.tenant_detail, name="detail"),
+    path("<uuid:tenant_id>/suspend/", views.tenant_suspend, name="suspend"),
+    path("<uuid:tenant_id>/resume/", views.tenant_resume, name="resume"),
+]

@@ -1,4 +1,19 @@
-from django.urls import path  # noqa: F401
+"""URLconf of tenant hosts (`<slug>.BASE_DOMAIN`); included by workspace.host_urls, the urlconf of tenant hosts."""
+
+from django.urls import path
+
+from workspace import views
 
 app_name = "workspace"
-urlpatterns: list = []
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("login/", views.login, name="login"),
+    path("logout/", views.logout, name="logout"),
+    path("set-password/<str:token>/", views.set_password, name="set_password"),
+    path("members/", views.member_list, name="members"),
+    path("members/new/", views.member_new, name="member_new"),
+    path("members/<int:pk>/", views.member_detail, name="member_detail"),
+    path("accounts/", views.account_list, name="accounts"),
+    path("accounts/new/", views.account_new, name="account_new"),
+    path("accounts/<int:pk>/", views.account_detail, name="account_detail"),
+]

@@ -1,0 +1,53 @@
+"""Workspace member sign-in.
+
+Members are rows in the tenant's own placement (workspace.Member, with a
+Django password hash), not Django users: they never become operators, and a
+dedicated tenant's people never live in the control-plane database. The
+session (cookie is host-only, so it belongs to `<slug>.BASE_DOMAIN`) stores
+the tenant id with the member id; both are checked on every request, so a
+session copied to another tenant's host is simply not signed in there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+
+from tenants.state import current_alias
+from workspace.models import Member
+
+SESSION_KEY = "workspace_member"
+
+
+def member_login(request: HttpRequest, member: Member) -> None:
+    request.session.cycle_key()
+    request.session[SESSION_KEY] = {"tenant": str(request.tenant.pk), "member": member.pk}
+
+
+def member_logout(request: HttpRequest) -> None:
+    request.session.flush()
+
+
+def current_member(request: HttpRequest) -> Member | None:
+    data = request.session.get(SESSION_KEY) or {}
+    tenant = getattr(request, "tenant", None)
+    if tenant is None or data.get("tenant") != str(tenant.pk):
+        return None
+    # Routed to the tenant's placement and filtered by RLS: another tenant's member id finds nothing.
+    return Member.objects.using(current_alias()).filter(pk=data.get("member"), is_active=True).first()
+
+
+def member_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        member = current_member(request)
+        if member is None:
+            return redirect(f"/login/?next={request.path}")
+        request.member = member
+        return view(request, *args, **kwargs)
+
+    return wrapped
