@@ -1,4 +1,9 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from compliance import audit_views
 
 app_name = "audit"
-urlpatterns: list = []
+urlpatterns = [
+    path("", audit_views.audit_list, name="list"),
+    path("export.csv", audit_views.audit_export, name="export"),
+]

@@ -25,7 +25,12 @@ class AuditEntry(models.Model):
 
     class Meta:
         ordering = ["-occurred_at", "-id"]
-        indexes = [models.Index(fields=["target_type", "target_id"])]
+        indexes = [
+            models.Index(fields=["target_type", "target_id"]),
+            # Keyset pagination of the audit trail walks (occurred_at, id) newest first.
+            models.Index(fields=["-occurred_at", "-id"], name="audit_keyset_idx"),
+            models.Index(fields=["actor_label", "-occurred_at"], name="audit_actor_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.occurred_at:%Y-%m-%d %H:%M:%S} {self.actor_label} {self.action}"

@@ -1,14 +1,123 @@
-"""JSON API root. Each app owns a Router in its api.py; authentication is per-operator tokens."""
+"""JSON API root, mounted at /api/ (OpenAPI document at /api/openapi.json, docs at /api/docs).
+
+Each app owns a Router in its api.py. Every operation requires `operator_auth`
+(a personal token or an operator session, see saas_admin/api_auth.py) unless it
+says `auth=None`; role checks are per endpoint with `require_api_role`.
+Viewers are read-only: every endpoint that changes something needs Operator
+or higher (except revoking your own token, which only ever removes access).
+"""
 
 from __future__ import annotations
 
-from ninja import NinjaAPI
+from datetime import datetime
+
+from ninja import NinjaAPI, Router, Schema
+from ninja.errors import HttpError
 
 from compliance.api import router as compliance_router
 from events.api import router as events_router
+from saas_admin.api_auth import operator_auth, require_api_role
+from saas_admin.permissions import Role, operator_role
 from tenants.api import router as tenants_router
 
-api = NinjaAPI(title="Tenant control plane API", version="1", openapi_url="/openapi.json", docs_url="/docs")
+api = NinjaAPI(
+    title="Tenant control plane API",
+    version="1",
+    description="Operator API. Authenticate with `Authorization: Bearer <token>` (create one at /account/tokens/).",
+    openapi_url="/openapi.json",
+    docs_url="/docs",
+    auth=operator_auth,
+)
+
+account = Router(tags=["account"])
+
+
+class MeOut(Schema):
+    username: str
+    email: str
+    role: str
+    auth: str
+
+
+class TokenOut(Schema):
+    id: int
+    name: str
+    prefix: str
+    state: str
+    created_at: datetime
+    expires_at: datetime | None
+    last_used_at: datetime | None
+
+
+class TokenIn(Schema):
+    name: str
+    expires_in_days: int | None = 90
+
+
+class TokenCreatedOut(TokenOut):
+    token: str
+
+
+def _token_out(token) -> dict:
+    return {
+        "id": token.pk,
+        "name": token.name,
+        "prefix": token.prefix,
+        "state": token.state,
+        "created_at": token.created_at,
+        "expires_at": token.expires_at,
+        "last_used_at": token.last_used_at,
+    }
+
+
+@account.get("/me", response=MeOut, summary="The operator behind this request")
+def me(request):
+    user = request.auth
+    return {
+        "username": user.get_username(),
+        "email": user.email,
+        "role": operator_role(user).group_name,
+        "auth": "token" if getattr(request, "api_token", None) else "session",
+    }
+
+
+@account.get("/tokens", response=list[TokenOut], summary="Your API tokens")
+def token_list(request):
+    from saas_admin.selectors import token_list_for
+
+    return [_token_out(t) for t in token_list_for(user=request.auth)]
+
+
+@account.post("/tokens", response={201: TokenCreatedOut}, summary="Create an API token for yourself (Operator+)")
+def token_create(request, payload: TokenIn):
+    from saas_admin import services
+
+    require_api_role(request, Role.OPERATOR)
+    if payload.expires_in_days is not None and not 1 <= payload.expires_in_days <= 365:
+        raise HttpError(422, "expires_in_days must be between 1 and 365, or null for no expiry.")
+    try:
+        created = services.token_create(
+            actor=request.auth, name=payload.name, expires_in_days=payload.expires_in_days, request=request
+        )
+    except services.ServiceError as exc:
+        raise HttpError(422, str(exc))
+    return 201, {**_token_out(created.token), "token": created.plaintext}
+
+
+@account.delete("/tokens/{token_id}", response={204: None}, summary="Revoke a token (yours; Admins: anyone's)")
+def token_revoke(request, token_id: int):
+    from saas_admin import services
+
+    try:
+        services.token_revoke(actor=request.auth, token_id=token_id, request=request)
+    except services.NotFoundError as exc:
+        raise HttpError(404, str(exc))
+    except services.ServiceError as exc:
+        raise HttpError(409, str(exc))
+    return 204, None
+
+
+api.add_router("", account)
 api.add_router("/tenants", tenants_router)
 api.add_router("/events", events_router)
 api.add_router("/compliance", compliance_router)

@@ -1,4 +1,3 @@
-from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from saas_admin import views
@@ -6,8 +5,8 @@ from saas_admin.api import api
 
 urlpatterns = [
     path("", include("saas_admin.dashboard_urls")),
-    path("login/", auth_views.LoginView.as_view(template_name="registration/login.html"), name="login"),
-    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("login/", views.SignInView.as_view(), name="login"),
+    path("logout/", views.SignOutView.as_view(), name="logout"),
     path("healthz", views.healthz, name="healthz"),
     path("api/", api.urls),
     path("tenants/", include("tenants.urls")),

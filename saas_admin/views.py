@@ -1,19 +1,29 @@
+"""Dashboard shell: overview, sign-in/out, operators, personal API tokens, /healthz."""
+
 from __future__ import annotations
 
+from django.contrib import messages
+from django.contrib.auth import views as auth_views
 from django.db import connection
-from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
-from django.views.decorators.http import require_GET
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from saas_admin.permissions import Role, role_required
+from saas_admin import overview, selectors, services
+from saas_admin.forms import (
+    ROLE_HELP,
+    OperatorCreateForm,
+    OperatorLoginForm,
+    RoleChangeForm,
+    TokenCreateForm,
+    role_from_choice,
+)
+from saas_admin.permissions import Role, has_role, role_required
+
+# --- Health -----------------------------------------------------------------------
 
 
-@role_required(Role.VIEWER)
-def home(request: HttpRequest) -> HttpResponse:
-    return render(request, "dashboard/home.html", {})
-
-
-def _database_ok() -> tuple[bool, str]:
+def database_status() -> tuple[bool, str]:
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
@@ -23,7 +33,7 @@ def _database_ok() -> tuple[bool, str]:
         return False, exc.__class__.__name__
 
 
-def _broker_ok() -> tuple[bool, str]:
+def broker_status() -> tuple[bool, str]:
     from saas_admin.celery import app
 
     try:
@@ -36,10 +46,196 @@ def _broker_ok() -> tuple[bool, str]:
 
 @require_GET
 def healthz(request: HttpRequest) -> JsonResponse:
-    db_ok, db_detail = _database_ok()
-    broker_ok, broker_detail = _broker_ok()
+    """Unauthenticated liveness for load balancers: 200 when database and broker answer, else 503."""
+    db_ok, db_detail = database_status()
+    broker_ok, broker_detail = broker_status()
     healthy = db_ok and broker_ok
     return JsonResponse(
         {"status": "ok" if healthy else "unhealthy", "database": db_detail, "broker": broker_detail},
         status=200 if healthy else 503,
     )
+
+
+# --- Sign-in ----------------------------------------------------------------------
+
+
+class SignInView(auth_views.LoginView):
+    template_name = "registration/login.html"
+    authentication_form = OperatorLoginForm
+    redirect_authenticated_user = True
+
+
+class SignOutView(auth_views.LogoutView):
+    http_method_names = ["post", "options"]
+
+
+# --- Overview ---------------------------------------------------------------------
+
+
+@role_required(Role.VIEWER)
+def home(request: HttpRequest) -> HttpResponse:
+    return render(request, "dashboard/home.html", {"panels": overview.panels_for(request)})
+
+
+# --- Operators (Admin) ------------------------------------------------------------
+
+
+@role_required(Role.ADMIN)
+def operator_list(request: HttpRequest) -> HttpResponse:
+    return render(
+        request,
+        "operators/list.html",
+        {
+            "operators": selectors.operator_list(),
+            "form": OperatorCreateForm(),
+            "role_form": RoleChangeForm(),
+            "role_help": [(role.group_name, ROLE_HELP[role]) for role in sorted(Role, reverse=True)],
+        },
+    )
+
+
+@role_required(Role.ADMIN)
+@require_http_methods(["GET", "POST"])
+def operator_create(request: HttpRequest) -> HttpResponse:
+    form = OperatorCreateForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            created = services.operator_create(
+                actor=request.user,
+                username=form.cleaned_data["username"],
+                email=form.cleaned_data["email"],
+                role=role_from_choice(form.cleaned_data["role"]),
+                request=request,
+            )
+        except services.ServiceError as exc:
+            form.add_error(None, str(exc))
+        else:
+            # Rendered, not redirected: the one-time password must not be stored anywhere to survive a redirect.
+            return render(
+                request,
+                "operators/password.html",
+                {"subject": created.user, "password": created.password, "created": True},
+            )
+    status = 400 if request.method == "POST" else 200
+    return render(request, "operators/create.html", {"form": form}, status=status)
+
+
+def _operator_action(request: HttpRequest, action, success: str, **kwargs) -> HttpResponse:
+    try:
+        user = action(actor=request.user, request=request, **kwargs)
+    except services.NotFoundError:
+        raise Http404("That operator does not exist.")
+    except services.ServiceError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, success.format(user=user))
+    return redirect("dashboard:operators")
+
+
+@role_required(Role.ADMIN)
+@require_POST
+def operator_change_role(request: HttpRequest, user_id: int) -> HttpResponse:
+    form = RoleChangeForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose one of the roles Viewer, Operator or Admin.")
+        return redirect("dashboard:operators")
+    role = role_from_choice(form.cleaned_data["role"])
+    return _operator_action(
+        request,
+        services.operator_change_role,
+        f"{{user.username}} now has the {role.group_name} role.",
+        user_id=user_id,
+        role=role,
+    )
+
+
+@role_required(Role.ADMIN)
+@require_POST
+def operator_deactivate(request: HttpRequest, user_id: int) -> HttpResponse:
+    return _operator_action(
+        request,
+        services.operator_set_active,
+        "{user.username} is deactivated and their API tokens are revoked.",
+        user_id=user_id,
+        active=False,
+    )
+
+
+@role_required(Role.ADMIN)
+@require_POST
+def operator_activate(request: HttpRequest, user_id: int) -> HttpResponse:
+    return _operator_action(
+        request, services.operator_set_active, "{user.username} is active again.", user_id=user_id, active=True
+    )
+
+
+@role_required(Role.ADMIN)
+@require_POST
+def operator_reset_password(request: HttpRequest, user_id: int) -> HttpResponse:
+    try:
+        result = services.operator_reset_password(actor=request.user, user_id=user_id, request=request)
+    except services.NotFoundError:
+        raise Http404("That operator does not exist.")
+    except services.ServiceError as exc:
+        messages.error(request, str(exc))
+        return redirect("dashboard:operators")
+    return render(
+        request, "operators/password.html", {"subject": result.user, "password": result.password, "created": False}
+    )
+
+
+# --- Personal API tokens (every operator; Admins also see and revoke everyone's) -------
+
+
+def _token_page(request: HttpRequest, form: TokenCreateForm, *, created=None, status: int = 200) -> HttpResponse:
+    is_admin = has_role(request.user, Role.ADMIN)
+    return render(
+        request,
+        "dashboard/tokens.html",
+        {
+            "tokens": selectors.token_list_for(user=request.user),
+            "other_tokens": selectors.token_list_all().exclude(user=request.user) if is_admin else None,
+            "form": form,
+            "created": created,
+        },
+        status=status,
+    )
+
+
+@role_required(Role.VIEWER)
+def token_list(request: HttpRequest) -> HttpResponse:
+    return _token_page(request, TokenCreateForm())
+
+
+@role_required(Role.VIEWER)
+@require_POST
+def token_create(request: HttpRequest) -> HttpResponse:
+    form = TokenCreateForm(request.POST)
+    if form.is_valid():
+        try:
+            created = services.token_create(
+                actor=request.user,
+                name=form.cleaned_data["name"],
+                expires_in_days=form.expires_in_days(),
+                request=request,
+            )
+        except services.ServiceError as exc:
+            form.add_error(None, str(exc))
+        else:
+            # Shown once, in this response only.
+            return _token_page(request, TokenCreateForm(), created=created)
+    return _token_page(request, form, status=400)
+
+
+@role_required(Role.VIEWER)
+@require_POST
+def token_revoke(request: HttpRequest, token_id: int) -> HttpResponse:
+    try:
+        token = services.token_revoke(actor=request.user, token_id=token_id, request=request)
+    except services.NotFoundError:
+        raise Http404("That token does not exist.")
+    except services.ServiceError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"Token “{token.name}” is revoked; it stops working immediately.")
+    return redirect("dashboard:tokens")

@@ -1,0 +1,86 @@
+"""Authentication and role checks for every JSON API router.
+
+    from saas_admin.api_auth import operator_auth, require_api_role
+    from saas_admin.permissions import Role
+
+    router = Router(tags=["tenants"])          # inherits `operator_auth` from the NinjaAPI
+
+    @router.post("/things")
+    def create_thing(request, payload: ThingIn):
+        require_api_role(request, Role.OPERATOR)   # 403 unless Operator or Admin
+        audit_record(actor=request.user, ..., request=request)
+
+`operator_auth` accepts either a personal token (`Authorization: Bearer
+cpt_…`, created at /account/tokens/) or the signed-in dashboard session of
+an operator (then CSRF is enforced for unsafe methods, as for forms). Both
+set `request.user` (and `request.auth`) to the operator; a token request
+also sets `request.api_token`. No credentials, an unknown/revoked/expired
+token, or a non-operator ⇒ 401. The role check is done per endpoint with
+`require_api_role`, which raises a ninja 403 with one sentence.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest
+from ninja.errors import HttpError
+from ninja.security import APIKeyCookie, HttpBearer
+
+from saas_admin.permissions import Role, has_role, operator_role
+
+
+class OperatorTokenAuth(HttpBearer):
+    """`Authorization: Bearer <token>`; the token is looked up by its SHA-256 hash."""
+
+    def __call__(self, request: HttpRequest) -> Any:
+        # Overridden so an unexpected header value is never logged (ninja logs it in DEBUG).
+        value = request.headers.get(self.header, "")
+        scheme, _, token = value.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return None
+        return self.authenticate(request, token.strip())
+
+    def authenticate(self, request: HttpRequest, token: str) -> Any:
+        from saas_admin.services import token_authenticate
+
+        found = token_authenticate(token)
+        if found is None:
+            return None
+        user, api_token = found
+        request.user = user
+        request.api_token = api_token  # type: ignore[attr-defined]
+        return user
+
+
+class OperatorSessionAuth(APIKeyCookie):
+    """The dashboard session of a signed-in operator (staff with a role), CSRF-checked."""
+
+    param_name = settings.SESSION_COOKIE_NAME
+
+    def _get_key(self, request: HttpRequest) -> str | None:
+        # Only check CSRF for a real operator session, so a request without any
+        # credentials gets a plain 401 instead of a CSRF 403.
+        if operator_role(getattr(request, "user", None)) is None:
+            return None
+        return super()._get_key(request)
+
+    def authenticate(self, request: HttpRequest, key: str | None) -> Any:
+        user = getattr(request, "user", None)
+        if key is None or operator_role(user) is None:
+            return None
+        return user
+
+
+operator_auth = [OperatorTokenAuth(), OperatorSessionAuth()]
+
+
+def require_api_role(request: HttpRequest, role: Role) -> None:
+    """Raise a 403 API error unless the authenticated operator holds `role` or higher."""
+    user = getattr(request, "auth", None) or getattr(request, "user", None)
+    if not has_role(user, role):
+        raise HttpError(403, f"This needs the {role.group_name} role.")
+
+
+__all__ = ["OperatorSessionAuth", "OperatorTokenAuth", "operator_auth", "require_api_role"]

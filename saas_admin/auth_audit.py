@@ -1,0 +1,64 @@
+"""Audit trail receivers for sign-in, sign-out and failed sign-in (Django auth signals).
+
+Passwords never reach the trail: only the attempted username, the address
+and the user agent are stored. Usernames are stored lower-cased in
+`target_id` (target_type "user_login") so the sign-in limiter in
+services.login_lockout_reason can count failures per account.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
+from django.dispatch import receiver
+
+
+def _login_key(username: str) -> str:
+    return (username or "").strip().lower()[:100]
+
+
+@receiver(user_logged_in, dispatch_uid="saas_admin.audit_login")
+def audit_login(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
+    from compliance.services import audit_record
+
+    audit_record(
+        actor=user,
+        action="auth.login",
+        target_type="user_login",
+        target_id=_login_key(user.get_username()),
+        summary=f"{user.get_username()} signed in",
+        request=request,
+    )
+
+
+@receiver(user_logged_out, dispatch_uid="saas_admin.audit_logout")
+def audit_logout(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
+    if user is None:  # signing out without a session
+        return
+    from compliance.services import audit_record
+
+    audit_record(
+        actor=user,
+        action="auth.logout",
+        target_type="user_login",
+        target_id=_login_key(user.get_username()),
+        summary=f"{user.get_username()} signed out",
+        request=request,
+    )
+
+
+@receiver(user_login_failed, dispatch_uid="saas_admin.audit_login_failed")
+def audit_login_failed(sender: Any, credentials: dict, request: Any = None, **kwargs: Any) -> None:
+    from compliance.services import audit_record
+
+    # `credentials` has the password masked by Django already; we still keep only the username.
+    username = str(credentials.get("username", ""))[:150]
+    audit_record(
+        actor=username or None,
+        action="auth.login_failed",
+        target_type="user_login",
+        target_id=_login_key(username),
+        summary=f"Failed sign-in for “{username}”",
+        request=request,
+    )
