@@ -33,6 +33,6 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
 
-# Never the console backend in production: operators' one-time passwords are shown in the
-# UI, but tenant signup mails must really leave the building.
-EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.smtp.EmailBackend")
+# Mail really leaves in production: EMAIL_URL, e.g. smtp+tls://user:password@smtp.example.com:587
+# (django-environ sets EMAIL_BACKEND, EMAIL_HOST, EMAIL_PORT, EMAIL_HOST_USER, ... from it).
+vars().update(env.email_url("EMAIL_URL", default="smtp://localhost:25"))
