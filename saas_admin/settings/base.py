@@ -29,6 +29,7 @@ INSTALLED_APPS = [
     "template_partials",
     "saas_admin",
     "tenants",
+    "tenants.migration_runs",
     "events",
     "events.sagas",
     "compliance",
@@ -210,3 +211,13 @@ CELERY_BEAT_SCHEDULE["sagas-sweep"] = {"task": "sagas.sweep", "schedule": SAGA_S
 TENANCY_PLAN_ISOLATION = {"free": "shared", "team": "shared", "business": "schema", "enterprise": "dedicated"}
 SIGNUP_RATE_LIMIT = env.str("SIGNUP_RATE_LIMIT", default="5/h")  # signups per IP address
 SIGNUP_TOKEN_MAX_AGE_SECONDS = env.int("SIGNUP_TOKEN_MAX_AGE_SECONDS", default=2 * 24 * 3600)
+
+# --- Cross-tenant migrations (tenants/migration_runs, docs/migrations.md) ----------
+MIGRATIONS_MAX_PER_SERVER = env.int("MIGRATIONS_MAX_PER_SERVER", default=4)  # concurrent jobs per database server
+MIGRATIONS_REQUIRE_APPROVAL = env.bool("MIGRATIONS_REQUIRE_APPROVAL", default=False)  # four-eyes: a second Admin
+MIGRATIONS_JOB_LEASE_SECONDS = env.float("MIGRATIONS_JOB_LEASE_SECONDS", default=60.0)  # renewed while running
+MIGRATIONS_JOB_MAX_ATTEMPTS = env.int("MIGRATIONS_JOB_MAX_ATTEMPTS", default=3)  # lost workers before "failed"
+MIGRATIONS_QUEUED_GRACE_SECONDS = env.float("MIGRATIONS_QUEUED_GRACE_SECONDS", default=300.0)  # lost messages
+CELERY_BEAT_SCHEDULE["migrations-sweep"] = {"task": "migration_runs.sweep", "schedule": 15.0}
+# Tests and benches only: extra/replacement migration modules as JSON, e.g. a throwaway workspace migration.
+MIGRATION_MODULES = env.json("DJANGO_MIGRATION_MODULES", default={})
