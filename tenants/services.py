@@ -128,3 +128,16 @@ def tenant_resume(*, tenant: Tenant, actor: Any, request: HttpRequest | None = N
         tenant=tenant, source=Tenant.Status.SUSPENDED, target=Tenant.Status.ACTIVE, actor=actor,
         action="tenant.resume", reason="", request=request,
     )  # fmt: skip
+
+
+def tenant_teardown_sync(tenant_id: Any) -> None:
+    """Remove a tenant completely: every compensation of its provisioning steps, then the row.
+
+    Safe to run twice and on half-provisioned tenants (each compensation checks what exists).
+    """
+    tenant = Tenant.objects.filter(pk=tenant_id).first()
+    if tenant is None:
+        return
+    for step in reversed(PROVISIONING_STEPS[tenant.isolation]):
+        step.compensate(tenant.pk)
+    Tenant.objects.filter(pk=tenant.pk).delete()

@@ -1,0 +1,152 @@
+"""Tenancy fixtures: real tenants of every isolation level on the test database.
+
+    from tests.tenancy_fixtures import *  # noqa: F403  (in a test module or conftest)
+
+- `tenancy_templates` (session): template schema + template database built once,
+  outside any test transaction; at session end every database named
+  `<test db>_*` (templates, dedicated tenants) is dropped.
+- `tenant_world` (module): two tenants of each isolation level — both shared
+  ones in the same pool — each with members and accounts, as a dict
+  {"shared": (a, b), "schema": (a, b), "dedicated": (a, b)}. Committed for real;
+  removed at module end. Use it from tests marked
+  `@pytest.mark.django_db(databases="__all__")` (non-transactional: each test's
+  writes are rolled back on every alias, dedicated ones included).
+- `make_tenant(isolation, **kw)` (function): provision one more tenant; torn
+  down after the test, even in transactional tests.
+- `MEMBER_PASSWORD`: the password of every seeded member.
+"""
+
+from __future__ import annotations
+
+import itertools
+import secrets
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.db import connections
+
+MEMBER_PASSWORD = "seeded-member-password-1"
+ISOLATIONS = ("shared", "schema", "dedicated")
+_counter = itertools.count(1)
+
+
+def unique_slug(prefix: str) -> str:
+    return f"{prefix}-{secrets.token_hex(3)}{next(_counter)}"
+
+
+def seed_tenant(tenant: Any, *, members: int = 3, accounts: int = 2) -> None:
+    from tenants.context import tenant_context
+    from workspace import services
+
+    with tenant_context(tenant):
+        services.member_create(name=f"Owner of {tenant.slug}", email=f"owner@{tenant.slug}.test",
+                               password=MEMBER_PASSWORD, is_admin=True)  # fmt: skip
+        for i in range(members - 1):
+            services.member_create(name=f"{tenant.slug} member {i}", email=f"m{i}@{tenant.slug}.test",
+                                   password=MEMBER_PASSWORD)  # fmt: skip
+        for i in range(accounts):
+            services.account_open(name=f"{tenant.slug} account {i}", currency="EUR", balance=f"{100 * (i + 1)}.00")
+
+
+def _drop_test_databases() -> None:
+    from saas_admin import dbroles
+    from tenants.databases import unregister_alias
+
+    for alias in list(connections.settings):
+        if alias.startswith(("tdb_", "tenant_template")) and not alias.endswith("__owner"):
+            unregister_alias(alias)
+    prefix = settings.DATABASES["owner"]["NAME"] + "_"
+    with dbroles.admin_connect() as conn:
+        names = [r[0] for r in conn.execute("SELECT datname FROM pg_database WHERE starts_with(datname, %s)", [prefix])]
+    for name in names:
+        dbroles.drop_database(name)
+
+
+@pytest.fixture(scope="session")
+def tenancy_templates(django_db_setup, django_db_blocker) -> Iterator[None]:
+    from tenants import placements
+
+    with django_db_blocker.unblock():
+        placements.templates_rebuild()
+    yield
+    with django_db_blocker.unblock():
+        _drop_test_databases()
+
+
+def _provision(isolation: str, slug: str, **kw: Any) -> Any:
+    from tenants.services import tenant_provision_sync
+
+    return tenant_provision_sync(slug=slug, name=kw.pop("name", slug.title()), isolation=isolation, **kw)
+
+
+def _location(tenant: Any) -> tuple[Any, str, str, str]:
+    p = tenant.placement
+    return (tenant.pk, p.kind, p.schema_name, p.db_name) if p else (tenant.pk, "", "", "")
+
+
+def _teardown(created: list[tuple[Any, str, str, str]]) -> None:
+    """Full teardown through the services; if the rows are already gone (a test transaction rolled
+    them back, or a transactional test flushed them), drop the schema/database directly."""
+    from tenants import placements
+    from tenants.databases import unregister_alias
+    from tenants.services import tenant_teardown_sync
+
+    for tenant_id, kind, schema, db_name in created:
+        tenant_teardown_sync(tenant_id)
+        if kind == "schema":
+            placements.drop_schema(schema)
+        elif kind == "database":
+            for alias in [a for a in connections.settings if connections.settings[a].get("NAME") == db_name]:
+                unregister_alias(alias.removesuffix("__owner"))
+            placements.drop_database(db_name)
+
+
+@pytest.fixture(scope="module")
+def tenant_world(tenancy_templates, django_db_blocker) -> Iterator[dict[str, tuple[Any, Any]]]:
+    with django_db_blocker.unblock():
+        world: dict[str, tuple[Any, Any]] = {}
+        for isolation in ISOLATIONS:
+            pair = tuple(_provision(isolation, unique_slug(isolation[:3] + l)) for l in "ab")  # noqa: E741
+            for tenant in pair:
+                seed_tenant(tenant)
+            world[isolation] = pair  # type: ignore[assignment]
+        assert world["shared"][0].placement_id == world["shared"][1].placement_id, "shared tenants share a pool"
+    yield world
+    with django_db_blocker.unblock():
+        for conn in connections.all():
+            conn.close()
+        _teardown([_location(t) for pair in world.values() for t in pair])
+
+
+@pytest.fixture
+def make_tenant(tenancy_templates, django_db_blocker) -> Iterator[Callable[..., Any]]:
+    created: list[tuple[Any, str, str, str]] = []
+
+    def make(isolation: str, *, seed: bool = True, slug: str | None = None, **kw: Any) -> Any:
+        tenant = _provision(isolation, slug or unique_slug(isolation[:3]), **kw)
+        created.append(_location(tenant))
+        if seed:
+            seed_tenant(tenant)
+        return tenant
+
+    yield make
+    with django_db_blocker.unblock():
+        _teardown(created)
+
+
+def all_tenants(world: dict[str, tuple[Any, Any]]) -> list[Any]:
+    return [t for pair in world.values() for t in pair]
+
+
+__all__ = [
+    "ISOLATIONS",
+    "MEMBER_PASSWORD",
+    "all_tenants",
+    "make_tenant",
+    "seed_tenant",
+    "tenancy_templates",
+    "tenant_world",
+    "unique_slug",
+]
