@@ -64,7 +64,11 @@ class OperatorLoginForm(AuthenticationForm):
 class OperatorCreateForm(forms.Form):
     username = forms.CharField(max_length=150, validators=[UnicodeUsernameValidator()])
     email = forms.EmailField(required=False)
-    role = forms.ChoiceField(choices=ROLE_CHOICES, initial="viewer")
+    role = forms.ChoiceField(
+        choices=ROLE_CHOICES,
+        initial="viewer",
+        help_text="Viewer: read only. Operator: day-to-day actions. Admin: also migrations, moves, deletion, erasure and operators.",
+    )
 
     def clean_username(self) -> str:
         username = self.cleaned_data["username"].strip()

@@ -7,6 +7,7 @@ from django.contrib.auth import views as auth_views
 from django.db import connection
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from saas_admin import overview, selectors, services
@@ -80,6 +81,13 @@ def home(request: HttpRequest) -> HttpResponse:
 # --- Operators (Admin) ------------------------------------------------------------
 
 
+def _secret_response(request: HttpRequest, template: str, context: dict) -> HttpResponse:
+    """A page showing a one-time secret: never stored by browsers or proxies."""
+    response = render(request, template, context)
+    add_never_cache_headers(response)
+    return response
+
+
 @role_required(Role.ADMIN)
 def operator_list(request: HttpRequest) -> HttpResponse:
     return render(
@@ -111,7 +119,7 @@ def operator_create(request: HttpRequest) -> HttpResponse:
             form.add_error(None, str(exc))
         else:
             # Rendered, not redirected: the one-time password must not be stored anywhere to survive a redirect.
-            return render(
+            return _secret_response(
                 request,
                 "operators/password.html",
                 {"subject": created.user, "password": created.password, "created": True},
@@ -179,7 +187,7 @@ def operator_reset_password(request: HttpRequest, user_id: int) -> HttpResponse:
     except services.ServiceError as exc:
         messages.error(request, str(exc))
         return redirect("dashboard:operators")
-    return render(
+    return _secret_response(
         request, "operators/password.html", {"subject": result.user, "password": result.password, "created": False}
     )
 
@@ -223,7 +231,9 @@ def token_create(request: HttpRequest) -> HttpResponse:
             form.add_error(None, str(exc))
         else:
             # Shown once, in this response only.
-            return _token_page(request, TokenCreateForm(), created=created)
+            response = _token_page(request, TokenCreateForm(), created=created)
+            add_never_cache_headers(response)
+            return response
     return _token_page(request, form, status=400)
 
 

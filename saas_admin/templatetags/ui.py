@@ -3,6 +3,7 @@
 - `{% url_if_exists "tenants:list" as url %}` — the URL, or "" while that view doesn't exist.
 - `{% nav_item "tenants:list" "Tenants" %}` — a nav link, only if the URL resolves; marked
   current when the request path is under it.
+- `{{ some_datetime|ago }}` — "just now", "5 minutes ago", "2 days ago".
 - `{{ value|status_badge }}` — `<span class="badge badge-<value>">Value</span>`.
 - `{{ user|role_badge }}` — the operator's role as a badge.
 - `{% bar_chart series unit="entries" label="Audit entries per day" %}` — a CSS bar chart of
@@ -12,12 +13,14 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime, timedelta
 
 from django import template
 from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
+from django.utils.timesince import timesince
 
 from saas_admin.permissions import operator_role
 
@@ -47,6 +50,16 @@ def nav_item(context: template.Context, name: str, label: str) -> str:
         mark_safe(' aria-current="page"') if current else "",
         label,
     )
+
+
+@register.filter
+def ago(value: datetime | None) -> str:
+    """ "just now", "5 minutes ago", "3 hours ago", "2 days ago": one unit, for tables and feeds."""
+    if not value:
+        return ""
+    if timezone.now() - value < timedelta(minutes=1):
+        return "just now"
+    return f"{timesince(value, depth=1)} ago"
 
 
 @register.filter

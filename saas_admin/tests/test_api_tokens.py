@@ -42,6 +42,7 @@ def test_a_token_is_shown_once_and_only_its_hash_is_stored(client_for, viewer):
     client = client_for(viewer)
     response = client.post("/account/tokens/new/", {"name": "ci", "expires": "30"})
     assert response.status_code == 200
+    assert "no-store" in response["Cache-Control"]
     plaintext = response.context["created"].plaintext
     assert plaintext in response.content.decode()
     token = ApiToken.objects.get(user=viewer)

@@ -61,6 +61,7 @@ def test_an_admin_creates_an_operator_whose_one_time_password_works(client_for, 
     assert response.status_code == 200
     password = response.context["password"]
     assert password in response.content.decode()
+    assert "no-store" in response["Cache-Control"]
     nina = User.objects.get(username="nina")
     assert nina.is_staff and operator_role(nina) == Role.OPERATOR
     assert authenticate(username="nina", password=password) == nina
