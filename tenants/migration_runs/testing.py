@@ -1,0 +1,206 @@
+"""Test support for cross-tenant migrations (used by tests/test_migration_runs*.py).
+
+- `ThrowawayMigration`: a temporary copy of the `workspace` migrations package plus one extra
+  migration (a CHECK constraint that members named "forbidden" violate; optionally a pg_sleep),
+  enabled through MIGRATION_MODULES in this process and through DJANGO_MIGRATION_MODULES +
+  PYTHONPATH in a worker subprocess. Nothing is written into the source tree.
+- `Worker`: a real Celery worker subprocess on a private filesystem-broker folder, connected to
+  the test database; the test process publishes to the same folder.
+- `drop_placements()`: drops the schemas/databases tests created, so nothing outlives a test.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from django.conf import settings
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+CONSTRAINT = "migtest_no_forbidden_names"
+MIGRATION_NAME = "9001_migtest_no_forbidden_names"
+
+_TEMPLATE = """import os
+
+from django.db import migrations
+
+SLEEP = float(os.environ.get("MIGTEST_SLEEP", "0") or 0)
+
+
+class Migration(migrations.Migration):
+    dependencies = [("workspace", {leaf!r})]
+    operations = [
+        migrations.RunSQL(
+            ["ALTER TABLE workspace_member ADD CONSTRAINT {constraint} CHECK (name <> 'forbidden')"]
+            + ([f"SELECT pg_sleep({{SLEEP}})"] if SLEEP else []),
+            reverse_sql="ALTER TABLE workspace_member DROP CONSTRAINT {constraint}",
+        ),
+    ]
+"""
+
+
+class ThrowawayMigration:
+    def __init__(self) -> None:
+        from django.db.migrations.loader import MigrationLoader
+
+        loader = MigrationLoader(None, ignore_no_migrations=True)
+        self.leaf = loader.graph.leaf_nodes("workspace")[0][1]
+        self.root = Path(tempfile.mkdtemp(prefix="migtest-"))
+        self.module = f"migtest_workspace_{os.getpid()}"
+        package = self.root / self.module
+        shutil.copytree(BASE_DIR / "workspace" / "migrations", package, ignore=shutil.ignore_patterns("__pycache__"))
+        (package / f"{MIGRATION_NAME}.py").write_text(_TEMPLATE.format(leaf=self.leaf, constraint=CONSTRAINT))
+        self.key = ("workspace", MIGRATION_NAME)
+
+    def enable(self) -> None:
+        sys.path.insert(0, str(self.root))
+        settings.MIGRATION_MODULES = {**settings.MIGRATION_MODULES, "workspace": self.module}
+
+    def disable(self) -> None:
+        modules = dict(settings.MIGRATION_MODULES)
+        modules.pop("workspace", None)
+        settings.MIGRATION_MODULES = modules
+        if str(self.root) in sys.path:
+            sys.path.remove(str(self.root))
+        for name in [n for n in sys.modules if n.startswith(self.module)]:
+            del sys.modules[name]
+
+    def worker_env(self) -> dict[str, str]:
+        return {
+            "DJANGO_MIGRATION_MODULES": json.dumps({"workspace": self.module}),
+            "PYTHONPATH": os.pathsep.join([str(self.root), str(BASE_DIR), os.environ.get("PYTHONPATH", "")]),
+        }
+
+    def remove(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def database_url(name: str) -> str:
+    cfg = settings.DATABASE_BOOTSTRAP
+    auth = cfg.get("USER") or "postgres"
+    if cfg.get("PASSWORD"):
+        auth += f":{cfg['PASSWORD']}"
+    return f"postgres://{auth}@{cfg.get('HOST') or '127.0.0.1'}:{cfg.get('PORT') or 5432}/{name}"
+
+
+class Worker:
+    """A real Celery worker (prefork) on a private filesystem broker; `kill()` is SIGKILL to its group."""
+
+    def __init__(self, extra_env: dict[str, str] | None = None, concurrency: int = 2) -> None:
+        self.folder = Path(tempfile.mkdtemp(prefix="migruns-broker-"))
+        self.concurrency = concurrency
+        self.env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "saas_admin.settings.test",
+            "DATABASE_URL": database_url(settings.DATABASES["default"]["NAME"]),
+            "CELERY_BROKER_URL": "filesystem://",
+            "CELERY_FILESYSTEM_FOLDER": str(self.folder),
+            "MIGRATIONS_JOB_LEASE_SECONDS": str(settings.MIGRATIONS_JOB_LEASE_SECONDS),
+            **(extra_env or {}),
+        }
+        self.proc: subprocess.Popen | None = None
+        self.starts = 0
+        self._saved: dict = {}
+
+    def _point_app_at_broker(self) -> None:
+        from saas_admin.celery import app
+
+        for sub in ("queue", "processed"):
+            (self.folder / sub).mkdir(parents=True, exist_ok=True)
+        self._saved = {"url": app.conf.broker_url, "opts": app.conf.broker_transport_options}
+        app.conf.broker_url = "filesystem://"
+        app.conf.broker_transport_options = {
+            "data_folder_in": str(self.folder / "queue"),
+            "data_folder_out": str(self.folder / "queue"),
+            "processed_folder": str(self.folder / "processed"),
+            "store_processed": False,
+            "polling_interval": 0.05,
+        }
+        self._reset_pools(app)
+
+    @staticmethod
+    def _reset_pools(app) -> None:
+        if app._pool is not None:
+            app._pool.force_close_all()
+            app._pool = None
+        app.amqp._producer_pool = None
+
+    def start(self, **env: str) -> Worker:
+        if self.starts == 0:
+            self._point_app_at_broker()
+        self.starts += 1
+        log = open(self.folder / f"worker-{self.starts}.log", "wb")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "saas_admin",
+                "worker",
+                "-l",
+                "warning",
+                "--pool",
+                "prefork",
+                "--concurrency",
+                str(self.concurrency),
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+            ],
+            cwd=BASE_DIR,
+            env={**self.env, **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        return self
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+    def stop(self) -> None:
+        from saas_admin.celery import app
+
+        self.kill()  # tests wait for their runs to finish first; a warm shutdown only costs time
+        if self._saved:
+            app.conf.broker_url = self._saved["url"]
+            app.conf.broker_transport_options = self._saved["opts"]
+            self._reset_pools(app)
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    def logs(self) -> str:
+        return "\n".join(p.read_text(errors="replace")[-4000:] for p in sorted(self.folder.glob("*.log")))
+
+
+def wait_for(predicate, *, timeout: float = 90.0, interval: float = 0.2, worker: Worker | None = None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError("timed out" + (f"; worker log:\n{worker.logs()}" if worker else ""))
+
+
+def drop_placements() -> None:
+    """Drop every schema and database the Placement rows point at (tests only; rows are flushed after)."""
+    from tenants import placements
+    from tenants.databases import unregister_alias
+    from tenants.models import Placement
+
+    for p in Placement.objects.all():
+        if p.kind == Placement.Kind.DATABASE:
+            unregister_alias(p.database_alias)
+            placements.drop_database(p.db_name)
+        else:
+            placements.drop_schema(p.schema_name)
