@@ -12,7 +12,8 @@
   `@pytest.mark.django_db(databases="__all__")` (non-transactional: each test's
   writes are rolled back on every alias, dedicated ones included).
 - `make_tenant(isolation, **kw)` (function): provision one more tenant; torn
-  down after the test, even in transactional tests.
+  down after the test, even in transactional tests. Its dedicated aliases are
+  usable in the test (see `allow_tenant_aliases`).
 - `MEMBER_PASSWORD`: the password of every seeded member.
 """
 
@@ -26,8 +27,10 @@ from typing import Any
 import pytest
 from django.conf import settings
 from django.db import connections
+from django.db.backends.base.base import BaseDatabaseWrapper
 
 MEMBER_PASSWORD = "seeded-member-password-1"
+TENANT_ALIAS_PREFIXES = ("tdb_", "tenant_template", "probe_")  # probe_: aliases tests make up
 ISOLATIONS = ("shared", "schema", "dedicated")
 _counter = itertools.count(1)
 
@@ -121,7 +124,25 @@ def tenant_world(tenancy_templates, django_db_blocker) -> Iterator[dict[str, tup
 
 
 @pytest.fixture
-def make_tenant(tenancy_templates, django_db_blocker) -> Iterator[Callable[..., Any]]:
+def allow_tenant_aliases(monkeypatch, django_db_blocker) -> None:
+    """Let a test use dedicated-database aliases registered *during* the test.
+
+    Django's test cases refuse connections to aliases that were not in `databases` when the
+    test started (`"__all__"` is resolved then); tenant aliases appear at runtime.
+    """
+    guarded = BaseDatabaseWrapper.ensure_connection
+    real = django_db_blocker._real_ensure_connection or guarded  # pytest-django keeps the unpatched method
+
+    def ensure_connection(self, *args, **kwargs):
+        if self.alias.startswith(TENANT_ALIAS_PREFIXES):
+            return real(self, *args, **kwargs)
+        return guarded(self, *args, **kwargs)
+
+    monkeypatch.setattr(BaseDatabaseWrapper, "ensure_connection", ensure_connection)
+
+
+@pytest.fixture
+def make_tenant(tenancy_templates, django_db_blocker, allow_tenant_aliases) -> Iterator[Callable[..., Any]]:
     created: list[tuple[Any, str, str, str]] = []
 
     def make(isolation: str, *, seed: bool = True, slug: str | None = None, **kw: Any) -> Any:
@@ -144,6 +165,7 @@ __all__ = [
     "ISOLATIONS",
     "MEMBER_PASSWORD",
     "all_tenants",
+    "allow_tenant_aliases",
     "make_tenant",
     "seed_tenant",
     "tenancy_templates",
