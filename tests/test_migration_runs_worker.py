@@ -20,6 +20,7 @@ from tenants.migration_runs import plans, services
 from tenants.migration_runs.models import MigrationJob, MigrationRun
 from tenants.migration_runs.testing import (
     CONSTRAINT,
+    MIGRATION_NAME,
     ThrowawayMigration,
     Worker,
     drop_placements,
@@ -38,11 +39,16 @@ class Env:
     def __init__(self) -> None:
         self.migration: ThrowawayMigration | None = None
         self.worker: Worker | None = None
+        self.settings = None
 
     def tenants(self, *isolations: str):
         """Provision tenants with the real migrations only, before the throwaway one appears."""
         placements.template_schema_ensure()
         placements.template_database_ensure()
+        # A crashed earlier session may have left the throwaway migration in a template.
+        leftovers = plans.applied_bulk(plans.targets(keys=[plans.TEMPLATE_SCHEMA, plans.TEMPLATE_DATABASE]))
+        if any(isinstance(a, set) and ("workspace", MIGRATION_NAME) in a for a in leftovers.values()):
+            placements.templates_rebuild()
         return [
             tenant_provision_sync(slug=f"mig-{iso[:3]}-{i}", name=f"Tenant {i}", isolation=iso)
             for i, iso in enumerate(isolations)
@@ -50,7 +56,7 @@ class Env:
 
     def add_migration(self) -> ThrowawayMigration:
         self.migration = ThrowawayMigration()
-        self.migration.enable()
+        self.migration.enable(self.settings)
         return self.migration
 
     def start_worker(self, **env: str) -> Worker:
@@ -66,6 +72,7 @@ def env(transactional_db, django_db_blocker, settings, monkeypatch):
     settings.MIGRATIONS_JOB_LEASE_SECONDS = 1.5
     settings.MIGRATIONS_MAX_PER_SERVER = 2
     e = Env()
+    e.settings = settings
     yield e
     if e.worker is not None:
         e.worker.stop()

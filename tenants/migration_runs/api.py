@@ -192,4 +192,3 @@ def run_approve(request, run_id: uuid.UUID):
 @router.post("/runs/{run_id}/resume", response={201: RunOut}, summary="Re-run what failed or is pending (Admin)")
 def run_resume(request, run_id: uuid.UUID):
     return 201, _act(request, run_id, services.run_resume)
-

@@ -226,7 +226,7 @@ def run_start(
         )
         if not needs_approval:
             _run_event(run, "MigrationRunStarted", {"number": run.number, "approved_by": None})
-            transaction.on_commit(lambda: run_dispatch(run_id=run.pk))
+            _after_commit(lambda: run_dispatch(run_id=run.pk))
     return run
 
 
@@ -263,7 +263,7 @@ def run_approve(*, actor: Any, run: MigrationRun, request: HttpRequest | None = 
         _audit(
             actor=actor, action="migration_run.approve", run=run, summary=f"Approved run #{run.number}", request=request
         )
-        transaction.on_commit(lambda: run_dispatch(run_id=run.pk))
+        _after_commit(lambda: run_dispatch(run_id=run.pk))
     return run
 
 
@@ -318,6 +318,11 @@ def run_cancel(*, actor: Any, run: MigrationRun, request: HttpRequest | None = N
 # --- fan-out ---------------------------------------------------------------------------------
 
 
+def _after_commit(fn) -> None:
+    """Side effects (dispatch, Celery messages) only once the rows they refer to are committed."""
+    transaction.on_commit(fn)
+
+
 def _enqueue(job_ids: list[int]) -> None:
     from tenants.migration_runs.tasks import migration_job_run
 
@@ -345,7 +350,7 @@ def run_dispatch(*, run_id: Any) -> list[int]:
                     .values_list("server")
                     .annotate(n=Count("id"))
                 )
-                servers = run.jobs.filter(status=Job.PENDING, batch=batch).values_list("server", flat=True).distinct()
+                servers = sorted(set(run.jobs.filter(status=Job.PENDING, batch=batch).values_list("server", flat=True)))
                 now = timezone.now()
                 for server in servers:
                     free = cap - busy.get(server, 0)
@@ -357,9 +362,10 @@ def run_dispatch(*, run_id: Any) -> list[int]:
                         .values_list("id", flat=True)[:free]
                     )
                     MigrationJob.objects.filter(pk__in=ids, status=Job.PENDING).update(status=Job.QUEUED, queued_at=now)
+                    busy[server] = busy.get(server, 0) + len(ids)
                     queued.extend(ids)
         if queued:
-            transaction.on_commit(lambda: _enqueue(queued))
+            _after_commit(lambda: _enqueue(queued))
     if not queued:
         run_finalize_if_done(run_id=run_id)
     return queued

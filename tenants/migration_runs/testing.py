@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+import importlib
+import itertools
 import json
 import os
 import shutil
@@ -26,6 +28,7 @@ from django.conf import settings
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 CONSTRAINT = "migtest_no_forbidden_names"
 MIGRATION_NAME = "9001_migtest_no_forbidden_names"
+_instances = itertools.count(1)
 
 _TEMPLATE = """import os
 
@@ -51,22 +54,28 @@ class ThrowawayMigration:
         from django.db.migrations.loader import MigrationLoader
 
         loader = MigrationLoader(None, ignore_no_migrations=True)
-        self.leaf = loader.graph.leaf_nodes("workspace")[0][1]
+        leaves = loader.graph.leaf_nodes("workspace")
+        assert leaves, f"no workspace migrations found (MIGRATION_MODULES={settings.MIGRATION_MODULES!r})"
+        self.leaf = leaves[0][1]
         self.root = Path(tempfile.mkdtemp(prefix="migtest-"))
-        self.module = f"migtest_workspace_{os.getpid()}"
+        self.module = f"migtest_workspace_{os.getpid()}_{next(_instances)}"
+        self._settings = None
         package = self.root / self.module
         shutil.copytree(BASE_DIR / "workspace" / "migrations", package, ignore=shutil.ignore_patterns("__pycache__"))
         (package / f"{MIGRATION_NAME}.py").write_text(_TEMPLATE.format(leaf=self.leaf, constraint=CONSTRAINT))
         self.key = ("workspace", MIGRATION_NAME)
 
-    def enable(self) -> None:
+    def enable(self, django_settings) -> None:
+        """`django_settings`: pytest-django's `settings` fixture, which restores MIGRATION_MODULES."""
         sys.path.insert(0, str(self.root))
-        settings.MIGRATION_MODULES = {**settings.MIGRATION_MODULES, "workspace": self.module}
+        self._settings = django_settings
+        django_settings.MIGRATION_MODULES = {**settings.MIGRATION_MODULES, "workspace": self.module}
+        importlib.invalidate_caches()
 
     def disable(self) -> None:
-        modules = dict(settings.MIGRATION_MODULES)
-        modules.pop("workspace", None)
-        settings.MIGRATION_MODULES = modules
+        """Back to the real migrations now (teardowns rebuild templates before `settings` is restored)."""
+        if self._settings is not None:
+            self._settings.MIGRATION_MODULES = {k: v for k, v in settings.MIGRATION_MODULES.items() if v != self.module}
         if str(self.root) in sys.path:
             sys.path.remove(str(self.root))
         for name in [n for n in sys.modules if n.startswith(self.module)]:

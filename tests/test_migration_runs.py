@@ -1,0 +1,387 @@
+"""Cross-tenant migration runs in-process: planning, fan-out rules (cap, canary, cancel, four-eyes),
+claims and the sweeper, screens, API, command and permissions. The real-worker flows are in
+test_migration_runs_worker.py.
+
+Placement rows here may point at schemas that do not exist: to the status reader such a
+placement simply has every migration pending, which is all the dispatch rules need."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.urls import reverse
+from django.utils import timezone
+
+from compliance.models import AuditEntry
+from events.models import Event
+from saas_admin.permissions import Role
+from tenants.migration_runs import plans, services
+from tenants.migration_runs.models import MigrationJob, MigrationRun
+from tenants.migration_runs.testing import MIGRATION_NAME, ThrowawayMigration
+from tenants.models import Placement
+
+pytestmark = pytest.mark.django_db
+
+LIST = "/migrations/"
+
+
+@pytest.fixture
+def sent(monkeypatch):
+    """Job ids handed to Celery (captured, not sent). The test's transaction never commits, so
+    what the services defer to commit runs right away, in order."""
+    ids: list[int] = []
+    monkeypatch.setattr(services, "_enqueue", lambda job_ids: ids.extend(job_ids))
+    monkeypatch.setattr(services, "_after_commit", lambda fn: fn())
+    return ids
+
+
+@pytest.fixture
+def new_migration(settings):
+    migration = ThrowawayMigration()
+    migration.enable(settings)
+    yield migration
+    migration.disable()
+    migration.remove()
+
+
+def _fake_pools(n: int) -> list[Placement]:
+    return [Placement.objects.create(kind="pool", schema_name=f"nowhere_{i}", capacity=10) for i in range(n)]
+
+
+# --- status from the migration graph --------------------------------------------------
+
+
+def test_a_new_tenant_app_migration_shows_up_as_pending_in_the_control_plane_and_every_placement(new_migration):
+    pool = _fake_pools(1)[0]
+    status = {st.target.key: st for st in plans.status()}
+    assert new_migration.key in status[plans.CONTROL].pending
+    assert new_migration.key in status[f"placement:{pool.pk}"].pending
+    assert status[plans.CONTROL].pending[-1] == new_migration.key  # in the executor's order
+
+
+def test_the_control_plane_is_up_to_date_without_the_new_migration():
+    control = plans.status(plans.targets(keys=[plans.CONTROL]))[0]
+    assert control.pending == [] and not control.error
+    assert ("workspace", "0001_initial") in control.applied
+
+
+# --- starting runs -----------------------------------------------------------------------
+
+
+def test_a_run_with_nothing_to_apply_completes_at_once_and_sends_no_job(platform_admin, sent):
+    run = services.run_start(actor=platform_admin, target_keys=[plans.CONTROL])
+    run.refresh_from_db()
+    assert run.status == MigrationRun.Status.COMPLETED
+    assert list(run.jobs.values_list("status", flat=True)) == ["skipped"]
+    assert sent == []
+
+
+def test_the_fan_out_keeps_to_the_cap_per_database_server(platform_admin, sent, settings, new_migration):
+    settings.MIGRATIONS_MAX_PER_SERVER = 2
+    _fake_pools(5)
+    run = services.run_start(actor=platform_admin)
+    assert len(sent) == 2
+    assert run.jobs.filter(status="queued").count() == 2
+    assert run.jobs.filter(status="pending").count() >= 4
+
+    # A job finishing frees a slot and the next one is queued.
+    first = MigrationJob.objects.get(pk=sent[0])
+    MigrationJob.objects.filter(pk=first.pk).update(status="succeeded", finished_at=timezone.now())
+    services.run_dispatch(run_id=run.pk)
+    assert len(sent) == 3
+
+
+def test_a_failed_canary_stops_the_rest(platform_admin, sent, settings, new_migration):
+    settings.MIGRATIONS_MAX_PER_SERVER = 50
+    pools = _fake_pools(4)
+    run = services.run_start(actor=platform_admin, canary_size=1)
+    canary = run.jobs.filter(batch=0)
+    assert set(canary.values_list("target", flat=True)) == {plans.CONTROL, f"placement:{pools[0].pk}"}
+    assert sorted(sent) == sorted(canary.values_list("id", flat=True))
+
+    canary.filter(target=plans.CONTROL).update(status="succeeded")
+    canary.exclude(target=plans.CONTROL).update(status="failed", error="boom")
+    services.run_dispatch(run_id=run.pk)
+    run.refresh_from_db()
+    assert run.status == MigrationRun.Status.COMPLETED_WITH_ERRORS
+    assert run.jobs.filter(batch=1, status="pending").count() >= 3
+    finished = Event.objects.get(aggregate_id=str(run.pk), event_type="MigrationRunFinished")
+    assert "canary batch failed" in finished.event_data["stopped"]
+
+
+def test_a_passing_canary_releases_the_rest(platform_admin, sent, settings, new_migration):
+    settings.MIGRATIONS_MAX_PER_SERVER = 50
+    _fake_pools(3)
+    run = services.run_start(actor=platform_admin, canary_size=1)
+    run.jobs.filter(batch=0).update(status="succeeded")
+    services.run_dispatch(run_id=run.pk)
+    assert (
+        run.jobs.filter(batch=1, status="queued").count() == run.jobs.filter(batch=1).exclude(status="skipped").count()
+    )
+
+
+def test_cancelling_stops_new_jobs_and_lets_running_ones_finish(platform_admin, sent, settings, new_migration):
+    settings.MIGRATIONS_MAX_PER_SERVER = 1
+    _fake_pools(3)
+    run = services.run_start(actor=platform_admin)
+    running = MigrationJob.objects.get(pk=sent[0])
+    MigrationJob.objects.filter(pk=running.pk).update(status="running", attempts=1)
+
+    services.run_cancel(actor=platform_admin, run=run)
+    run.refresh_from_db()
+    assert run.status == MigrationRun.Status.RUNNING and run.cancel_requested
+    assert run.jobs.filter(status="pending").count() == 0
+    assert run.jobs.filter(status="running").count() == 1
+
+    MigrationJob.objects.filter(pk=running.pk).update(status="succeeded")
+    services.run_dispatch(run_id=run.pk)
+    run.refresh_from_db()
+    assert run.status == MigrationRun.Status.CANCELLED
+    assert len(sent) == 1
+
+
+def test_a_rerun_covers_only_what_failed_or_never_ran(platform_admin, sent, new_migration):
+    pools = _fake_pools(3)
+    run = services.run_start(actor=platform_admin)
+    run.jobs.filter(target=f"placement:{pools[0].pk}").update(status="failed", error="x")
+    run.jobs.filter(target=f"placement:{pools[1].pk}").update(status="cancelled")
+    run.jobs.exclude(target__in=[f"placement:{pools[0].pk}", f"placement:{pools[1].pk}"]).update(status="succeeded")
+    services.run_dispatch(run_id=run.pk)
+    run.refresh_from_db()
+    assert run.status == MigrationRun.Status.COMPLETED_WITH_ERRORS
+
+    rerun = services.run_resume(actor=platform_admin, run=run)
+    assert set(rerun.jobs.values_list("target", flat=True)) == {f"placement:{pools[0].pk}", f"placement:{pools[1].pk}"}
+    assert rerun.resumed_from == run and rerun.scope == "resume"
+
+
+def test_a_running_run_cannot_be_resumed(platform_admin, sent, new_migration):
+    _fake_pools(1)
+    run = services.run_start(actor=platform_admin)
+    with pytest.raises(services.MigrationRunError, match="still going"):
+        services.run_resume(actor=platform_admin, run=run)
+
+
+def test_unknown_placements_are_refused_in_one_sentence(platform_admin, sent):
+    with pytest.raises(services.MigrationRunError, match="Unknown placement: placement:999999."):
+        services.run_start(actor=platform_admin, target_keys=["placement:999999"])
+    assert not MigrationRun.objects.exists()
+
+
+def test_every_start_is_evidence_in_the_event_log_and_the_audit_trail(platform_admin, sent, new_migration):
+    run = services.run_start(actor=platform_admin, target_keys=[plans.CONTROL], note="ticket CHG-42")
+    requested = Event.objects.get(
+        aggregate_type="migration_run", aggregate_id=str(run.pk), event_type="MigrationRunRequested"
+    )
+    assert requested.event_data["triggered_by"] == "ada_admin"
+    assert requested.event_data["plan"] == {f"workspace.{MIGRATION_NAME}": 1}
+    assert requested.event_data["approval_required"] is False
+    assert AuditEntry.objects.filter(action="migration_run.start", target_id=str(run.pk), actor=platform_admin).exists()
+
+
+# --- four-eyes ------------------------------------------------------------------------------
+
+
+def test_with_four_eyes_a_second_admin_must_approve_before_anything_runs(
+    platform_admin, make_operator, sent, settings, new_migration
+):
+    settings.MIGRATIONS_REQUIRE_APPROVAL = True
+    second = make_operator(Role.ADMIN, "bo_admin")
+    run = services.run_start(actor=platform_admin, target_keys=[plans.CONTROL])
+    assert run.status == MigrationRun.Status.AWAITING_APPROVAL and sent == []
+
+    with pytest.raises(services.MigrationRunError, match="second Admin"):
+        services.run_approve(actor=platform_admin, run=run)
+    services.run_approve(actor=second, run=run)
+    run.refresh_from_db()
+    assert run.status == MigrationRun.Status.RUNNING and run.approved_by == second
+    assert len(sent) == 1
+    approved = Event.objects.get(aggregate_id=str(run.pk), event_type="MigrationRunApproved")
+    assert approved.event_data["approved_by"] == "bo_admin"
+
+
+def test_a_rejected_run_never_starts(platform_admin, make_operator, sent, settings, new_migration):
+    settings.MIGRATIONS_REQUIRE_APPROVAL = True
+    run = services.run_start(actor=platform_admin, target_keys=[plans.CONTROL])
+    services.run_reject(actor=make_operator(Role.ADMIN, "bo_admin"), run=run)
+    run.refresh_from_db()
+    assert run.status == MigrationRun.Status.REJECTED
+    assert set(run.jobs.values_list("status", flat=True)) == {"cancelled"}
+    assert sent == []
+
+
+# --- claims, redelivery and the sweeper -------------------------------------------------------
+
+
+def _queued_job(admin) -> MigrationJob:
+    _fake_pools(1)
+    run = services.run_start(actor=admin)
+    return run.jobs.filter(status="queued").first()
+
+
+def test_a_redelivered_message_does_not_run_a_job_twice(platform_admin, sent, new_migration):
+    job = _queued_job(platform_admin)
+    assert services._claim(job.pk) == 1
+    assert services.job_execute(job_id=job.pk) == "not-claimed"
+    job.refresh_from_db()
+    assert job.status == "running" and job.attempts == 1
+
+
+def test_the_sweeper_requeues_a_job_whose_worker_died_and_gives_up_after_max_attempts(
+    platform_admin, sent, settings, new_migration
+):
+    settings.MIGRATIONS_JOB_MAX_ATTEMPTS = 2
+    job = _queued_job(platform_admin)
+    for attempt in (1, 2):
+        MigrationJob.objects.filter(pk=job.pk).update(status="queued")
+        assert services._claim(job.pk) == attempt
+        MigrationJob.objects.filter(pk=job.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+        result = services.sweep()
+        job.refresh_from_db()
+        if attempt == 1:
+            assert result["retried"] == 1 and job.status in ("pending", "queued")
+        else:
+            assert result["failed"] == 1 and job.status == "failed"
+            assert "stopped responding" in job.error
+
+
+def test_a_queued_job_whose_message_was_lost_is_queued_again(platform_admin, sent, settings, new_migration):
+    settings.MIGRATIONS_QUEUED_GRACE_SECONDS = 0
+    job = _queued_job(platform_admin)
+    MigrationJob.objects.filter(pk=job.pk).update(queued_at=timezone.now() - timedelta(seconds=5))
+    before = len(sent)
+    assert services.sweep()["requeued"] >= 1
+    assert job.pk in sent[before:]
+
+
+# --- screens and permissions -----------------------------------------------------------------
+
+
+def test_viewers_see_the_status_of_every_placement(client_for, viewer, new_migration):
+    pool = _fake_pools(1)[0]
+    response = client_for(viewer).get(LIST)
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert "control plane" in body and pool.schema_name in body and MIGRATION_NAME in body
+    assert "Only Admins start migration runs." in body
+
+
+def test_the_status_table_filters_and_paginates(client_for, viewer):
+    _fake_pools(60)
+    page2 = client_for(viewer).get(LIST, {"kind": "pool", "page": 2})
+    assert "51–60 of 60" in page2.content.decode()
+    only = client_for(viewer).get(LIST, {"q": "nowhere_7"}, headers={"HX-Request": "true"})
+    assert "nowhere_7" in only.content.decode() and "nowhere_8" not in only.content.decode()
+    assert "<html" not in only.content.decode()  # htmx gets the fragment only
+
+
+def test_anonymous_visitors_are_sent_to_sign_in(client):
+    response = client.get(LIST)
+    assert response.status_code == 302 and "/login" in response["Location"]
+
+
+def test_outsiders_cannot_see_migrations(client_for, outsider):
+    assert client_for(outsider).get(LIST).status_code == 403
+
+
+@pytest.mark.parametrize("persona", ["viewer", "operator"])
+def test_only_admins_start_runs(client_for, persona, request, sent, new_migration):
+    user = request.getfixturevalue(persona)
+    response = client_for(user).post(reverse("migrations:run_start"), {"scope": "all"})
+    assert response.status_code == 403
+    assert not MigrationRun.objects.exists()
+
+
+def test_an_admin_starts_a_run_and_watches_it(client_for, platform_admin, sent, new_migration):
+    client = client_for(platform_admin)
+    response = client.post(reverse("migrations:run_start"), {"scope": "selected", "targets": [plans.CONTROL]})
+    run = MigrationRun.objects.get()
+    assert response.status_code == 302 and response["Location"] == reverse("migrations:run_detail", args=[run.pk])
+    page = client.get(response["Location"])
+    assert page.status_code == 200
+    assert 'hx-trigger="every 2s"' in page.content.decode() and "progress-bar" in page.content.decode()
+    fragment = client.get(response["Location"], headers={"HX-Request": "true"})
+    assert 'id="live"' in fragment.content.decode() and "<html" not in fragment.content.decode()
+
+
+@pytest.mark.django_db(databases=["default", "owner"])  # sqlmigrate renders through the owner alias
+def test_a_dry_run_shows_the_plan_and_sql_and_changes_nothing(client_for, platform_admin, sent, new_migration):
+    response = client_for(platform_admin).post(reverse("migrations:run_start"), {"scope": "all", "dry_run": "1"})
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert "ADD CONSTRAINT migtest_no_forbidden_names" in body
+    assert not MigrationRun.objects.exists() and sent == []
+
+
+def test_bad_start_input_gets_one_sentence(client_for, platform_admin, sent):
+    client = client_for(platform_admin)
+    response = client.post(reverse("migrations:run_start"), {"scope": "selected"}, follow=True)
+    assert "Choose at least one placement" in response.content.decode()
+    response = client.post(reverse("migrations:run_start"), {"scope": "all", "canary_size": "-3"}, follow=True)
+    assert "canary batch size must be a whole number" in response.content.decode()
+    assert not MigrationRun.objects.exists()
+
+
+@pytest.mark.parametrize("action", ["run_cancel", "run_approve", "run_reject", "run_resume"])
+def test_viewers_and_operators_cannot_change_runs(client_for, viewer, operator, platform_admin, sent, action):
+    run = services.run_start(actor=platform_admin, target_keys=[plans.CONTROL])
+    for user in (viewer, operator):
+        assert client_for(user).post(reverse(f"migrations:{action}", args=[run.pk])).status_code == 403
+
+
+def test_run_pages_of_unknown_runs_are_404(client_for, viewer):
+    import uuid
+
+    assert client_for(viewer).get(reverse("migrations:run_detail", args=[uuid.uuid4()])).status_code == 404
+
+
+# --- API and command -------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(databases=["default", "owner"])  # sqlmigrate renders through the owner alias
+def test_the_api_reads_for_viewers_and_starts_runs_for_admins_only(
+    api_client_for, viewer, platform_admin, sent, new_migration
+):
+    as_viewer = api_client_for(viewer)
+    status = as_viewer.get("/api/migrations/status?pending_only=true").json()
+    assert any(row["key"] == plans.CONTROL and f"workspace.{MIGRATION_NAME}" in row["pending"] for row in status)
+    denied = as_viewer.post("/api/migrations/runs", {"placements": None}, content_type="application/json")
+    assert denied.status_code == 403 and not MigrationRun.objects.exists()
+
+    as_admin = api_client_for(platform_admin)
+    dry = as_admin.post("/api/migrations/runs", {"dry_run": True}, content_type="application/json")
+    assert dry.status_code == 200 and f"workspace.{MIGRATION_NAME}" in dry.json()["sql"]
+    created = as_admin.post("/api/migrations/runs", {"placements": [plans.CONTROL]}, content_type="application/json")
+    assert created.status_code == 201
+    run_id = created.json()["id"]
+    detail = as_viewer.get(f"/api/migrations/runs/{run_id}").json()
+    assert detail["triggered_by"] == "ada_admin" and detail["via"] == "api"
+    jobs = as_viewer.get(f"/api/migrations/runs/{run_id}/jobs").json()
+    assert [j["target"] for j in jobs] == [plans.CONTROL]
+    assert as_viewer.post(f"/api/migrations/runs/{run_id}/cancel").status_code == 403
+
+
+def test_the_api_refuses_anonymous_callers(client):
+    assert client.get("/api/migrations/status").status_code == 401
+
+
+def test_migrate_tenants_no_wait_prints_the_run_id(capsys, sent, new_migration):
+    call_command("migrate_tenants", "--no-wait", "--placement", "control")
+    run = MigrationRun.objects.get()
+    assert capsys.readouterr().out.strip().splitlines()[-1] == str(run.pk)
+    assert run.via == "cli" and run.created_by_label == "manage.py migrate_tenants"
+
+
+@pytest.mark.django_db(databases=["default", "owner"])  # sqlmigrate renders through the owner alias
+def test_migrate_tenants_dry_run_prints_plan_and_sql(capsys, new_migration):
+    call_command("migrate_tenants", "--dry-run", "--placement", "control")
+    out = capsys.readouterr().out
+    assert f"workspace.{MIGRATION_NAME}" in out and "ADD CONSTRAINT migtest_no_forbidden_names" in out
+    assert not MigrationRun.objects.exists()
+
+
+def test_migrate_tenants_rejects_unknown_placements():
+    with pytest.raises(CommandError, match="Unknown placement “nope”"):
+        call_command("migrate_tenants", "--placement", "nope")
