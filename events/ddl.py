@@ -1,0 +1,166 @@
+"""DDL shared by every event table (the control-plane log and each tenant log).
+
+One event table per log, same shape everywhere. What the database enforces:
+
+- `<table>_before_insert` (row trigger): stamps `tx_id = pg_current_xact_id()`
+  (the gap-safe feed reads only below the oldest running transaction),
+  fills `occurred_at` with `clock_timestamp()` when the writer gave none,
+  refuses a version that does not follow an existing one (no gaps), keeps
+  `occurred_at` non-decreasing inside a stream (so "state at T" is always a
+  prefix of the stream), and computes the hash chain
+  (`prev_hash` = the previous version's `hash`, `hash` = sha256 over the
+  previous hash and every stored field). Clients cannot choose these values.
+- `<table>_immutable` (row trigger, UPDATE/DELETE) and
+  `<table>_no_truncate` (statement trigger, TRUNCATE) raise for everyone,
+  the owner included. Only the owner can disable them (ALTER TABLE), which the
+  test-suite flush does inside its own transaction (saas_admin/db_backend).
+- Grants: the app role keeps SELECT and INSERT only.
+
+Everything is written without schema qualification so the same migration
+works in `public`, in every pool/tenant schema and in dedicated databases;
+the trigger takes a dynamic path when the table is written from a session
+whose search_path points elsewhere (copies between placements).
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from psycopg import sql
+
+# SQLSTATEs the store maps to Python exceptions (see events/store.py).
+SQLSTATE_VERSION_GAP = "EV001"
+SQLSTATE_IMMUTABLE = "EV002"
+SQLSTATE_TIME_ORDER = "EV003"
+
+HASH_FUNCTION = """
+CREATE OR REPLACE FUNCTION events_hash(
+    prev bytea, aggregate_type text, aggregate_id text, version integer, event_type text,
+    event_version integer, event_data jsonb, event_metadata jsonb, occurred_at timestamptz,
+    causation_id uuid, correlation_id uuid, tenant_id uuid, event_uuid uuid
+) RETURNS bytea LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT sha256(convert_to(concat_ws(chr(31),
+        encode(coalesce(prev, ''::bytea), 'hex'), aggregate_type, aggregate_id, version::text,
+        event_type, event_version::text, event_data::text, event_metadata::text,
+        (extract(epoch FROM occurred_at) * 1000000)::bigint::text,
+        coalesce(causation_id::text, ''), coalesce(correlation_id::text, ''),
+        coalesce(tenant_id::text, ''), event_uuid::text), 'UTF8'))
+$$;
+"""
+
+IMMUTABLE_FUNCTION = """
+CREATE OR REPLACE FUNCTION events_forbid_change() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'events are immutable: % on %.% is not allowed', TG_OP, TG_TABLE_SCHEMA, TG_TABLE_NAME
+        USING ERRCODE = 'EV002', HINT = 'Append a compensating event instead.';
+END
+$$;
+"""
+
+INSERT_FUNCTION = """
+CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    prev_hash_v bytea;
+    prev_at timestamptz;
+    server_time boolean := NEW.occurred_at IS NULL;
+BEGIN
+    NEW.tx_id := pg_current_xact_id();
+    IF server_time THEN
+        NEW.occurred_at := clock_timestamp();
+    END IF;
+    IF NEW.version IS NULL OR NEW.version < 1 THEN
+        RAISE EXCEPTION 'event version must be 1 or more' USING ERRCODE = 'EV001';
+    END IF;
+    NEW.prev_hash := NULL;
+    IF NEW.version > 1 THEN
+        IF TG_TABLE_SCHEMA = current_schema() THEN
+            SELECT e.hash, e.occurred_at INTO prev_hash_v, prev_at FROM {table} e
+             WHERE e.aggregate_type = NEW.aggregate_type AND e.aggregate_id = NEW.aggregate_id
+               AND e.version = NEW.version - 1 {tenant_filter};
+        ELSE
+            EXECUTE format('SELECT e.hash, e.occurred_at FROM %I.%I e WHERE e.aggregate_type = $1 '
+                           'AND e.aggregate_id = $2 AND e.version = $3 {tenant_filter_dynamic}',
+                           TG_TABLE_SCHEMA, TG_TABLE_NAME)
+               INTO prev_hash_v, prev_at USING NEW.aggregate_type, NEW.aggregate_id, NEW.version - 1, NEW.tenant_id;
+        END IF;
+        IF prev_hash_v IS NULL THEN
+            RAISE EXCEPTION 'version % of %/% does not follow an existing version',
+                NEW.version, NEW.aggregate_type, NEW.aggregate_id USING ERRCODE = 'EV001';
+        END IF;
+        IF NEW.occurred_at < prev_at THEN
+            IF server_time THEN
+                NEW.occurred_at := prev_at;  -- the clock stepped back; keep the stream ordered
+            ELSE
+                RAISE EXCEPTION 'occurred_at % is before the previous event of %/% (%)',
+                    NEW.occurred_at, NEW.aggregate_type, NEW.aggregate_id, prev_at USING ERRCODE = 'EV003';
+            END IF;
+        END IF;
+        NEW.prev_hash := prev_hash_v;
+    END IF;
+    NEW.hash := events_hash(NEW.prev_hash, NEW.aggregate_type, NEW.aggregate_id, NEW.version, NEW.event_type,
+                            NEW.event_version, NEW.event_data, NEW.event_metadata, NEW.occurred_at,
+                            NEW.causation_id, NEW.correlation_id, NEW.tenant_id, NEW.event_uuid);
+    RETURN NEW;
+END
+$$;
+"""
+
+
+def install_statements(table: str, *, tenant_scoped: bool) -> list[sql.Composable]:
+    """Functions, triggers and indexes Django's schema editor cannot express."""
+    t = sql.Identifier(table)
+    function = sql.Identifier(f"{table}_before_insert")
+    tenant_filter = "AND e.tenant_id = NEW.tenant_id" if tenant_scoped else ""
+    tenant_filter_dynamic = "AND e.tenant_id = $4" if tenant_scoped else ""
+    insert_fn = INSERT_FUNCTION.format(
+        function="{function}", table="{table}", tenant_filter=tenant_filter, tenant_filter_dynamic=tenant_filter_dynamic
+    )
+    return [
+        sql.SQL(HASH_FUNCTION),
+        sql.SQL(IMMUTABLE_FUNCTION),
+        sql.SQL(insert_fn).format(function=function, table=t),
+        sql.SQL("CREATE TRIGGER {} BEFORE INSERT ON {} FOR EACH ROW EXECUTE FUNCTION {}()").format(
+            sql.Identifier(f"{table}_before_insert"), t, function
+        ),
+        sql.SQL(
+            "CREATE TRIGGER {} BEFORE UPDATE OR DELETE ON {} FOR EACH ROW EXECUTE FUNCTION events_forbid_change()"
+        ).format(sql.Identifier(f"{table}_immutable"), t),
+        sql.SQL(
+            "CREATE TRIGGER {} BEFORE TRUNCATE ON {} FOR EACH STATEMENT EXECUTE FUNCTION events_forbid_change()"
+        ).format(sql.Identifier(f"{table}_no_truncate"), t),
+        # Metadata search in the viewer (request ids, actors, ...): GIN with jsonb_path_ops.
+        sql.SQL("CREATE INDEX {} ON {} USING gin (event_metadata jsonb_path_ops)").format(
+            sql.Identifier(f"{table}_meta_gin"), t
+        ),
+        # The gap-safe feed: (tx_id, event_id) order, read below pg_snapshot_xmin().
+        sql.SQL("CREATE INDEX {} ON {} (tx_id, event_id)").format(sql.Identifier(f"{table}_feed"), t),
+    ]
+
+
+def drop_statements(table: str) -> list[sql.Composable]:
+    t = sql.Identifier(table)
+    return [
+        sql.SQL("DROP TRIGGER IF EXISTS {} ON {}").format(sql.Identifier(f"{table}_{name}"), t)
+        for name in ("before_insert", "immutable", "no_truncate")
+    ] + [sql.SQL("DROP FUNCTION IF EXISTS {}()").format(sql.Identifier(f"{table}_before_insert"))]
+
+
+def grant_statements(table: str) -> list[sql.Composable]:
+    """The app role may read and append, nothing else."""
+    app = sql.Identifier(settings.DB_APP_ROLE)
+    t = sql.Identifier(table)
+    return [
+        sql.SQL("REVOKE ALL ON {} FROM {}").format(t, app),
+        sql.SQL("GRANT SELECT, INSERT ON {} TO {}").format(t, app),
+    ]
+
+
+def install(schema_editor, table: str, *, tenant_scoped: bool) -> None:
+    with schema_editor.connection.cursor() as cursor:
+        for statement in install_statements(table, tenant_scoped=tenant_scoped) + grant_statements(table):
+            cursor.execute(statement)
+
+
+def uninstall(schema_editor, table: str) -> None:
+    with schema_editor.connection.cursor() as cursor:
+        for statement in drop_statements(table):
+            cursor.execute(statement)
