@@ -1,4 +1,11 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from events.sagas import views
 
 app_name = "sagas"
-urlpatterns: list = []
+urlpatterns = [
+    path("", views.saga_list, name="list"),
+    path("provision/", views.provision, name="provision"),
+    path("<str:saga_id>/", views.saga_detail, name="detail"),
+    path("<str:saga_id>/<str:action>/", views.saga_action, name="action"),
+]

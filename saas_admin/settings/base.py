@@ -212,6 +212,16 @@ TENANCY_PLAN_ISOLATION = {"free": "shared", "team": "shared", "business": "schem
 SIGNUP_RATE_LIMIT = env.str("SIGNUP_RATE_LIMIT", default="5/h")  # signups per IP address
 SIGNUP_TOKEN_MAX_AGE_SECONDS = env.int("SIGNUP_TOKEN_MAX_AGE_SECONDS", default=2 * 24 * 3600)
 
+# Tests run a private worker against a private filesystem broker folder.
+if CELERY_BROKER_URL.startswith("filesystem") and env.str("CELERY_FILESYSTEM_FOLDER", default=""):
+    _folder = env.str("CELERY_FILESYSTEM_FOLDER")
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": f"{_folder}/queue",
+        "data_folder_out": f"{_folder}/queue",
+        "processed_folder": f"{_folder}/processed",
+        "store_processed": False,
+        "polling_interval": 0.05,
+    }
 # --- Cross-tenant migrations (tenants/migration_runs, docs/migrations.md) ----------
 MIGRATIONS_MAX_PER_SERVER = env.int("MIGRATIONS_MAX_PER_SERVER", default=4)  # concurrent jobs per database server
 MIGRATIONS_REQUIRE_APPROVAL = env.bool("MIGRATIONS_REQUIRE_APPROVAL", default=False)  # four-eyes: a second Admin

@@ -1,0 +1,114 @@
+"""Saga monitor: list with filters and counts, detail with the step timeline, operator actions.
+
+Permissions (checked here, server-side; templates only hide buttons):
+- list and detail: Viewer+
+- retry, cancel: Operator+ (they only resume or stop-and-undo work already requested)
+- compensate (abandon retries and undo now): Admin
+- start provisioning: Operator+
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from events.sagas import selectors, services
+from events.sagas.models import Saga, SagaState
+from saas_admin.permissions import Role, role_required
+
+ACTIONS = {
+    "retry": (Role.OPERATOR, services.saga_retry, "Retry sent."),
+    "cancel": (Role.OPERATOR, services.saga_cancel, "Cancellation requested: the saga stops and undoes its steps."),
+    "compensate": (Role.ADMIN, services.saga_compensate, "Compensation started."),
+}
+
+
+@role_required(Role.VIEWER)
+def saga_list(request: HttpRequest) -> HttpResponse:
+    filters = {key: request.GET.get(key, "").strip() for key in ("type", "state", "tenant", "age")}
+    qs = selectors.saga_list(
+        saga_type=filters["type"], state=filters["state"], tenant=filters["tenant"], age=filters["age"]
+    )
+    page = Paginator(qs, 25).get_page(request.GET.get("page"))
+    query = "&".join(f"{k}={v}" for k, v in filters.items() if v)
+    context = {
+        "page": page,
+        "filters": filters,
+        "query": query,
+        "counts": selectors.saga_counts_by_state(),
+        "states": SagaState.choices,
+        "types": selectors.saga_types_in_use(),
+        "ages": [(k, v[0]) for k, v in selectors.AGE_CHOICES.items()],
+    }
+    template = (
+        "sagas/list.html#saga-table" if request.htmx and request.htmx.target == "saga-table" else "sagas/list.html"
+    )
+    return render(request, template, context)
+
+
+@role_required(Role.VIEWER)
+def saga_detail(request: HttpRequest, saga_id: str) -> HttpResponse:
+    saga = selectors.saga_get(saga_id)
+    context = {
+        "saga": saga,
+        "steps": list(saga.steps.all()),
+        "progress": selectors.saga_progress(saga),
+        "events": selectors.saga_events(saga),
+        "input": services._public_input(saga.input),
+    }
+    template = "sagas/detail.html#saga-live" if request.htmx else "sagas/detail.html"
+    return render(request, template, context)
+
+
+@require_POST
+@role_required(Role.OPERATOR)
+def saga_action(request: HttpRequest, saga_id: str, action: str) -> HttpResponse:
+    if action not in ACTIONS:
+        return HttpResponse("Unknown action.", status=404)
+    role, service, done = ACTIONS[action]
+    from saas_admin.permissions import check_role
+
+    check_role(request.user, role)
+    saga = selectors.saga_get(saga_id)
+    try:
+        service(saga_id=saga.id, actor=request.user, request=request)
+    except services.SagaActionError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, done)
+    return redirect("sagas:detail", saga_id=saga.id)
+
+
+@role_required(Role.OPERATOR)
+def provision(request: HttpRequest) -> HttpResponse:
+    from tenants.sagas import provisioning_start
+    from tenants.signup_forms import OperatorProvisionForm
+
+    form = OperatorProvisionForm(request.POST or None)
+    if request.method == "POST":
+        key = f"operator:{request.user.pk}:{request.POST.get('request_key', '')}"
+        existing = Saga.objects.filter(idempotency_key=key).first()
+        if existing is not None:  # the same form submitted twice: show the first run
+            return redirect("sagas:detail", saga_id=existing.id)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            saga = provisioning_start(
+                slug=data["slug"],
+                isolation=data["isolation"],
+                name=data["name"],
+                plan=data["plan"],
+                owner_email=data["owner_email"],
+                requested_by=request.user,
+                request=request,
+                idempotency_key=f"operator:{request.user.pk}:{data['request_key']}",
+            )
+        except ValidationError as exc:
+            form.add_error(None, exc.messages[0])
+        else:
+            return redirect("sagas:detail", saga_id=saga.id)
+    return render(request, "sagas/provision.html", {"form": form})

@@ -1,0 +1,63 @@
+"""Forms for self-signup (public) and operator provisioning (dashboard)."""
+
+from __future__ import annotations
+
+import uuid
+
+from django import forms
+from django.contrib.auth import password_validation
+from django.core.exceptions import ValidationError
+
+from tenants.models import Tenant
+from tenants.validation import validate_slug
+
+
+def _slug_field() -> forms.CharField:
+    return forms.CharField(
+        max_length=40,
+        help_text="Your workspace address: <slug>.localhost. Lowercase letters, digits and hyphens.",
+        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
+    )
+
+
+class _SlugMixin:
+    def clean_slug(self) -> str:
+        slug = self.cleaned_data["slug"].strip().lower()
+        validate_slug(slug)
+        if Tenant.objects.filter(slug=slug).exists():
+            raise ValidationError(f"The address “{slug}” is already taken; please choose another.")
+        return slug
+
+
+class SignupForm(_SlugMixin, forms.Form):
+    name = forms.CharField(label="Organisation name", max_length=200)
+    slug = _slug_field()
+    email = forms.EmailField(label="Admin email")
+    password = forms.CharField(label="Password", widget=forms.PasswordInput(render_value=False), strip=False)
+    plan = forms.ChoiceField(choices=Tenant.Plan.choices, initial=Tenant.Plan.FREE)
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"].strip()
+        if not name:
+            raise ValidationError("Please enter your organisation's name.")
+        return name
+
+    def clean(self):
+        cleaned = super().clean()
+        password = cleaned.get("password")
+        if password:
+            try:
+                password_validation.validate_password(password)
+            except ValidationError as exc:
+                self.add_error("password", exc.messages[0])
+        return cleaned
+
+
+class OperatorProvisionForm(_SlugMixin, forms.Form):
+    slug = _slug_field()
+    name = forms.CharField(max_length=200, required=False, help_text="Defaults to the slug in title case.")
+    isolation = forms.ChoiceField(choices=Tenant.Isolation.choices, initial=Tenant.Isolation.SHARED)
+    plan = forms.ChoiceField(choices=Tenant.Plan.choices, initial=Tenant.Plan.FREE)
+    owner_email = forms.EmailField(required=False, label="Owner email")
+    # Fresh per form render: a double submit of one form starts one saga.
+    request_key = forms.UUIDField(widget=forms.HiddenInput, initial=uuid.uuid4)
