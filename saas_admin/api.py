@@ -122,6 +122,7 @@ api.add_router("/tenants", tenants_router)
 api.add_router("/events", events_router)
 api.add_router("/compliance", compliance_router)
 api.add_router("/migrations", "tenants.migration_runs.api.router")
+api.add_router("/sagas", "events.sagas.api.router")
 
 
 @api.get("/ping", auth=None, tags=["meta"])

@@ -32,6 +32,7 @@ INSTALLED_APPS = [
     "tenants.migration_runs",
     "events",
     "events.sagas",
+    "events.tenantlog",
     "compliance",
     "workspace",
 ]
@@ -111,7 +112,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # database) with tenant_id + FORCE'd RLS; everything else is control plane only.
 # The control-plane `public` schema also holds empty RLS'd copies of the
 # TENANT_APPS tables, so a query without tenant context returns zero rows.
-TENANT_APPS = ["workspace"]
+TENANT_APPS = ["workspace", "events.tenantlog"]
 SHARED_APPS = [app for app in INSTALLED_APPS if app not in TENANT_APPS]
 TENANCY_POOL_CAPACITY = env.int("TENANCY_POOL_CAPACITY", default=100)
 TENANCY_TEMPLATE_SCHEMA = "tenant_template"
