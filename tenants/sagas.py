@@ -64,17 +64,17 @@ def register_tenant_compensate(ctx: StepContext) -> None:
 
 
 def set_owner_password(ctx: StepContext) -> None:
-    """Signup only: give the owner member the password hash chosen at signup."""
-    signup_id = ctx.input.get("signup_id")
-    if not signup_id:
+    """Signup only: give the owner member the password chosen at signup (kept encrypted in the input)."""
+    encrypted = ctx.input.get("owner_password_hash_enc")
+    if not encrypted:
         return
     from tenants.context import tenant_context
-    from tenants.signup_services import signup_password_hash
+    from tenants.crypto import decrypt_json
     from workspace.models import Member
 
-    password_hash = signup_password_hash(signup_id)
+    password_hash = decrypt_json(encrypted)["hash"]
     tenant = Tenant.objects.select_related("placement").get(pk=_tenant_id(ctx))
-    if not password_hash or not tenant.owner_email:
+    if not tenant.owner_email:
         return
     with tenant_context(tenant) as alias:
         Member.objects.using(alias).filter(email=tenant.owner_email).update(password=password_hash)
@@ -127,7 +127,7 @@ def provisioning_start(
     owner_email: str = "",
     requested_by: Any = None,
     idempotency_key: str | None = None,
-    signup_id: Any = None,
+    owner_password_hash: str = "",
     fault: dict | None = None,
     request: Any = None,
 ):
@@ -147,8 +147,10 @@ def provisioning_start(
     values = tenant_validate_new(slug=slug, name=name, isolation=isolation, plan=plan, owner_email=owner_email)
     tenant_id = str(uuid.uuid4())
     data: dict[str, Any] = {**values, "tenant_id": tenant_id}
-    if signup_id:
-        data["signup_id"] = str(signup_id)
+    if owner_password_hash:
+        from tenants.crypto import encrypt_json
+
+        data["owner_password_hash_enc"] = encrypt_json({"hash": owner_password_hash})
     if fault:
         data["_fault"] = fault
     with transaction.atomic():
@@ -171,3 +173,60 @@ def provisioning_start(
                 details={"saga_id": str(saga.id), "isolation": isolation, "plan": values["plan"]},
             )
     return saga
+
+
+def provisioning_run_command(
+    *,
+    slug: str,
+    isolation: str,
+    name: str = "",
+    plan: str = Tenant.Plan.FREE,
+    owner_email: str = "",
+    wait: bool = True,
+    progress=lambda line: None,
+    worker_grace_seconds: float = 10.0,
+) -> str:
+    """What `manage.py provision_tenant` does: start the saga, then (by default) follow it to the end.
+
+    A Celery worker normally runs the steps. If none has claimed the first step after
+    `worker_grace_seconds`, this process drives the saga itself through the same engine
+    (claims make a late worker joining in harmless). Raises ProvisioningError with the
+    saga's one-line reason if it ends compensated or failed.
+    """
+    import time
+
+    from events.sagas import services
+    from events.sagas.models import TERMINAL_SAGA_STATES, Saga, SagaState, StepState
+
+    saga = provisioning_start(slug=slug, isolation=isolation, name=name, plan=plan, owner_email=owner_email)
+    progress(f"saga {saga.id} started ({saga.saga_type})")
+    if not wait:
+        return str(saga.tenant_id)
+    started, reported, driving = time.monotonic(), set(), False
+    while True:
+        saga = Saga.objects.get(pk=saga.pk)
+        for step in saga.steps.filter(state__in=[StepState.COMPLETED, StepState.COMPENSATED]).order_by("index"):
+            key = (step.name, step.state)
+            if key not in reported:
+                reported.add(key)
+                verb = "done" if step.state == StepState.COMPLETED else "undone"
+                progress(f"… {step.name} {verb}")
+        if saga.state in TERMINAL_SAGA_STATES:
+            break
+        if not driving and time.monotonic() - started > worker_grace_seconds:
+            if not saga.steps.exclude(attempts=0).exists():
+                progress("no Celery worker picked the saga up; running it in this process")
+                driving = True
+        if driving:
+            services.saga_sweep()  # nobody else resumes a step whose lease ran out
+            if saga.state == SagaState.COMPENSATING:
+                services.saga_compensate_next(saga_id=saga.id)
+            else:
+                step = saga.steps.exclude(state=StepState.COMPLETED).order_by("index").first()
+                if step is not None and services.saga_step_execute(step_id=step.id) in ("not-due", "step-running"):
+                    time.sleep(0.2)
+        else:
+            time.sleep(0.2)
+    if saga.state != SagaState.COMPLETED:
+        raise ProvisioningError(saga.error.splitlines()[0] if saga.error else f"Provisioning ended {saga.state}.")
+    return str(saga.tenant_id)

@@ -121,3 +121,69 @@ def test_every_step_survives_a_killed_worker_or_converges_to_a_full_compensation
             assert f"Step “{step}” failed after 3 attempts: RuntimeError: Injected fault" in saga.error
             _assert_nothing_left(saga)
     assert celery_harness.restarts - restarts_before >= len(steps)  # the worker really died each time
+
+
+def test_the_provision_tenant_command_runs_the_saga_and_prints_the_uuid_last(celery_harness):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out, err = StringIO(), StringIO()
+    call_command("provision_tenant", "cmd-schema", "--isolation", "schema", stdout=out, stderr=err)
+    tenant_id = out.getvalue().strip().splitlines()[-1]
+    tenant = Tenant.objects.get(pk=tenant_id)
+    assert tenant.status == Tenant.Status.ACTIVE and tenant.isolation == "schema"
+    assert Saga.objects.get(tenant_id=tenant_id).state == SagaState.COMPLETED
+    assert "create_schema done" in err.getvalue()
+
+
+def test_the_provision_tenant_command_refuses_a_reserved_slug_in_one_line(celery_harness):
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match="^The slug “admin” is reserved; please choose another.$"):
+        call_command("provision_tenant", "admin", "--isolation", "shared")
+    assert not Saga.objects.filter(tenant_label="admin").exists()
+
+
+def test_a_signup_ends_signed_in_on_the_new_workspace(celery_harness, client, settings):
+    import re
+    import time
+
+    from django.core import mail
+    from django.core.cache import cache
+
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    cache.clear()
+    form = {
+        "name": "Signup Co",
+        "slug": "signup-co",
+        "email": "founder@signup.example",
+        "password": "correct horse battery",
+        "plan": "free",
+        "request_key": "0b9d7a52-3c1e-4b7f-9a0e-6f1d2c3b4a59",
+    }
+    assert client.post("/signup/", form).status_code == 302
+    link = re.search(r"http://testserver(/signup/verify/\S+/)", mail.outbox[-1].body).group(1)
+    progress = client.get(link)["Location"]
+    deadline = time.monotonic() + 60
+    while True:
+        response = client.get(progress, HTTP_HX_REQUEST="true")
+        if response.status_code == 204 or time.monotonic() > deadline:
+            break
+        assert b"could not create" not in response.content
+        time.sleep(0.2)
+    welcome = response["HX-Redirect"]
+    host, path = re.match(r"http://([^/]+)(/.*)", welcome).groups()
+    assert host == "signup-co.localhost:8000"
+    signed_in = client.get(path, HTTP_HOST=host)
+    assert signed_in.status_code == 302 and signed_in["Location"].endswith("/members/")
+    members = client.get("/members/", HTTP_HOST=host)
+    assert members.status_code == 200 and b"founder@signup.example" in members.content
+    assert client.get(path, HTTP_HOST=host)["Location"].endswith("/login/")  # the link worked once
+    client.post("/logout/", HTTP_HOST=host)
+    login = client.post(
+        "/login/", {"email": "founder@signup.example", "password": "correct horse battery"}, HTTP_HOST=host
+    )
+    assert login.status_code == 302  # the password chosen at signup is the workspace password
+    assert Tenant.objects.filter(slug="signup-co").count() == 1

@@ -2,6 +2,7 @@
 
 from django.urls import path
 
+from tenants import signup_views
 from workspace import views
 
 app_name = "workspace"
@@ -9,6 +10,7 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("login/", views.login, name="login"),
     path("logout/", views.logout, name="logout"),
+    path("welcome/<str:token>/", signup_views.welcome, name="signup_welcome"),
     path("set-password/<str:token>/", views.set_password, name="set_password"),
     path("members/", views.member_list, name="members"),
     path("members/new/", views.member_new, name="member_new"),

@@ -25,30 +25,25 @@ class Command(BaseCommand):
         parser.add_argument("--owner-email", default="")
         parser.add_argument("--plan", default=Tenant.Plan.FREE, choices=Tenant.Plan.values)
         parser.add_argument(
-            "--no-wait", action="store_true", help="Return once started (the in-process run always completes)."
+            "--no-wait", action="store_true", help="Return once the saga is started; a Celery worker finishes it."
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        from tenants.services import tenant_provision_sync
-
-        def on_step(step: Any) -> None:
-            self.stderr.write(f"… {step.title}")
+        # Runs the provisioning saga (tenants/sagas.py) through Celery; see docs/sagas.md.
+        from tenants.sagas import provisioning_run_command
 
         try:
-            tenant = tenant_provision_sync(
+            tenant_id = provisioning_run_command(
                 slug=options["slug"],
                 name=options["name"],
                 isolation=options["isolation"],
                 plan=options["plan"],
                 owner_email=options["owner_email"],
-                on_step=on_step,
+                wait=not options["no_wait"],
+                progress=self.stderr.write,
             )
         except ValidationError as exc:
             raise CommandError(" ".join(exc.messages))
         except ProvisioningError as exc:
             raise CommandError(str(exc))
-        if tenant.owner_email:
-            from workspace.services import member_set_password_url
-
-            self.stderr.write(f"Owner sign-in link: {member_set_password_url(tenant, tenant.owner_email)}")
-        self.stdout.write(str(tenant.pk))
+        self.stdout.write(str(tenant_id))
