@@ -76,6 +76,7 @@ class Mailbox:
 def mailbox(monkeypatch, settings):
     settings.SAGA_RETRY_BACKOFF_SECONDS = 0
     settings.SAGA_SWEEP_GRACE_SECONDS = 0
+    settings.SAGA_CHAIN_STEPS = False  # one message per step, so each test controls delivery
     box = Mailbox()
     monkeypatch.setattr(
         tasks.saga_step_run, "apply_async", lambda args, countdown=None: box.messages.append(("step", args[0]))
@@ -254,3 +255,14 @@ def test_operator_actions_refuse_a_finished_saga_with_one_sentence(mailbox, oper
         services.saga_cancel(saga_id=saga.id, actor=operator)
     with pytest.raises(services.SagaActionError, match="A completed saga cannot be retried."):
         services.saga_retry(saga_id=saga.id, actor=operator)
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "owner"])
+def test_a_worker_runs_the_following_steps_itself_without_a_message_each(mailbox, settings):
+    settings.SAGA_CHAIN_STEPS = True
+    saga = _start()
+    assert len(mailbox.messages) == 1
+    mailbox.deliver_one()
+    saga.refresh_from_db()
+    assert saga.state == SagaState.COMPLETED
+    assert mailbox.messages == []

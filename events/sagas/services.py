@@ -224,8 +224,22 @@ def _touch(saga: Saga, **fields: Any) -> None:
     Saga.objects.filter(id=saga.id).update(**fields)
 
 
-def saga_step_execute(*, step_id: int) -> str:
-    """Run one step if it is this caller's to run. Returns what happened (for logs and tests)."""
+def saga_step_execute(*, step_id: int, chain: bool | None = None) -> str:
+    """Run a step if it is this caller's to run, then (by default) the following steps in the same
+    worker while they succeed. Returns what happened last (for logs and tests).
+
+    Chaining saves a broker round trip per step; it changes nothing about safety: each step is
+    still claimed, leased and recorded on its own, and if this worker dies between steps the
+    sweeper finds the next step pending and sends it.
+    """
+    chain = _setting("SAGA_CHAIN_STEPS", True) if chain is None else chain
+    result = _step_execute_one(step_id, chain=chain)
+    while result.startswith("next:"):
+        result = _step_execute_one(int(result.removeprefix("next:")), chain=chain)
+    return result
+
+
+def _step_execute_one(step_id: int, *, chain: bool) -> str:
     with transaction.atomic():
         step = SagaStep.objects.filter(id=step_id).only("saga_id").first()
         if step is None:
@@ -273,7 +287,7 @@ def saga_step_execute(*, step_id: int) -> str:
     except Exception as exc:  # noqa: BLE001 - every failure is recorded and retried or compensated
         logger.warning("saga %s step %s attempt %s failed: %s", saga.id, step.name, attempt, exc)
         return _step_failed(step.id, attempt, exc)
-    return _step_completed(step.id, attempt, output, definition)
+    return _step_completed(step.id, attempt, output, definition, chain=chain)
 
 
 def _error_text(exc: BaseException) -> str:
@@ -283,7 +297,9 @@ def _error_text(exc: BaseException) -> str:
     return f"{exc.__class__.__name__}: {message}"
 
 
-def _step_completed(step_id: int, attempt: int, output: dict[str, Any], definition: SagaDefinition) -> str:
+def _step_completed(
+    step_id: int, attempt: int, output: dict[str, Any], definition: SagaDefinition, *, chain: bool = False
+) -> str:
     with transaction.atomic():
         step = SagaStep.objects.get(id=step_id)
         saga = _locked(step.saga_id)
@@ -308,6 +324,8 @@ def _step_completed(step_id: int, attempt: int, output: dict[str, Any], definiti
             return "completed-then-cancelled"
         following = saga.steps.filter(index__gt=step.index).order_by("index").first()
         if following is not None:
+            if chain:
+                return f"next:{following.id}"  # the caller runs it after this transaction commits
             _enqueue_step(following.id)
             return "completed"
         _touch(saga, state=SagaState.COMPLETED, finished_at=now, error="")

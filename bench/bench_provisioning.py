@@ -1,0 +1,253 @@
+"""Provisioning benchmark, one run, every number measured here against a baseline measured here.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/saas_x .venv/bin/python bench/bench_provisioning.py \
+        [--shared 30 --schema 20 --dedicated 10 --broker redis://127.0.0.1:6379/4]
+
+Builds a private database `<db>_pbench` (control plane migrated), warms the template schema and
+template database, starts a real Celery worker (solo pool) and beat against a private broker
+(the given Redis db, else a filesystem folder), and measures:
+
+1. End-to-end provisioning latency per isolation level through Celery: from the call that
+   starts the saga to the tenant being `active` (observed by this process), p50/p95, next to
+   the targets (shared ≤ 0.3 s, schema ≤ 1 s, dedicated ≤ 3 s p95).
+2. A schema placement by cloning the pre-migrated template vs by running the TENANT_APPS
+   migrations into an empty schema (our migration history), and django-tenants' stock path
+   (`Client.create_schema()`: CREATE SCHEMA + migrate_schemas) in a subprocess on the same
+   database.
+3. A dedicated database by `CREATE DATABASE … TEMPLATE` with STRATEGY WAL_LOG vs FILE_COPY.
+
+Drops everything it made.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(BASE_DIR))
+TARGETS = {"shared": 0.3, "schema": 1.0, "dedicated": 3.0}
+
+
+def _pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    k = max(0, min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1))))
+    return ordered[k]
+
+
+def _summary(values: list[float]) -> str:
+    return f"p50 {statistics.median(values) * 1000:7.1f} ms   p95 {_pct(values, 95) * 1000:7.1f} ms   (n={len(values)})"
+
+
+def _setup(broker: str) -> tuple[str, str]:
+    from saas_admin.env import database_url
+
+    base, _, name = database_url().rpartition("/")
+    bench = f"{name.split('?')[0]}_pbench"
+    os.environ["DATABASE_URL"] = f"{base}/{bench}"
+    os.environ["DJANGO_SETTINGS_MODULE"] = "saas_admin.settings.test"
+    if broker:
+        os.environ["SAGA_TEST_BROKER_URL"] = broker
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    from saas_admin import dbroles
+
+    dbroles.ensure_database(bench, recreate=True)
+    call_command("migrate", database="owner", interactive=False, verbosity=0)
+    return f"{base}/{bench}", bench
+
+
+def _drop(bench: str) -> None:
+    from django.db import connections
+
+    from saas_admin import dbroles
+
+    for conn in connections.all():
+        conn.close()
+    with dbroles.admin_connect() as conn:
+        rows = conn.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", [bench + "%"]).fetchall()
+    for (name,) in rows:
+        dbroles.drop_database(name)
+
+
+def measure_end_to_end(harness, counts: dict[str, int]) -> dict[str, list[float]]:
+    from events.sagas.models import Saga
+    from tenants.sagas import provisioning_start
+
+    results: dict[str, list[float]] = {}
+    for isolation, n in counts.items():
+        # One warm-up run per level (first connection to a new alias, imports in the worker).
+        for i in range(n + 1):
+            slug = f"b-{isolation[:2]}-{i}"
+            t0 = time.perf_counter()
+            saga = provisioning_start(slug=slug, isolation=isolation, owner_email=f"owner@{slug}.example")
+            while True:
+                state = Saga.objects.filter(pk=saga.pk).values_list("state", flat=True).get()
+                if state in ("completed", "compensated", "failed"):
+                    break
+                time.sleep(0.002)
+            took = time.perf_counter() - t0
+            if state != "completed":
+                raise SystemExit(f"{slug}: saga ended {state}: {Saga.objects.get(pk=saga.pk).error}\n{harness.logs()}")
+            if i:
+                results.setdefault(isolation, []).append(took)
+    return results
+
+
+def measure_schema_paths(n: int) -> dict[str, list[float]]:
+    from tenants import placements
+    from tenants.models import Placement
+
+    clone, migrate = [], []
+    for i in range(n):
+        name = f"bench_clone_{i}"
+        t0 = time.perf_counter()
+        placements.clone_template_schema(name)
+        clone.append(time.perf_counter() - t0)
+        placements.drop_schema(name)
+        name = f"bench_migr_{i}"
+        t0 = time.perf_counter()
+        with placements.owner_connect(autocommit=True) as conn:
+            conn.execute(f'CREATE SCHEMA "{name}"')
+        placements.migrate_placement(Placement(kind="schema", database_alias="default", schema_name=name))
+        migrate.append(time.perf_counter() - t0)
+        placements.drop_schema(name)
+    return {"clone": clone, "migrate": migrate}
+
+
+DT_SCRIPT = r"""
+import json, sys, time
+import django
+django.setup()
+from django.core.management import call_command
+call_command("migrate_schemas", "--shared", verbosity=0)
+from bench.dt_tenants.models import Client
+times = []
+for i in range(int(sys.argv[1])):
+    client = Client(schema_name=f"dt_bench_{i}", name=f"dt {i}")
+    client.save()
+    t0 = time.perf_counter()
+    client.create_schema(check_if_exists=True, verbosity=0)
+    times.append(time.perf_counter() - t0)
+print(json.dumps(times))
+"""
+
+
+def measure_django_tenants(bench_url: str, n: int) -> list[float] | str:
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "bench.dt_settings",
+        "BENCH_DATABASE_URL": bench_url,
+        "PYTHONPATH": str(BASE_DIR),
+    }
+    proc = subprocess.run(
+        [sys.executable, "-c", DT_SCRIPT, str(n)], cwd=BASE_DIR, env=env, capture_output=True, text=True
+    )
+    if proc.returncode != 0:
+        return f"django-tenants baseline failed: {proc.stderr.strip().splitlines()[-1] if proc.stderr else proc.returncode}"
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def measure_database_strategies(n: int) -> dict[str, list[float]]:
+    from psycopg import sql
+
+    from saas_admin import dbroles
+    from tenants import placements
+
+    template = placements.template_database()
+    out: dict[str, list[float]] = {"WAL_LOG": [], "FILE_COPY": []}
+    with placements.owner_connect(autocommit=True) as conn:
+        for i in range(n):
+            for strategy in ("WAL_LOG", "FILE_COPY"):
+                name = f"{placements.control_plane_db()}_strat_{strategy.lower()}_{i}"
+                statement = sql.SQL("CREATE DATABASE {} TEMPLATE {} STRATEGY {}").format(
+                    sql.Identifier(name), sql.Identifier(template), sql.SQL(strategy)
+                )
+                t0 = time.perf_counter()
+                conn.execute(statement)
+                out[strategy].append(time.perf_counter() - t0)
+                dbroles.drop_database(name)
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--shared", type=int, default=30)
+    parser.add_argument("--schema", type=int, default=20)
+    parser.add_argument("--dedicated", type=int, default=10)
+    parser.add_argument("--paths", type=int, default=10, help="runs per schema path and per database strategy")
+    parser.add_argument(
+        "--broker", default=os.environ.get("BENCH_BROKER_URL", ""), help="e.g. redis://127.0.0.1:6379/4"
+    )
+    args = parser.parse_args()
+
+    bench_url, bench = _setup(args.broker)
+    harness = None
+    try:
+        from events.sagas.testing import CeleryHarness
+        from tenants import placements
+
+        t0 = time.perf_counter()
+        placements.template_schema_ensure()
+        placements.template_database_ensure()
+        print(f"database {bench}; templates warmed in {time.perf_counter() - t0:.2f} s")
+        harness = CeleryHarness(
+            extra_env={"SAGA_FAULT_INJECTION": "0", "SAGA_STEP_LEASE_SECONDS": "120", "SAGA_SWEEP_GRACE_SECONDS": "30"}
+        ).start()
+        print(f"broker: {harness.broker_url} · one solo-pool worker · {os.cpu_count()} CPUs\n")
+        time.sleep(2)
+
+        e2e = measure_end_to_end(harness, {"shared": args.shared, "schema": args.schema, "dedicated": args.dedicated})
+        harness.stop()
+        harness = None
+        paths = measure_schema_paths(args.paths)
+        dt = measure_django_tenants(bench_url, args.paths)
+        strategies = measure_database_strategies(args.paths)
+
+        print("1. End-to-end provisioning through Celery (start → tenant active)")
+        for isolation, values in e2e.items():
+            p95 = _pct(values, 95)
+            verdict = "meets" if p95 <= TARGETS[isolation] else "MISSES"
+            print(f"   {isolation:<10} {_summary(values)}   target p95 ≤ {TARGETS[isolation]:.1f} s: {verdict}")
+        print("\n2. A schema placement (the placement step alone)")
+        print(f"   clone template      {_summary(paths['clone'])}")
+        print(f"   run migrations      {_summary(paths['migrate'])}")
+        ratio = statistics.median(paths["migrate"]) / statistics.median(paths["clone"])
+        print(
+            f"   → cloning is {ratio:.1f}× faster than migrating (median)"
+            if ratio > 1
+            else f"   → migrating is {1 / ratio:.1f}× faster than cloning (median)"
+        )
+        if isinstance(dt, list):
+            print(f"   django-tenants create_schema (CREATE SCHEMA + migrate_schemas): {_summary(dt)}")
+            print(
+                f"   → our whole schema saga end to end (p50 {statistics.median(e2e['schema']) * 1000:.0f} ms) vs "
+                f"django-tenants' stock create-with-migrations (p50 {statistics.median(dt) * 1000:.0f} ms): "
+                f"{statistics.median(dt) / statistics.median(e2e['schema']):.1f}×"
+            )
+        else:
+            print(f"   {dt}")
+        print("\n3. A dedicated database: CREATE DATABASE … TEMPLATE")
+        for strategy, values in strategies.items():
+            print(f"   {strategy:<10} {_summary(values)}")
+        ratio = statistics.median(strategies["WAL_LOG"]) / statistics.median(strategies["FILE_COPY"])
+        faster = "FILE_COPY" if ratio > 1 else "WAL_LOG"
+        print(f"   → {faster} is {max(ratio, 1 / ratio):.1f}× faster (median) for this template")
+        return 0
+    finally:
+        if harness is not None:
+            harness.stop()
+        _drop(bench)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
