@@ -40,7 +40,7 @@ from django.utils import timezone
 
 from saas_admin.permissions import Role, check_role
 from tenants import placements
-from tenants.migration_runs import plans
+from tenants.migration_runs import executor, plans
 from tenants.migration_runs.models import MigrationJob, MigrationRun
 from tenants.models import Placement
 
@@ -496,24 +496,27 @@ def job_execute(*, job_id: int) -> str:
             run_finalize_if_done(run_id=job.run_id)
         return "not-claimed"
     job = MigrationJob.objects.select_related("run").get(pk=job_id)
-    with transaction.atomic():
-        _job_event(job, "MigrationJobStarted", {"attempt": attempt, "worker": job.worker, "plan": job.plan})
     heartbeat = _Heartbeat(job_id, attempt)
     heartbeat.start()
     started = time.monotonic()
     outcome, error, applied = Job.SUCCEEDED, "", []
     try:
-        target = _target_for(job)
-        if target is None:
-            raise MigrationRunError("The placement no longer exists.")
-        st = plans.status([target])[0]
-        if st.error:
-            raise MigrationRunError(st.error)
-        if not st.pending:
-            outcome = Job.SKIPPED  # applied meanwhile (another run): no executor opened
+        placement = Placement.objects.filter(pk=job.placement_id).first() if job.placement_id else None
+        if placement is not None:
+            # Reads the placement's applied migrations and applies what is pending in one transaction.
+            applied = [plans.fmt(k) for k in executor.apply_pending(placement)]
         else:
-            _apply(job)
-            applied = [plans.fmt(k) for k in st.pending]
+            target = _target_for(job)
+            if target is None:
+                raise MigrationRunError("The placement no longer exists.")
+            st = plans.status([target])[0]
+            if st.error:
+                raise MigrationRunError(st.error)
+            if st.pending:
+                _apply(job)
+                applied = [plans.fmt(k) for k in st.pending]
+        if not applied:
+            outcome = Job.SKIPPED  # applied meanwhile (e.g. by another run): no executor opened
     except Exception as exc:
         outcome, error = Job.FAILED, _error_text(exc)
         logger.warning("migration job %s (%s) failed: %s", job_id, job.label, error.splitlines()[0] if error else "")
@@ -534,7 +537,8 @@ def job_execute(*, job_id: int) -> str:
             event = {Job.SUCCEEDED: "MigrationJobSucceeded", Job.FAILED: "MigrationJobFailed"}.get(
                 outcome, "MigrationJobSkipped"
             )
-            _job_event(job, event, {"attempt": attempt, "applied": applied, "duration_ms": duration_ms, "error": error})
+            data = {"attempt": attempt, "worker": job.worker, "applied": applied, "duration_ms": duration_ms}
+            _job_event(job, event, {**data, "error": error})
     if not recorded:
         logger.warning("migration job %s finished after losing its claim; outcome not recorded", job_id)
     run_dispatch(run_id=job.run_id)

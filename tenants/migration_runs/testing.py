@@ -102,14 +102,18 @@ def database_url(name: str) -> str:
 class Worker:
     """A real Celery worker (prefork) on a private filesystem broker; `kill()` is SIGKILL to its group."""
 
-    def __init__(self, extra_env: dict[str, str] | None = None, concurrency: int = 2) -> None:
+    def __init__(
+        self, extra_env: dict[str, str] | None = None, concurrency: int = 2, broker_url: str = "filesystem://"
+    ) -> None:
+        """`broker_url`: a private filesystem folder by default, or e.g. redis://127.0.0.1:6379/5 (flushed)."""
         self.folder = Path(tempfile.mkdtemp(prefix="migruns-broker-"))
         self.concurrency = concurrency
+        self.broker_url = broker_url
         self.env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "saas_admin.settings.test",
             "DATABASE_URL": database_url(settings.DATABASES["default"]["NAME"]),
-            "CELERY_BROKER_URL": "filesystem://",
+            "CELERY_BROKER_URL": broker_url,
             "CELERY_FILESYSTEM_FOLDER": str(self.folder),
             "MIGRATIONS_JOB_LEASE_SECONDS": str(settings.MIGRATIONS_JOB_LEASE_SECONDS),
             **(extra_env or {}),
@@ -124,15 +128,22 @@ class Worker:
         for sub in ("queue", "processed"):
             (self.folder / sub).mkdir(parents=True, exist_ok=True)
         self._saved = {"url": app.conf.broker_url, "opts": app.conf.broker_transport_options}
-        app.conf.broker_url = "filesystem://"
-        app.conf.broker_transport_options = {
-            "data_folder_in": str(self.folder / "queue"),
-            "data_folder_out": str(self.folder / "queue"),
-            "processed_folder": str(self.folder / "processed"),
-            "store_processed": False,
-            "polling_interval": 0.05,
-        }
+        app.conf.broker_url = self.broker_url
+        app.conf.broker_transport_options = (
+            {
+                "data_folder_in": str(self.folder / "queue"),
+                "data_folder_out": str(self.folder / "queue"),
+                "processed_folder": str(self.folder / "processed"),
+                "store_processed": False,
+                "polling_interval": 0.05,
+            }
+            if self.broker_url.startswith("filesystem")
+            else {"visibility_timeout": 3600}
+        )
         self._reset_pools(app)
+        if self.broker_url.startswith("redis"):
+            with app.connection_for_write() as conn:
+                conn.default_channel.client.flushdb()
 
     @staticmethod
     def _reset_pools(app) -> None:
@@ -186,6 +197,10 @@ class Worker:
             app.conf.broker_transport_options = self._saved["opts"]
             self._reset_pools(app)
         shutil.rmtree(self.folder, ignore_errors=True)
+
+    def publisher_env(self) -> dict[str, str]:
+        """Environment for another process (e.g. manage.py migrate_tenants) that sends to this worker."""
+        return {"CELERY_BROKER_URL": self.broker_url, "CELERY_FILESYSTEM_FOLDER": str(self.folder)}
 
     def logs(self) -> str:
         return "\n".join(p.read_text(errors="replace")[-4000:] for p in sorted(self.folder.glob("*.log")))

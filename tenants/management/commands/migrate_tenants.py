@@ -100,7 +100,7 @@ class Command(BaseCommand):
                 self.stderr.write(f"Still running after {timeout:g} s; follow it on the Migrations screen.")
                 self.stdout.write(str(run.pk))
                 raise SystemExit(3)
-            time.sleep(0.5)
+            time.sleep(0.2)
         for job in run.jobs.filter(status="failed"):
             self.stderr.write(f"FAILED {job.label}: {job.error.splitlines()[0] if job.error else ''}")
         self.stdout.write(str(run.pk))
