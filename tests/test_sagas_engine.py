@@ -266,3 +266,27 @@ def test_a_worker_runs_the_following_steps_itself_without_a_message_each(mailbox
     saga.refresh_from_db()
     assert saga.state == SagaState.COMPLETED
     assert mailbox.messages == []
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "owner"])
+def test_a_compensation_whose_worker_died_is_resumed_by_the_sweeper(mailbox):
+    FAILS["three"] = -1
+    saga = _start()
+    while mailbox.messages and mailbox.messages[0][0] == "step":
+        mailbox.deliver_one()
+    # The worker claimed the compensation of step two, undid nothing yet, and died.
+    mailbox.messages.clear()
+    two = saga.steps.get(name="two")
+    SagaStep.objects.filter(id=two.id).update(
+        state=StepState.COMPENSATING,
+        compensate_attempts=1,
+        lease_expires_at=timezone.now() - timezone.timedelta(seconds=1),
+    )
+    SagaStep.objects.filter(saga=saga, name="three").update(state=StepState.COMPENSATED)
+    Saga.objects.filter(id=saga.id).update(updated_at=timezone.now() - timezone.timedelta(minutes=5))
+    assert services.saga_sweep()["compensations"] == 1
+    mailbox.drain()
+    saga.refresh_from_db()
+    assert saga.state == SagaState.COMPENSATED
+    assert EFFECTS == set()
+    assert saga.steps.get(name="two").compensate_attempts == 2
