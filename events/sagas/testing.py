@@ -109,6 +109,7 @@ class CeleryHarness:
             "data_folder_in": str(self.folder / "queue"),
             "data_folder_out": str(self.folder / "queue"),
             "processed_folder": str(self.folder / "processed"),
+            "control_folder": str(self.folder / "control"),
             "store_processed": False,
             "polling_interval": 0.05,
         }

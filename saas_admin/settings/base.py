@@ -220,6 +220,7 @@ if CELERY_BROKER_URL.startswith("filesystem") and env.str("CELERY_FILESYSTEM_FOL
         "data_folder_in": f"{_folder}/queue",
         "data_folder_out": f"{_folder}/queue",
         "processed_folder": f"{_folder}/processed",
+        "control_folder": f"{_folder}/control",
         "store_processed": False,
         "polling_interval": 0.05,
     }
