@@ -166,12 +166,19 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--schemas", type=int, default=300)
     parser.add_argument("--keep", action="store_true", help="keep the bench database afterwards")
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=2,
+        help="worker processes on each side: our Celery worker and django-tenants' multiprocessing",
+    )
     args = parser.parse_args()
 
     bench_url, bench_db = _bench_url()
     os.environ["DATABASE_URL"] = bench_url
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "saas_admin.settings.development")
-    os.environ["MIGRATIONS_MAX_PER_SERVER"] = "4"
+    os.environ["MIGRATIONS_MAX_PER_SERVER"] = str(2 * args.processes)
+    os.environ["BENCH_PROCESSES"] = str(args.processes)
     root = Path(tempfile.mkdtemp(prefix="bench-migrations-"))
     worker = None
     try:
@@ -181,7 +188,8 @@ def main() -> None:
 
         n_placements = args.schemas + 4
         print(f"bench database {bench_db}: {args.schemas} schemas + 2 pools + 2 dedicated databases "
-              f"(built in {info['build_seconds']:.1f} s); pinned to cores {CORES}")  # fmt: skip
+              f"(built in {info['build_seconds']:.1f} s); pinned to cores {CORES}; {args.processes} processes "
+              f"per side (our worker concurrency, django-tenants TENANT_MULTIPROCESSING_MAX_PROCESSES)")  # fmt: skip
         dt_prepare(bench_url)
         module = _trivial_package(root)
         sys.path.insert(0, str(root))
@@ -214,8 +222,8 @@ def main() -> None:
         # (a) nothing pending — the worker runs too, but every placement is skipped at planning.
         broker = _broker_url()
         print(f"broker for our worker: {broker}")
-        worker = Worker(concurrency=2, broker_url=broker)
-        worker.env.update({"DATABASE_URL": bench_url, "MIGRATIONS_MAX_PER_SERVER": "4"})
+        worker = Worker(concurrency=args.processes, broker_url=broker)
+        worker.env.update({"DATABASE_URL": bench_url})
         worker.env["PYTHONPATH"] = ours_env["PYTHONPATH"]
         worker.start()
         _pin(worker)
@@ -223,8 +231,8 @@ def main() -> None:
         worker.stop()
 
         # (b) one trivial migration pending in every placement.
-        worker = Worker(concurrency=2, broker_url=broker)
-        worker.env.update({"DATABASE_URL": bench_url, "MIGRATIONS_MAX_PER_SERVER": "4",
+        worker = Worker(concurrency=args.processes, broker_url=broker)
+        worker.env.update({"DATABASE_URL": bench_url,
                            "DJANGO_MIGRATION_MODULES": ours_env["DJANGO_MIGRATION_MODULES"],
                            "PYTHONPATH": ours_env["PYTHONPATH"]})  # fmt: skip
         worker.start()

@@ -23,7 +23,7 @@ from typing import Any
 from django.conf import settings
 from django.db import connections, transaction
 from django.db.migrations.loader import MigrationLoader
-from django.db.migrations.recorder import MigrationRecorder
+from django.utils import timezone
 from psycopg import sql
 
 from tenants import placements, state
@@ -90,15 +90,20 @@ def apply_pending(placement: Any) -> list[MigrationKey]:
     order = _tenant_order(loader)
     alias, schema = _alias_and_schema(placement)
     connection = connections[alias]
-    connection.close_if_unusable_or_obsolete()
+    if connection.connection is not None and not connection.is_usable():
+        connection.close()  # kept open between jobs; a server restart must not fail the next job
     token = state._migrating_placement.set(True)
     try:
+        if connection.in_atomic_block:
+            # SET LOCAL would outlive our savepoint inside the caller's transaction: use the core's
+            # executor, which works on a private connection.
+            raise NeedsFullExecutor
         with transaction.atomic(using=alias):
             with connection.cursor() as cursor:
                 cursor.execute(sql.SQL("SET LOCAL search_path TO {}").format(sql.Identifier(schema)).as_string(None))
                 cursor.execute("SELECT to_regclass('django_migrations') IS NOT NULL")
                 if not cursor.fetchone()[0]:
-                    raise NeedsFullExecutor
+                    raise NeedsFullExecutor  # never migrated: the executor creates the table
                 cursor.execute("SELECT app, name FROM django_migrations")
                 applied_rows = {(app, name) for app, name in cursor.fetchall()}
             pending = [key for key in order if key not in applied_rows]
@@ -108,12 +113,17 @@ def apply_pending(placement: Any) -> list[MigrationKey]:
                 raise NeedsFullExecutor
             applied = frozenset(key for key in order if key in applied_rows)
             project_state = _state_after(loader_key, loader, applied)
-            recorder = MigrationRecorder(connection)
             for key in pending:
                 migration = loader.graph.nodes[key]
-                with connection.schema_editor(atomic=True) as editor:
+                # atomic=False: the whole placement is already one transaction (all or nothing).
+                with connection.schema_editor(atomic=False) as editor:
                     project_state = migration.apply(project_state, editor)
-                recorder.record_applied(*key)
+                with connection.cursor() as cursor:
+                    # What MigrationRecorder.record_applied stores, without its per-call table introspection.
+                    cursor.execute(
+                        "INSERT INTO django_migrations (app, name, applied) VALUES (%s, %s, %s)",
+                        [key[0], key[1], timezone.now()],
+                    )
             return pending
     except NeedsFullExecutor:
         return placements.migrate_placement(placement)

@@ -34,7 +34,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management import call_command
 from django.db import close_old_connections, connection, transaction
-from django.db.models import Count, F, Max
+from django.db.models import Count, Max
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -48,6 +48,9 @@ logger = logging.getLogger(__name__)
 Job = MigrationJob.Status
 Run = MigrationRun.Status
 _DISPATCH_LOCK_KEY = 0x7E4A60
+# Table names for the few hot statements written in SQL (claim, hand-off); never user input.
+JOBS = MigrationJob._meta.db_table
+RUNS = MigrationRun._meta.db_table
 
 
 class MigrationRunError(Exception):
@@ -415,19 +418,16 @@ def _claim(job_id: int) -> int | None:
     """queued → running if the run still wants it; returns the attempt number that holds the claim."""
     lease = timedelta(seconds=settings.MIGRATIONS_JOB_LEASE_SECONDS)
     now = timezone.now()
-    updated = MigrationJob.objects.filter(
-        pk=job_id, status=Job.QUEUED, run__status=Run.RUNNING, run__cancel_requested=False
-    ).update(
-        status=Job.RUNNING,
-        started_at=now,
-        lease_expires_at=now + lease,
-        worker=_worker_name(),
-        error="",
-        attempts=F("attempts") + 1,
-    )
-    if not updated:
-        return None
-    return MigrationJob.objects.values_list("attempts", flat=True).get(pk=job_id)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {JOBS} j SET status = %s, started_at = %s, lease_expires_at = %s, worker = %s, error = '', "
+            f"attempts = j.attempts + 1 FROM {RUNS} r "
+            "WHERE j.id = %s AND j.status = %s AND r.id = j.run_id AND r.status = %s AND NOT r.cancel_requested "
+            "RETURNING j.attempts",
+            [Job.RUNNING, now, now + lease, _worker_name(), job_id, Job.QUEUED, Run.RUNNING],
+        )
+        row = cursor.fetchone()
+    return row[0] if row else None
 
 
 class _Heartbeat(threading.Thread):
@@ -495,13 +495,13 @@ def job_execute(*, job_id: int) -> str:
             )
             run_finalize_if_done(run_id=job.run_id)
         return "not-claimed"
-    job = MigrationJob.objects.select_related("run").get(pk=job_id)
+    job = MigrationJob.objects.select_related("run", "placement").get(pk=job_id)
     heartbeat = _Heartbeat(job_id, attempt)
     heartbeat.start()
     started = time.monotonic()
     outcome, error, applied = Job.SUCCEEDED, "", []
     try:
-        placement = Placement.objects.filter(pk=job.placement_id).first() if job.placement_id else None
+        placement = job.placement
         if placement is not None:
             # Reads the placement's applied migrations and applies what is pending in one transaction.
             applied = [plans.fmt(k) for k in executor.apply_pending(placement)]
@@ -524,6 +524,7 @@ def job_execute(*, job_id: int) -> str:
         heartbeat.stop.set()
         heartbeat.join(timeout=5)
     duration_ms = int((time.monotonic() - started) * 1000)
+    handed_to = None
     with transaction.atomic():
         recorded = MigrationJob.objects.filter(pk=job_id, status=Job.RUNNING, attempts=attempt).update(
             status=outcome,
@@ -539,10 +540,44 @@ def job_execute(*, job_id: int) -> str:
             )
             data = {"attempt": attempt, "worker": job.worker, "applied": applied, "duration_ms": duration_ms}
             _job_event(job, event, {**data, "error": error})
+            handed_to = _hand_off(job)
     if not recorded:
         logger.warning("migration job %s finished after losing its claim; outcome not recorded", job_id)
-    run_dispatch(run_id=job.run_id)
+    if handed_to is None:
+        run_dispatch(run_id=job.run_id)  # batch boundary, end of run, cancel: the full rules
     return outcome if recorded else "stale"
+
+
+def _hand_off(job: MigrationJob) -> int | None:
+    """The common case of dispatch, in the finishing job's transaction: queue the next pending job of
+    the same run, batch and server if the server is under its cap. Returns its id (sent on commit)."""
+    cap = max(1, int(settings.MIGRATIONS_MAX_PER_SERVER))
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_DISPATCH_LOCK_KEY])
+        cursor.execute(
+            f"UPDATE {JOBS} SET status = %s, queued_at = now() WHERE id = ("
+            f"  SELECT j.id FROM {JOBS} j JOIN {RUNS} r ON r.id = j.run_id"
+            "   WHERE j.run_id = %s AND j.status = %s AND j.batch = %s AND j.server = %s"
+            "     AND r.status = %s AND NOT r.cancel_requested ORDER BY j.id LIMIT 1"
+            f") AND (SELECT count(*) FROM {JOBS} WHERE server = %s AND status IN (%s, %s)) < %s RETURNING id",
+            [
+                Job.QUEUED,
+                job.run_id,
+                Job.PENDING,
+                job.batch,
+                job.server,
+                Run.RUNNING,
+                job.server,
+                Job.QUEUED,
+                Job.RUNNING,
+                cap,
+            ],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    _after_commit(lambda: _enqueue([row[0]]))
+    return row[0]
 
 
 def _error_text(exc: BaseException) -> str:
