@@ -458,7 +458,8 @@ def _target_for(job: MigrationJob) -> plans.Target | None:
 
 
 def _apply(job: MigrationJob) -> None:
-    """Migrate one target with the tenancy core's per-placement executor (tenants.placements)."""
+    """Migrate the control plane (Django's `migrate`, signals included) or a template (the per-placement
+    applier, under provisioning's template locks so nobody clones a half-migrated template)."""
     if job.target == plans.CONTROL:
         call_command("migrate", database="owner", interactive=False, verbosity=0, stdout=StringIO())
     elif job.target == plans.TEMPLATE_SCHEMA:
@@ -468,20 +469,17 @@ def _apply(job: MigrationJob) -> None:
             if not placements.schema_exists(placements.template_schema()):
                 placements.template_schema_rebuild()  # never built yet: build it from all migrations
                 return
-            placements.migrate_placement(
-                SimpleNamespace(database_alias="default", schema_name=placements.template_schema())
-            )
+            executor.apply_pending(SimpleNamespace(database_alias="default", schema_name=placements.template_schema()))
     elif job.target == plans.TEMPLATE_DATABASE:
         with placements.owner_connect(autocommit=True) as lock:
             # CREATE DATABASE … TEMPLATE needs the template free of connections: hold provisioning's lock.
             lock.execute("SELECT pg_advisory_lock(%s)", [placements._TEMPLATE_LOCK_KEY + 1])
             try:
-                placements.migrate_placement(placements._TemplatePlacement())
+                executor.apply_pending(placements._TemplatePlacement())
             finally:
                 placements.unregister_alias(placements.TEMPLATE_ALIAS)
     else:
-        placement = Placement.objects.get(pk=job.placement_id)
-        placements.migrate_placement(placement)
+        executor.apply_pending(Placement.objects.get(pk=job.placement_id))
 
 
 def job_execute(*, job_id: int) -> str:
