@@ -97,12 +97,20 @@ def _migrating() -> Iterator[None]:
 
 
 def _executor_run(alias: str, schema: str, *, plan_only: bool) -> list[tuple[str, str]]:
-    connection = connections[alias]
-    with _migrating():
-        connection.ensure_connection()
-        with connection.cursor() as cursor:
-            cursor.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)).as_string(None))
-        try:
+    # A private, temporary alias with the owner settings of `alias`: the session-level search_path
+    # below must never reach a shared connection (which may be inside someone's transaction), and
+    # the migration recorder looks its connection up by alias, so it has to be a registered one.
+    import copy
+    import uuid
+
+    private = f"tenant_migrate_{uuid.uuid4().hex[:12]}__owner"
+    connections.settings[private] = copy.deepcopy(connections.settings[alias])
+    connection = connections[private]
+    try:
+        with _migrating():
+            connection.ensure_connection()
+            with connection.cursor() as cursor:
+                cursor.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)).as_string(None))
             executor = MigrationExecutor(connection)
             labels = set(tenant_app_labels())
             targets = [key for key in executor.loader.graph.leaf_nodes() if key[0] in labels]
@@ -111,8 +119,10 @@ def _executor_run(alias: str, schema: str, *, plan_only: bool) -> list[tuple[str
             if not plan_only and plan:
                 executor.migrate(targets, plan=plan)
             return names
-        finally:
-            connection.close()  # session-level search_path must not outlive this run
+    finally:
+        connection.close()
+        del connections[private]
+        connections.settings.pop(private, None)
 
 
 def migrate_placement(placement: Any, *, plan_only: bool = False) -> list[tuple[str, str]]:
@@ -206,6 +216,8 @@ def drop_schema(schema: str) -> None:
     if schema == template_schema():
         raise ValueError("Refusing to drop the template schema here.")
     with owner_connect(autocommit=True) as conn:
+        # Fail (and let the caller retry) rather than queue forever behind a transaction using the schema.
+        conn.execute("SET lock_timeout = '10s'")
         conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
 
 

@@ -30,7 +30,7 @@ from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 MEMBER_PASSWORD = "seeded-member-password-1"
-TENANT_ALIAS_PREFIXES = ("tdb_", "tenant_template", "probe_")  # probe_: aliases tests make up
+TENANT_ALIAS_PREFIXES = ("tdb_", "tenant_", "probe_")  # probe_: aliases tests make up
 ISOLATIONS = ("shared", "schema", "dedicated")
 _counter = itertools.count(1)
 
@@ -67,6 +67,11 @@ def _drop_test_databases() -> None:
         dbroles.drop_database(name)
 
 
+# Tenants made inside a test transaction: their schema/database DDL would wait forever on the
+# locks that very transaction holds, so they are removed at the end of the session instead.
+_DEFERRED: list[tuple[Any, str, str, str]] = []
+
+
 @pytest.fixture(scope="session")
 def tenancy_templates(django_db_setup, django_db_blocker) -> Iterator[None]:
     from tenants import placements
@@ -75,6 +80,10 @@ def tenancy_templates(django_db_setup, django_db_blocker) -> Iterator[None]:
         placements.templates_rebuild()
     yield
     with django_db_blocker.unblock():
+        for conn in connections.all():
+            conn.close()
+        _teardown(_DEFERRED)
+        _DEFERRED.clear()
         _drop_test_databases()
 
 
@@ -153,6 +162,9 @@ def make_tenant(tenancy_templates, django_db_blocker, allow_tenant_aliases) -> I
         return tenant
 
     yield make
+    if any(connections[alias].in_atomic_block for alias in ("default", "owner")):
+        _DEFERRED.extend(created)  # a non-transactional test: its rows roll back, DDL waits for the session end
+        return
     with django_db_blocker.unblock():
         _teardown(created)
 
