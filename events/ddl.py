@@ -50,6 +50,12 @@ $$;
 IMMUTABLE_FUNCTION = """
 CREATE OR REPLACE FUNCTION events_forbid_change() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
+    -- Tenant deletion only: the table's owner, in a transaction that names this tenant, may delete its rows.
+    IF TG_OP = 'DELETE' AND TG_LEVEL = 'ROW'
+       AND current_setting('events.purge_tenant_id', true) = OLD.tenant_id::text
+       AND current_user = (SELECT pg_get_userbyid(relowner) FROM pg_class WHERE oid = TG_RELID) THEN
+        RETURN OLD;
+    END IF;
     RAISE EXCEPTION 'events are immutable: % on %.% is not allowed', TG_OP, TG_TABLE_SCHEMA, TG_TABLE_NAME
         USING ERRCODE = 'EV002', HINT = 'Append a compensating event instead.';
 END
@@ -105,7 +111,7 @@ $$;
 """
 
 
-def install_statements(table: str, *, tenant_scoped: bool) -> list[sql.Composable]:
+def install_statements(table: str, *, tenant_scoped: bool, with_indexes: bool = True) -> list[sql.Composable]:
     """Functions, triggers and indexes Django's schema editor cannot express."""
     t = sql.Identifier(table)
     function = sql.Identifier(f"{table}_before_insert")
@@ -114,7 +120,7 @@ def install_statements(table: str, *, tenant_scoped: bool) -> list[sql.Composabl
     insert_fn = INSERT_FUNCTION.format(
         function="{function}", table="{table}", tenant_filter=tenant_filter, tenant_filter_dynamic=tenant_filter_dynamic
     )
-    return [
+    statements = [
         sql.SQL(HASH_FUNCTION),
         sql.SQL(IMMUTABLE_FUNCTION),
         sql.SQL(insert_fn).format(function=function, table=t),
@@ -127,6 +133,10 @@ def install_statements(table: str, *, tenant_scoped: bool) -> list[sql.Composabl
         sql.SQL(
             "CREATE TRIGGER {} BEFORE TRUNCATE ON {} FOR EACH STATEMENT EXECUTE FUNCTION events_forbid_change()"
         ).format(sql.Identifier(f"{table}_no_truncate"), t),
+    ]
+    if not with_indexes:  # a schema cloned with LIKE ... INCLUDING ALL already has them
+        return statements
+    return statements + [
         # Metadata search in the viewer (request ids, actors, ...): GIN with jsonb_path_ops.
         sql.SQL("CREATE INDEX {} ON {} USING gin (event_metadata jsonb_path_ops)").format(
             sql.Identifier(f"{table}_meta_gin"), t
@@ -164,3 +174,19 @@ def uninstall(schema_editor, table: str) -> None:
     with schema_editor.connection.cursor() as cursor:
         for statement in drop_statements(table):
             cursor.execute(statement)
+
+
+# Event tables of TENANT_APPS, installed again in schemas cloned from the template schema
+# (CREATE TABLE ... LIKE copies columns and indexes, not triggers, functions or grants).
+TENANT_EVENT_TABLES = ("tenantlog_event",)
+
+
+def after_schema_clone(cursor) -> None:
+    """Install triggers, functions and grants in a freshly cloned schema; `cursor` has search_path = that schema."""
+    for table in TENANT_EVENT_TABLES:
+        cursor.execute("SELECT to_regclass(%s) IS NOT NULL", [table])
+        if cursor.fetchone()[0]:
+            for statement in install_statements(table, tenant_scoped=True, with_indexes=False) + grant_statements(
+                table
+            ):
+                cursor.execute(statement)

@@ -227,9 +227,12 @@ class EventStore:
         """Append to several streams in one INSERT; all or nothing. Returns the events in the order given."""
         if not streams or not any(events for *_x, events in streams):
             return []
-        for aggregate_type, aggregate_id, _expected, _events in streams:
+        for aggregate_type, aggregate_id, _expected, events in streams:
             if not aggregate_type or not str(aggregate_id):
                 raise EventStoreError("An event needs an aggregate type and id.")
+            for new in events:
+                if "\\u0000" in json.dumps([new.data, new.metadata], default=str):
+                    raise EventStoreError("Event data may not contain NUL characters (PostgreSQL jsonb cannot store them).")
         with self.session() as alias:
             connection = connections[alias]
             any_version = any(expected is None for _t, _i, expected, _e in streams)
@@ -372,7 +375,14 @@ class EventStore:
             rows = self._select(connections[alias], sql.SQL("event_id = %s"), [event_id])
         return rows[0] if rows else None
 
-    def _latest_snapshot(self, connection: Any, aggregate_type: str, aggregate_id: str, at: dt.datetime | None) -> Any:
+    def _latest_snapshot(
+        self,
+        connection: Any,
+        aggregate_type: str,
+        aggregate_id: str,
+        at: dt.datetime | None,
+        upto_version: int | None = None,
+    ) -> Any:
         spec = aggregates.spec_for(aggregate_type)
         qs = self.snapshot_model.objects.using(connection.alias).filter(
             aggregate_type=aggregate_type, aggregate_id=str(aggregate_id), reducer_version=spec.reducer_version
@@ -381,6 +391,8 @@ class EventStore:
             qs = qs.filter(tenant_id=self.tenant_id)
         if at is not None:
             qs = qs.filter(occurred_at__lte=at)
+        if upto_version is not None:
+            qs = qs.filter(version__lte=upto_version)
         return qs.order_by("-version").first()
 
     def _fold(
@@ -390,11 +402,17 @@ class EventStore:
         aggregate_id: str,
         at: dt.datetime | None,
         use_snapshots: bool = True,
+        upto_version: int | None = None,
     ) -> AggregateState:
-        snapshot = self._latest_snapshot(connection, aggregate_type, aggregate_id, at) if use_snapshots else None
+        snapshot = (
+            self._latest_snapshot(connection, aggregate_type, aggregate_id, at, upto_version) if use_snapshots else None
+        )
         state: dict[str, Any] = dict(snapshot.state) if snapshot else {}
         base_version = snapshot.version if snapshot else 0
         where, params = self._stream_where(aggregate_type, aggregate_id, base_version, at)
+        if upto_version is not None:
+            where = sql.SQL("{} AND version <= %s").format(where)
+            params.append(upto_version)
         events = self._select(connection, where, params, "ORDER BY version")
         state = aggregates.fold(aggregate_type, state, events)
         last = events[-1] if events else None
@@ -430,7 +448,7 @@ class EventStore:
             return self._snapshot(connections[alias], aggregate_type, aggregate_id, None)
 
     def _snapshot(self, connection: Any, aggregate_type: str, aggregate_id: str, version: int | None) -> Any:
-        result = self._fold(connection, aggregate_type, aggregate_id, None)
+        result = self._fold(connection, aggregate_type, aggregate_id, None, upto_version=version)
         if result.version == 0 or (version is not None and result.version != version):
             return None
         spec = aggregates.spec_for(aggregate_type)
@@ -491,6 +509,23 @@ class EventStore:
             self.checkpoint_model.objects.using(alias).filter(name=name, **fields).update(
                 tx_id=0, event_id=0, processed=0
             )
+
+    def estimated_count(self) -> int:
+        """Rows in this log without counting the table: reltuples, or an exact count for one tenant."""
+        with self.session() as alias, connections[alias].cursor() as cursor:
+            if self.tenant_scoped:
+                cursor.execute(
+                    sql.SQL("SELECT count(*) FROM {} WHERE tenant_id = %s").format(self.table), [self.tenant_id]
+                )
+                return cursor.fetchone()[0]
+            cursor.execute(
+                "SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass", [self.event_model._meta.db_table]
+            )
+            estimate = cursor.fetchone()[0]
+            if estimate < 0:  # never analyzed: small enough to count
+                cursor.execute(sql.SQL("SELECT count(*) FROM {}").format(self.table))
+                estimate = cursor.fetchone()[0]
+            return estimate
 
     # -- tamper evidence ------------------------------------------------------------
     def verify_chain(self, aggregate_type: str | None = None, aggregate_id: str | None = None) -> ChainReport:

@@ -203,6 +203,9 @@ def clone_template_schema(dest: str) -> None:
             if has_rls:
                 for statement in rls.enable_statements(table):
                     cur.execute(statement)
+        from events.ddl import after_schema_clone  # event logs: triggers, functions, grants (not copied by LIKE)
+
+        after_schema_clone(cur)
         cur.execute(
             sql.SQL(
                 "INSERT INTO {}.django_migrations (app, name, applied) SELECT app, name, applied FROM {}.django_migrations"

@@ -130,7 +130,12 @@ def purge_tenant_rows(tenant_id: TenantId) -> None:
         return
     with tenant_context(tenant) as alias:
         for model in reversed(tenant_models()):
+            if getattr(model, "append_only", False):
+                continue  # the app role may not delete events; purged as the owner below
             model.objects.using(alias).all().delete()
+    from events.tenantlog.purge import tenant_log_purge
+
+    tenant_log_purge(tenant)
 
 
 def place_in_pool_compensate(tenant_id: TenantId) -> None:

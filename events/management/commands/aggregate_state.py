@@ -1,0 +1,64 @@
+"""python manage.py aggregate_state AGGREGATE_TYPE AGGREGATE_ID [--tenant SLUG] [--at ISO8601]"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
+
+from events.store import EventStoreError
+
+
+def parse_instant(value: str):
+    """ISO 8601 date or date-time; naive values are in UTC. None on bad input."""
+    moment = parse_datetime(value)
+    if moment is None:
+        day = parse_date(value)
+        if day is None:
+            return None
+        # A bare date means the end of that day: "balance on date X".
+        moment = dt.datetime(day.year, day.month, day.day, 23, 59, 59, 999999)
+    if timezone.is_naive(moment):
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment
+
+
+class Command(BaseCommand):
+    help = "Print an aggregate's state (latest, or at --at) as JSON, from the control-plane log or a tenant's log."
+
+    def add_arguments(self, parser):
+        parser.add_argument("aggregate_type")
+        parser.add_argument("aggregate_id")
+        parser.add_argument("--tenant", help="Slug of the tenant whose log holds the aggregate.")
+        parser.add_argument("--at", help="ISO 8601 instant (or date: end of that day, UTC).")
+
+    def handle(self, *args, aggregate_type, aggregate_id, tenant=None, at=None, **options):
+        from events import services
+
+        moment = None
+        if at:
+            moment = parse_instant(at)
+            if moment is None:
+                raise CommandError(f"--at {at!r} is not an ISO 8601 date or date-time.")
+        if tenant:
+            from tenants.models import Tenant
+
+            found = Tenant.objects.select_related("placement").filter(slug=tenant).first()
+            if found is None:
+                raise CommandError(f"There is no tenant with slug {tenant!r}.")
+            if found.placement_id is None:
+                raise CommandError(f"Tenant {tenant!r} has no placement yet.")
+            store = services.tenant_store(found)
+        else:
+            store = services.control_store()
+        try:
+            result = store.state_at(aggregate_type, aggregate_id, moment)
+        except EventStoreError as exc:
+            raise CommandError(str(exc))
+        if result.version == 0:
+            when = f" at {moment.isoformat()}" if moment else ""
+            raise CommandError(f"{aggregate_type} {aggregate_id} has no events{when}.")
+        self.stdout.write(json.dumps(result.as_dict(), sort_keys=True, default=str, indent=2))
