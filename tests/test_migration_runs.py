@@ -212,6 +212,15 @@ def test_a_rejected_run_never_starts(platform_admin, make_operator, sent, settin
     assert sent == []
 
 
+def test_cancelling_a_proposed_run_ends_it(platform_admin, sent, settings, new_migration):
+    settings.MIGRATIONS_REQUIRE_APPROVAL = True
+    run = services.run_start(actor=platform_admin, target_keys=[plans.CONTROL])
+    services.run_cancel(actor=platform_admin, run=run)
+    run.refresh_from_db()
+    assert run.status == MigrationRun.Status.CANCELLED and run.finished_at is not None
+    assert sent == []
+
+
 # --- claims, redelivery and the sweeper -------------------------------------------------------
 
 

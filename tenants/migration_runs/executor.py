@@ -17,6 +17,7 @@ falls back to the tenancy core's executor (`tenants.placements.migrate_placement
 
 from __future__ import annotations
 
+import copy
 import threading
 from typing import Any
 
@@ -77,9 +78,25 @@ def _state_after(loader_key: str, loader: MigrationLoader, applied: frozenset):
     return cached.clone()
 
 
+PRIVATE_ALIAS = "migration_runs__owner"
+
+
+def _private_owner_alias() -> str:
+    """This process' own owner connection for placements in the control-plane database, kept open
+    between jobs (CONN_MAX_AGE=None; Celery closes connections that are obsolete after every task)
+    and never shared with code that may be inside a transaction."""
+    if PRIVATE_ALIAS not in connections.settings:
+        with _lock:
+            if PRIVATE_ALIAS not in connections.settings:
+                config = copy.deepcopy(connections.settings["owner"])
+                config["CONN_MAX_AGE"] = None
+                connections.settings[PRIVATE_ALIAS] = config
+    return PRIVATE_ALIAS
+
+
 def _alias_and_schema(placement: Any) -> tuple[str, str]:
     if placement.database_alias == "default":
-        return "owner", validate_schema_name(placement.schema_name)
+        return _private_owner_alias(), validate_schema_name(placement.schema_name)
     register_placement(placement)
     return placement.owner_alias, "public"
 
@@ -129,5 +146,5 @@ def apply_pending(placement: Any) -> list[MigrationKey]:
         return placements.migrate_placement(placement)
     finally:
         state._migrating_placement.reset(token)
-        if alias != "owner":
+        if alias != PRIVATE_ALIAS:
             connection.close()  # one connection per dedicated database would pile up in a long-lived worker

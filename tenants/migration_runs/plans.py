@@ -12,6 +12,7 @@ handful of queries.
 from __future__ import annotations
 
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +30,7 @@ CONTROL = "control"
 TEMPLATE_SCHEMA = "template_schema"
 TEMPLATE_DATABASE = "template_database"
 _UNION_CHUNK = 400  # schemas per UNION ALL statement
+_READ_THREADS = 8  # databases read concurrently by the status page
 
 MigrationKey = tuple[str, str]
 KIND_LABELS = {
@@ -219,16 +221,26 @@ def applied_bulk(found: list[Target]) -> dict[str, set[MigrationKey] | None | Ex
     for t in found:
         by_db[(t.server, t.dbname)].append(t)
     out: dict[str, set[MigrationKey] | None | Exception] = {}
-    for group in by_db.values():
+
+    def read(group: list[Target]) -> None:
         try:
             with psycopg.connect(**target_conninfo(group[0]), autocommit=True, connect_timeout=10) as conn:
                 per_schema = _applied_in_schemas(conn, sorted({t.schema for t in group}))
         except psycopg.Error as exc:
             for t in group:
                 out[t.key] = exc
-            continue
+            return
         for t in group:
             out[t.key] = per_schema.get(t.schema)
+
+    groups = list(by_db.values())
+    if len(groups) <= 2:
+        for group in groups:
+            read(group)
+    else:
+        # Many dedicated databases: one connection each, a few at a time.
+        with ThreadPoolExecutor(max_workers=_READ_THREADS) as pool:
+            list(pool.map(read, groups))
     return out
 
 

@@ -300,6 +300,10 @@ def run_cancel(*, actor: Any, run: MigrationRun, request: HttpRequest | None = N
         cancelled = run.jobs.filter(status__in=[Job.PENDING, Job.QUEUED]).update(
             status=Job.CANCELLED, finished_at=timezone.now()
         )
+        # A proposed run never started: it ends here. A running one ends when its last job does.
+        MigrationRun.objects.filter(pk=run.pk, status=Run.AWAITING_APPROVAL).update(
+            status=Run.CANCELLED, finished_at=timezone.now()
+        )
         run.refresh_from_db()
         _run_event(
             run,
