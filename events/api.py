@@ -1,7 +1,135 @@
-"""JSON API endpoints of the events app, mounted under /api/ by saas_admin/api.py."""
+"""JSON API of the events app, mounted at /api/events/ (auth: operator token or session; Viewer+).
 
-from __future__ import annotations
+- GET /api/events/?log=&tenant=&aggregate_type=&aggregate_id=&event_type=&since=&until=&correlation=&meta=&before=&limit=
+  keyset pages, newest first; `next_before` is the cursor of the next (older) page.
+- GET /api/events/{event_id}?log=
+- GET /api/events/state/{aggregate_type}/{aggregate_id}?log=&at=   state at an instant (latest when absent)
+- GET /api/events/verify?log=&aggregate_type=&aggregate_id=        hash-chain verification
 
-from ninja import Router
+No `from __future__ import annotations`: ninja reads the annotations at runtime.
+"""
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from ninja import Router, Schema
+from ninja.errors import HttpError
+
+from events import crypto, selectors
+from events.views import BadFilter, _instant, filters_from, store_from_request
+from saas_admin.api_auth import require_api_role
+from saas_admin.permissions import Role
 
 router = Router(tags=["events"])
+
+
+class EventOut(Schema):
+    event_id: int
+    event_uuid: uuid.UUID
+    aggregate_type: str
+    aggregate_id: str
+    version: int
+    event_type: str
+    event_version: int
+    event_data: dict
+    event_metadata: dict
+    occurred_at: datetime
+    causation_id: uuid.UUID | None
+    correlation_id: uuid.UUID | None
+    tenant_id: uuid.UUID | None
+    hash: str
+    prev_hash: str | None
+
+
+class EventPageOut(Schema):
+    events: list[EventOut]
+    next_before: int | None
+
+
+class StateOut(Schema):
+    aggregate_type: str
+    aggregate_id: str
+    at: datetime | None
+    version: int
+    event_id: int | None
+    occurred_at: datetime | None
+    state: dict
+
+
+class ChainOut(Schema):
+    ok: bool
+    checked: int
+    broken: list[dict]
+
+
+def _out(event: Any, data: dict | None = None) -> dict:
+    return {
+        "event_id": event.event_id,
+        "event_uuid": event.event_uuid,
+        "aggregate_type": event.aggregate_type,
+        "aggregate_id": event.aggregate_id,
+        "version": event.version,
+        "event_type": event.event_type,
+        "event_version": event.event_version,
+        "event_data": event.event_data if data is None else data,
+        "event_metadata": event.event_metadata,
+        "occurred_at": event.occurred_at,
+        "causation_id": event.causation_id,
+        "correlation_id": event.correlation_id,
+        "tenant_id": getattr(event, "tenant_id", None),
+        "hash": event.hash_hex,
+        "prev_hash": event.prev_hash_hex or None,
+    }
+
+
+def _store(request):
+    try:
+        return store_from_request(request)[0]
+    except BadFilter as exc:
+        raise HttpError(400, str(exc))
+
+
+@router.get("/", response=EventPageOut)
+def events_list(request, before: int | None = None, limit: int = 50):
+    require_api_role(request, Role.VIEWER)
+    store = _store(request)
+    try:
+        filters = filters_from(request.GET)
+    except BadFilter as exc:
+        raise HttpError(400, str(exc))
+    page = selectors.event_page(store=store, filters=filters, before=before, limit=max(1, min(limit, 500)))
+    return {"events": [_out(e) for e in page.events], "next_before": page.next_before}
+
+
+@router.get("/verify", response=ChainOut)
+def events_verify(request, aggregate_type: str = "", aggregate_id: str = ""):
+    require_api_role(request, Role.VIEWER)
+    report = _store(request).verify_chain(aggregate_type or None, aggregate_id or None)
+    return {"ok": report.ok, "checked": report.checked, "broken": report.broken}
+
+
+@router.get("/state/{aggregate_type}/{path:aggregate_id}", response=StateOut)
+def events_state(request, aggregate_type: str, aggregate_id: str, at: str = ""):
+    require_api_role(request, Role.VIEWER)
+    store = _store(request)
+    try:
+        moment = _instant(at, "at")
+    except BadFilter as exc:
+        raise HttpError(400, str(exc))
+    result = store.state_at(aggregate_type, aggregate_id, moment)
+    if result.version == 0 and not store.current_version(aggregate_type, aggregate_id):
+        raise HttpError(404, f"{aggregate_type} {aggregate_id} has no events in this log.")
+    return {**result.as_dict(), "at": moment, "occurred_at": result.occurred_at}
+
+
+@router.get("/{int:event_id}", response=EventOut)
+def events_detail(request, event_id: int):
+    require_api_role(request, Role.VIEWER)
+    store = _store(request)
+    event = selectors.event_get(store=store, event_id=event_id)
+    if event is None:
+        raise HttpError(404, "No such event in this log.")
+    with store.session() as alias:
+        data = crypto.decrypt_tree(event.event_data, store, alias=alias)
+    return _out(event, data)

@@ -1,0 +1,185 @@
+"""Reads for the event log viewer and API: keyset pages, estimated counts, timelines, diffs."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import connections
+
+from events.store import EventStore
+
+PAGE_SIZE = 50
+
+
+@dataclass
+class EventFilters:
+    tenant_id: uuid.UUID | None = None
+    aggregate_type: str = ""
+    aggregate_id: str = ""
+    event_type: str = ""
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
+    correlation_id: uuid.UUID | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def active(self) -> bool:
+        return any(
+            [self.tenant_id, self.aggregate_type, self.aggregate_id, self.event_type, self.since, self.until]
+            + [self.correlation_id, self.metadata]
+        )
+
+
+@dataclass
+class EventPage:
+    events: list[Any]
+    next_before: int | None  # keyset cursor for the next (older) page
+    newest_cursor: tuple[int, int]  # feed cursor for the live tail
+
+
+def _apply(qs: Any, f: EventFilters, *, tenant_scoped: bool) -> Any:
+    if f.tenant_id and not tenant_scoped:
+        qs = qs.filter(tenant_id=f.tenant_id)
+    if f.aggregate_type:
+        qs = qs.filter(aggregate_type=f.aggregate_type)
+    if f.aggregate_id:
+        qs = qs.filter(aggregate_id=f.aggregate_id)
+    if f.event_type:
+        qs = qs.filter(event_type=f.event_type)
+    if f.since:
+        qs = qs.filter(occurred_at__gte=f.since)
+    if f.until:
+        qs = qs.filter(occurred_at__lte=f.until)
+    if f.correlation_id:
+        qs = qs.filter(correlation_id=f.correlation_id)
+    if f.metadata:
+        qs = qs.filter(event_metadata__contains=f.metadata)  # GIN (jsonb_path_ops) on event_metadata
+    return qs
+
+
+def event_page(
+    *, store: EventStore, filters: EventFilters, before: int | None = None, limit: int = PAGE_SIZE
+) -> EventPage:
+    """Newest first, `limit` rows older than `before`: WHERE event_id < before ORDER BY event_id DESC.
+
+    Keyset pagination: the cost does not grow with the depth of the page (no OFFSET, no COUNT(*)).
+    """
+    with store.session() as alias:
+        qs = _apply(store.event_model.objects.using(alias), filters, tenant_scoped=store.tenant_scoped)
+        if before:
+            qs = qs.filter(event_id__lt=before)
+        rows = list(qs.order_by("-event_id")[: limit + 1])
+        newest = _feed_head(alias, store)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return EventPage(events=rows, next_before=rows[-1].event_id if more and rows else None, newest_cursor=newest)
+
+
+def _feed_head(alias: str, store: EventStore) -> tuple[int, int]:
+    """Where a live tail starts: the highest (tx_id, event_id) the feed has handed out so far."""
+    with connections[alias].cursor() as cursor:
+        cursor.execute(
+            f"SELECT tx_id::text::bigint, event_id FROM {connections[alias].ops.quote_name(store.event_model._meta.db_table)} "
+            "WHERE tx_id < pg_snapshot_xmin(pg_current_snapshot()) ORDER BY tx_id DESC, event_id DESC LIMIT 1"
+        )
+        row = cursor.fetchone()
+    return (int(row[0]), int(row[1])) if row else (0, 0)
+
+
+def event_tail(
+    *, store: EventStore, filters: EventFilters, after: tuple[int, int], limit: int = 100
+) -> tuple[list, tuple]:
+    """Events committed after the feed cursor `after` that match the filters, newest first, and the new cursor."""
+    events = store.feed(after=after, limit=limit)
+    cursor = (events[-1].tx_id, events[-1].event_id) if events else after
+    matched = [e for e in events if _matches(e, filters, store.tenant_scoped)]
+    return list(reversed(matched)), cursor
+
+
+def _matches(e: Any, f: EventFilters, tenant_scoped: bool) -> bool:
+    return (
+        (not f.tenant_id or tenant_scoped or e.tenant_id == f.tenant_id)
+        and (not f.aggregate_type or e.aggregate_type == f.aggregate_type)
+        and (not f.aggregate_id or e.aggregate_id == f.aggregate_id)
+        and (not f.event_type or e.event_type == f.event_type)
+        and (not f.since or e.occurred_at >= f.since)
+        and (not f.until or e.occurred_at <= f.until)
+        and (not f.correlation_id or e.correlation_id == f.correlation_id)
+        and all(e.event_metadata.get(k) == v for k, v in f.metadata.items())
+    )
+
+
+def estimated_total(store: EventStore) -> int:
+    return store.estimated_count()
+
+
+def event_get(*, store: EventStore, event_id: int) -> Any | None:
+    return store.get(event_id)
+
+
+def event_by_uuid(*, store: EventStore, event_uuid: Any) -> Any | None:
+    with store.session() as alias:
+        return store.event_model.objects.using(alias).filter(event_uuid=event_uuid).first()
+
+
+def causation_chain(*, store: EventStore, event: Any, depth: int = 20) -> dict[str, list[Any]]:
+    """Ancestors (what caused this, up to the root), direct consequences, and the correlation group."""
+    with store.session() as alias:
+        model = store.event_model.objects.using(alias)
+        ancestors, current = [], event
+        while current.causation_id and len(ancestors) < depth:
+            parent = model.filter(event_uuid=current.causation_id).first()
+            if parent is None:
+                break
+            ancestors.append(parent)
+            current = parent
+        caused = list(model.filter(causation_id=event.event_uuid).order_by("event_id")[:50])
+        correlated = (
+            list(model.filter(correlation_id=event.correlation_id).order_by("event_id")[:100])
+            if event.correlation_id
+            else []
+        )
+    return {"ancestors": list(reversed(ancestors)), "caused": caused, "correlated": correlated}
+
+
+@dataclass
+class FieldChange:
+    path: str
+    before: Any
+    after: Any
+    event: Any  # the last event in (t1, t2] that changed this field
+
+
+def state_diff(*, store: EventStore, aggregate_type: str, aggregate_id: str, t1: dt.datetime, t2: dt.datetime) -> dict:
+    """States at t1 and t2 and every top-level field that differs, linked to the event that last changed it."""
+    from events import aggregates, crypto
+
+    if t2 < t1:
+        t1, t2 = t2, t1
+    start = store.state_at(aggregate_type, aggregate_id, t1, decrypt=False)
+    with store.session() as alias:
+        later = [e for e in store.stream(aggregate_type, aggregate_id, after_version=start.version, until=t2)]
+        spec = aggregates.spec_for(aggregate_type)
+        state, changed_by = dict(start.state), {}
+        for event in later:
+            new = spec.apply(state, event)
+            for key in set(state) | set(new):
+                if state.get(key, _MISSING) != new.get(key, _MISSING):
+                    changed_by[key] = event
+            state = new
+        before = crypto.decrypt_tree(start.state, store, alias=alias)
+        after = crypto.decrypt_tree(state, store, alias=alias)
+    changes = [
+        FieldChange(path=key, before=before.get(key), after=after.get(key), event=changed_by[key])
+        for key in sorted(changed_by)
+        if json.dumps(before.get(key), sort_keys=True, default=str)
+        != json.dumps(after.get(key), sort_keys=True, default=str)
+    ]
+    return {"t1": t1, "t2": t2, "before": before, "after": after, "changes": changes, "events": later}
+
+
+_MISSING = object()
