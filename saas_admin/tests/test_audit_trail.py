@@ -156,3 +156,12 @@ def test_the_app_role_cannot_rewrite_or_erase_the_trail():
         ):
             cursor.execute(statement)
     assert AuditEntry.objects.get().summary == "original"
+
+
+def test_htmx_filtering_returns_only_the_results_fragment(client_for, viewer):
+    entry(summary="fragment row", actor_label="ada")
+    response = client_for(viewer).get("/audit/", {"actor": "ada"}, headers={"HX-Request": "true"})
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "fragment row" in html
+    assert "<html" not in html and "filter-bar" not in html
