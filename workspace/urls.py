@@ -3,7 +3,7 @@
 from django.urls import path
 
 from tenants import signup_views
-from workspace import views
+from workspace import ledger_views, views
 
 app_name = "workspace"
 urlpatterns = [
@@ -18,4 +18,6 @@ urlpatterns = [
     path("accounts/", views.account_list, name="accounts"),
     path("accounts/new/", views.account_new, name="account_new"),
     path("accounts/<int:pk>/", views.account_detail, name="account_detail"),
+    path("accounts/<int:pk>/ledger/", ledger_views.account_ledger, name="account_ledger"),
+    path("accounts/<int:pk>/ledger/move/", ledger_views.account_move, name="account_move"),
 ]

@@ -14,13 +14,19 @@ from events.store import EventStoreError
 
 def parse_instant(value: str):
     """ISO 8601 date or date-time; naive values are in UTC. None on bad input."""
-    moment = parse_datetime(value)
+    value = value.strip()
+    try:
+        day = parse_date(value)  # a bare date means the end of that day: "balance on date X"
+    except ValueError:
+        return None
+    if day is not None:
+        return dt.datetime(day.year, day.month, day.day, 23, 59, 59, 999999, tzinfo=dt.UTC)
+    try:
+        moment = parse_datetime(value)
+    except ValueError:
+        return None
     if moment is None:
-        day = parse_date(value)
-        if day is None:
-            return None
-        # A bare date means the end of that day: "balance on date X".
-        moment = dt.datetime(day.year, day.month, day.day, 23, 59, 59, 999999)
+        return None
     if timezone.is_naive(moment):
         moment = moment.replace(tzinfo=dt.UTC)
     return moment
