@@ -89,6 +89,14 @@ class ChainReport:
         return not self.broken
 
 
+class FoldEvent:
+    __slots__ = ("event_id", "version", "event_type", "event_version", "event_data", "occurred_at")
+
+    def __init__(self, event_id, version, event_type, event_version, event_data, occurred_at):
+        self.event_id, self.version, self.event_type = event_id, version, event_type
+        self.event_version, self.event_data, self.occurred_at = event_version, event_data, occurred_at
+
+
 EVENT_COLUMNS = (
     "event_id, event_uuid, aggregate_type, aggregate_id, version, event_type, event_version, event_data, "
     "event_metadata, occurred_at, causation_id, correlation_id, tx_id::text, prev_hash, hash, tenant_id"
@@ -128,6 +136,8 @@ class EventStore:
         self.log_key = log_key
         self._context = context  # callable returning a context manager that yields the alias (tenant logs)
         self.table = sql.Identifier(event_model._meta.db_table)
+        self.table_sql = self.table.as_string(None)
+        self.notify_sql = ", pg_notify('events', " + sql.Literal(log_key).as_string(None) + ")"
         self.snapshot_table = sql.Identifier(snapshot_model._meta.db_table)
 
     @classmethod
@@ -227,12 +237,9 @@ class EventStore:
         """Append to several streams in one INSERT; all or nothing. Returns the events in the order given."""
         if not streams or not any(events for *_x, events in streams):
             return []
-        for aggregate_type, aggregate_id, _expected, events in streams:
+        for aggregate_type, aggregate_id, _expected, _events in streams:
             if not aggregate_type or not str(aggregate_id):
                 raise EventStoreError("An event needs an aggregate type and id.")
-            for new in events:
-                if "\\u0000" in json.dumps([new.data, new.metadata], default=str):
-                    raise EventStoreError("Event data may not contain NUL characters (PostgreSQL jsonb cannot store them).")
         with self.session() as alias:
             connection = connections[alias]
             any_version = any(expected is None for _t, _i, expected, _e in streams)
@@ -250,35 +257,29 @@ class EventStore:
         raise AssertionError("unreachable")
 
     def _insert(self, connection: Any, streams: Sequence[tuple[str, str, int | None, Sequence[NewEvent]]]) -> list[Any]:
-        rows_sql: list[sql.Composable] = []
+        # Plain strings on the hot path (composing psycopg.sql objects per call costs more than the INSERT).
+        rows_sql: list[str] = []
         params: list[Any] = []
         expected_count = 0
+        tenant_clause = " AND tenant_id = %s" if self.tenant_scoped else ""
         for aggregate_type, aggregate_id, expected, events in streams:
             for index, new in enumerate(events):
                 event_version = new.event_version or upcasting.current_version(new.event_type)
-                data = (
-                    crypto.encrypt_tree(new.data or {}, self, connection.alias)
-                    if crypto.has_personal(new.data)
-                    else (new.data or {})
-                )
+                data = new.data or {}
+                if crypto.has_personal(data):
+                    data = crypto.encrypt_tree(data, self, connection.alias)
                 if expected is None:
-                    version_sql = sql.SQL(
-                        "(SELECT coalesce(max(version), 0) + {n} FROM {table} "
-                        "WHERE aggregate_type = %s AND aggregate_id = %s {tenant})"
-                    ).format(
-                        n=sql.Literal(index + 1),
-                        table=self.table,
-                        tenant=sql.SQL("AND tenant_id = %s" if self.tenant_scoped else ""),
+                    version_sql = (
+                        f"(SELECT coalesce(max(version), 0) + {index + 1:d} FROM {self.table_sql} "
+                        f"WHERE aggregate_type = %s AND aggregate_id = %s{tenant_clause})"
                     )
                     version_params = [aggregate_type, str(aggregate_id)] + (
                         [self.tenant_id] if self.tenant_scoped else []
                     )
                 else:
-                    version_sql = sql.SQL("%s")
+                    version_sql = "%s"
                     version_params = [expected + index + 1]
-                rows_sql.append(
-                    sql.SQL("(%s, %s, %s, {version}, %s, %s, %s, %s, %s, %s, %s, %s)").format(version=version_sql)
-                )
+                rows_sql.append(f"(%s, %s, %s, {version_sql}, %s, %s, %s, %s, %s, %s, %s, %s)")
                 params += [uuid.uuid4(), aggregate_type, str(aggregate_id), *version_params]
                 params += [
                     new.event_type,
@@ -291,19 +292,13 @@ class EventStore:
                     self.tenant_id,
                 ]
                 expected_count += 1
-        notify = getattr(settings, "EVENTS_NOTIFY", "off") == "transaction"
-        statement = sql.SQL(
-            "WITH ins AS (INSERT INTO {table} (event_uuid, aggregate_type, aggregate_id, version, event_type, "
+        # One wake-up per transaction at most: identical payloads are folded by PostgreSQL at commit.
+        notify = self.notify_sql if getattr(settings, "EVENTS_NOTIFY", "off") == "transaction" else ""
+        statement = (
+            f"WITH ins AS (INSERT INTO {self.table_sql} (event_uuid, aggregate_type, aggregate_id, version, event_type, "
             "event_version, event_data, event_metadata, occurred_at, causation_id, correlation_id, tenant_id) "
-            "VALUES {rows} ON CONFLICT {target} DO NOTHING RETURNING {columns}) "
-            "SELECT * FROM ins{notify}"
-        ).format(
-            table=self.table,
-            rows=sql.SQL(", ").join(rows_sql),
-            target=sql.SQL(self._conflict_target()),
-            columns=sql.SQL(EVENT_COLUMNS),
-            # One wake-up per transaction: identical payloads are folded by PostgreSQL at commit.
-            notify=sql.SQL(", pg_notify('events', {})").format(sql.Literal(self.log_key)) if notify else sql.SQL(""),
+            f"VALUES {', '.join(rows_sql)} ON CONFLICT {self._conflict_target()} DO NOTHING RETURNING {EVENT_COLUMNS}) "
+            f"SELECT * FROM ins{notify}"
         )
         with connection.cursor() as cursor:
             try:
@@ -338,6 +333,21 @@ class EventStore:
         with connection.cursor() as cursor:
             cursor.execute(statement, params)
             return [self._row_to_event(row) for row in cursor.fetchall()]
+
+    def _select_light(self, connection: Any, where: sql.Composable, params: list[Any]) -> list[FoldEvent]:
+        """Just what reducers need, as slotted objects (replaying 100k events must not build 100k models)."""
+        statement = sql.SQL(
+            "SELECT event_id, version, event_type, event_version, event_data, occurred_at FROM {} WHERE {} ORDER BY version"
+        ).format(self.table, where)
+        out = []
+        with connection.cursor() as cursor:
+            cursor.execute(statement, params)
+            for event_id, version, event_type, event_version, data, occurred_at in cursor.fetchall():
+                if isinstance(data, str):
+                    data = json.loads(data)
+                event_version, data = upcasting.upcast(event_type, event_version, data or {})
+                out.append(FoldEvent(event_id, version, event_type, event_version, data, occurred_at))
+        return out
 
     def _stream_where(
         self, aggregate_type: str, aggregate_id: str, after_version: int, until: dt.datetime | None
@@ -413,7 +423,7 @@ class EventStore:
         if upto_version is not None:
             where = sql.SQL("{} AND version <= %s").format(where)
             params.append(upto_version)
-        events = self._select(connection, where, params, "ORDER BY version")
+        events = self._select_light(connection, where, params)
         state = aggregates.fold(aggregate_type, state, events)
         last = events[-1] if events else None
         return AggregateState(
@@ -571,6 +581,10 @@ class EventStore:
 
 def _raise_clear(exc: Exception) -> None:
     state = getattr(getattr(exc, "__cause__", None), "sqlstate", None) or getattr(exc, "sqlstate", None)
+    if state == "22P05":  # untranslatable_character: \u0000 in jsonb
+        raise EventStoreError(
+            "Event data may not contain NUL characters (PostgreSQL jsonb cannot store them)."
+        ) from exc
     if state in ("EV001", "EV003"):
         message = str(getattr(exc, "__cause__", exc) or exc).splitlines()[0]
         raise EventStoreError(message[:1].upper() + message[1:] + ".") from exc
