@@ -14,6 +14,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from psycopg import sql
 
 from events.models import Event
+from saas_admin import dbroles
 from tenants import placements
 from tenants.context import tenant_context
 from tenants.migration_runs import plans, services
@@ -64,6 +65,18 @@ class Env:
         if self.worker is None:
             self.worker = Worker(self.migration.worker_env())
         return self.worker.start(**env)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _drop_template_database_afterwards(django_db_setup, django_db_blocker):
+    """The runs here rebuild the template database; leave no `<test db>_tenant_tpl` behind."""
+    yield
+    with django_db_blocker.unblock():
+        from tenants.databases import unregister_alias
+
+        unregister_alias(placements.TEMPLATE_ALIAS)
+        if placements.database_exists(placements.template_database()):
+            dbroles.drop_database(placements.template_database())
 
 
 @pytest.fixture
