@@ -26,7 +26,7 @@ from tenants.context import tenant_context
 from tenants.crypto import encrypt_json
 from tenants.databases import register_placement, unregister_alias
 from tenants.models import Domain, Placement, Tenant
-from tenants.selectors import primary_domain_for
+from tenants.selectors import host_cache_clear, primary_domain_for
 from tenants.validation import schema_name_for_slug
 
 logger = logging.getLogger(__name__)
@@ -84,12 +84,14 @@ def activate(tenant_id: TenantId) -> None:
     )
     if not updated and not Tenant.objects.filter(pk=tenant_id, status=Tenant.Status.ACTIVE).exists():
         raise ProvisioningError("The tenant is no longer being provisioned.")
+    host_cache_clear()
 
 
 def activate_compensate(tenant_id: TenantId) -> None:
     Tenant.objects.filter(pk=tenant_id, status=Tenant.Status.ACTIVE).update(
         status=Tenant.Status.PROVISIONING, status_changed_at=timezone.now()
     )
+    host_cache_clear()
 
 
 # --- placement: shared pool --------------------------------------------------------
@@ -281,6 +283,7 @@ def create_domain(tenant_id: TenantId) -> None:
 
 def create_domain_compensate(tenant_id: TenantId) -> None:
     Domain.objects.filter(tenant_id=tenant_id).delete()
+    host_cache_clear()
 
 
 _BEGIN = Step("begin", begin, begin_compensate, "Mark the tenant as provisioning")

@@ -2,19 +2,44 @@
 
 from __future__ import annotations
 
+import time
+
 from django.conf import settings
 from django.db.models import Q, QuerySet
 
 from tenants.models import Domain, Tenant
 
+_host_cache: dict[str, tuple[float, Tenant | None]] = {}
+
+
+def host_cache_clear() -> None:
+    """Forget every cached host (called by the services that change tenants or domains)."""
+    _host_cache.clear()
+
 
 def tenant_for_host(host: str) -> Tenant | None:
-    """The tenant a host name belongs to: a verified Domain row (the primary `<slug>.BASE_DOMAIN` is verified)."""
+    """The tenant a host name belongs to: a verified Domain row (the primary `<slug>.BASE_DOMAIN` is verified).
+
+    Cached per process for TENANCY_HOST_CACHE_SECONDS (0 disables): the lookup is the largest part
+    of the per-request tenancy cost. Services that change a tenant clear this process's cache; other
+    processes see the change within the TTL (see docs/tenancy.md on moves).
+    """
     host = host.lower().rstrip(".")
     if not host or len(host) > 253:
         return None
+    ttl = settings.TENANCY_HOST_CACHE_SECONDS
+    now = time.monotonic()
+    if ttl > 0:
+        cached = _host_cache.get(host)
+        if cached is not None and cached[0] > now:
+            return cached[1]
     domain = Domain.objects.select_related("tenant", "tenant__placement").filter(domain=host, verified=True).first()
-    return domain.tenant if domain else None
+    tenant = domain.tenant if domain else None
+    if ttl > 0:
+        if len(_host_cache) > 10_000:  # unknown hosts must not grow it without bound
+            _host_cache.clear()
+        _host_cache[host] = (now + ttl, tenant)
+    return tenant
 
 
 def primary_domain_for(slug: str) -> str:

@@ -12,7 +12,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from compliance.services import audit_record
-from tenants import placements
+from tenants import placements, selectors
 from tenants.models import Domain, Tenant
 from tenants.provisioning import PROVISIONING_STEPS, ProvisioningError, Step
 from tenants.selectors import primary_domain_for
@@ -101,6 +101,8 @@ def _transition(
         )
         if not updated:
             return False
+        selectors.host_cache_clear()
+        transaction.on_commit(selectors.host_cache_clear)  # again, in case a request re-cached the old state
         audit_record(
             actor=actor,
             action=action,
@@ -141,3 +143,4 @@ def tenant_teardown_sync(tenant_id: Any) -> None:
     for step in reversed(PROVISIONING_STEPS[tenant.isolation]):
         step.compensate(tenant.pk)
     Tenant.objects.filter(pk=tenant.pk).delete()
+    selectors.host_cache_clear()

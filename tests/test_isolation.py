@@ -23,6 +23,7 @@ from psycopg import sql
 
 from tenants.context import current_settings, tenant_context
 from tenants.models import Placement, Tenant
+from tenants.selectors import host_cache_clear
 from tests.tenancy_fixtures import *  # noqa: F403
 from tests.tenancy_fixtures import ISOLATIONS, MEMBER_PASSWORD, all_tenants
 from workspace.models import Account, Member
@@ -30,7 +31,7 @@ from workspace.models import Account, Member
 pytestmark = pytest.mark.django_db(databases="__all__")
 
 GENERATED = hsettings(
-    max_examples=20,
+    max_examples=12,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
@@ -363,7 +364,8 @@ def test_a_member_cannot_sign_in_on_another_tenants_host(tenant_world):
 def test_a_suspended_tenant_gets_a_clear_page_and_no_data(tenant_world):
     tenant = tenant_world["dedicated"][0]
     client = signed_in(tenant)
-    Tenant.objects.filter(pk=tenant.pk).update(status=Tenant.Status.SUSPENDED)
+    Tenant.objects.filter(pk=tenant.pk).update(status=Tenant.Status.SUSPENDED)  # behind the services' back:
+    host_cache_clear()  # what tenant_suspend does (other processes follow within TENANCY_HOST_CACHE_SECONDS)
     response = client.get("/members/")
     assert response.status_code == 503
     body = response.content.decode()
@@ -383,5 +385,22 @@ def test_an_unverified_custom_domain_does_not_resolve_but_a_verified_one_does(te
     assert Client(HTTP_HOST="books.example.test").get("/login/").status_code == 404
     domain.verified = True
     domain.save()
+    host_cache_clear()
     response = Client(HTTP_HOST="books.example.test").get("/login/")
     assert response.status_code == 200 and tenant.name in response.content.decode()
+
+
+def test_host_lookups_are_cached_briefly_and_cleared_by_the_services(tenant_world, settings):
+    from tenants import selectors
+
+    tenant = tenant_world["schema"][1]
+    settings.TENANCY_HOST_CACHE_SECONDS = 60
+    host_cache_clear()
+    assert selectors.tenant_for_host(host(tenant)).status == "active"
+    Tenant.objects.filter(pk=tenant.pk).update(status=Tenant.Status.SUSPENDED)
+    assert selectors.tenant_for_host(host(tenant)).status == "active"  # served from the cache
+    host_cache_clear()
+    assert selectors.tenant_for_host(host(tenant)).status == "suspended"
+    settings.TENANCY_HOST_CACHE_SECONDS = 0
+    Tenant.objects.filter(pk=tenant.pk).update(status=Tenant.Status.ACTIVE)
+    assert selectors.tenant_for_host(host(tenant)).status == "active"  # no cache at 0

@@ -27,7 +27,7 @@ from workspace.models import Member
 
 pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "owner"])
 
-THREADS, ROUNDS = 4, 30
+THREADS, ROUNDS = 4, 20
 
 
 @pytest.fixture

@@ -125,6 +125,8 @@ TENANCY_DEDICATED_POOL_MAX = env.int("TENANCY_DEDICATED_POOL_MAX", default=4)
 # How links to a tenant workspace are written (e.g. in the owner's set-password link).
 TENANCY_WORKSPACE_SCHEME = env.str("TENANCY_WORKSPACE_SCHEME", default="http")
 TENANCY_WORKSPACE_PORT = env.str("TENANCY_WORKSPACE_PORT", default="8000")
+# Host → tenant lookups are cached per process this long (0 disables); see docs/tenancy.md.
+TENANCY_HOST_CACHE_SECONDS = env.float("TENANCY_HOST_CACHE_SECONDS", default=2.0)
 
 # --- Auth -------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
@@ -231,5 +233,8 @@ MIGRATIONS_JOB_LEASE_SECONDS = env.float("MIGRATIONS_JOB_LEASE_SECONDS", default
 MIGRATIONS_JOB_MAX_ATTEMPTS = env.int("MIGRATIONS_JOB_MAX_ATTEMPTS", default=3)  # lost workers before "failed"
 MIGRATIONS_QUEUED_GRACE_SECONDS = env.float("MIGRATIONS_QUEUED_GRACE_SECONDS", default=300.0)  # lost messages
 CELERY_BEAT_SCHEDULE["migrations-sweep"] = {"task": "migration_runs.sweep", "schedule": 15.0}
+# Event store: async projections follow the gap-safe feed; one pg_notify per poll when they advanced.
+CELERY_BEAT_SCHEDULE["events-projections"] = {"task": "events.projections_catch_up", "schedule": 10.0}
+EVENTS_NOTIFY = env.str("EVENTS_NOTIFY", default="off")  # "transaction": also notify from appends (see docs/events.md)
 # Tests and benches only: extra/replacement migration modules as JSON, e.g. a throwaway workspace migration.
 MIGRATION_MODULES = env.json("DJANGO_MIGRATION_MODULES", default={})
