@@ -8,8 +8,6 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import connections
-
 from events.store import EventStore
 
 PAGE_SIZE = 50
@@ -73,21 +71,10 @@ def event_page(
         if before:
             qs = qs.filter(event_id__lt=before)
         rows = list(qs.order_by("-event_id")[: limit + 1])
-        newest = _feed_head(alias, store)
     more = len(rows) > limit
     rows = rows[:limit]
+    newest = store.feed_head()
     return EventPage(events=rows, next_before=rows[-1].event_id if more and rows else None, newest_cursor=newest)
-
-
-def _feed_head(alias: str, store: EventStore) -> tuple[int, int]:
-    """Where a live tail starts: the highest (tx_id, event_id) the feed has handed out so far."""
-    with connections[alias].cursor() as cursor:
-        cursor.execute(
-            f"SELECT tx_id::text::bigint, event_id FROM {connections[alias].ops.quote_name(store.event_model._meta.db_table)} "
-            "WHERE tx_id < pg_snapshot_xmin(pg_current_snapshot()) ORDER BY tx_id DESC, event_id DESC LIMIT 1"
-        )
-        row = cursor.fetchone()
-    return (int(row[0]), int(row[1])) if row else (0, 0)
 
 
 def event_tail(

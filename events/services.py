@@ -152,10 +152,17 @@ def projection_rebuild_run(*, rebuild_id: int, batch_size: int = 1000) -> None:
 
 def projections_catch_up_all() -> int:
     """Periodic: run every control-plane projection until its feed is drained."""
+    from django.db import connection
+
     from events import projections
 
     total = 0
     for name in projections.names():
         if not projections.get(name).tenant_scoped:
             total += projections.catch_up(name)
+    if total:
+        # One wake-up per poll, ids only, off the append path (see docs/events.md for the measurements).
+        head = control_store().feed_head()
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_notify('events', %s)", [f"control:{head[0]}:{head[1]}"])
     return total

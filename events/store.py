@@ -403,7 +403,7 @@ class EventStore:
             qs = qs.filter(occurred_at__lte=at)
         if upto_version is not None:
             qs = qs.filter(version__lte=upto_version)
-        return qs.order_by("-version").first()
+        return qs.order_by("-occurred_at", "-version").first()  # the (type, id, occurred_at) index
 
     def _fold(
         self,
@@ -423,6 +423,14 @@ class EventStore:
         if upto_version is not None:
             where = sql.SQL("{} AND version <= %s").format(where)
             params.append(upto_version)
+        if at is not None:
+            # occurred_at never decreases inside a stream, so the first snapshot after T bounds the
+            # versions to read; without it the scan would run to the end of a long stream.
+            where = sql.SQL(
+                "{} AND version < coalesce((SELECT s.version FROM {} s WHERE s.aggregate_type = %s "
+                "AND s.aggregate_id = %s AND s.occurred_at > %s{} ORDER BY s.occurred_at, s.version LIMIT 1), 2147483647)"
+            ).format(where, self.snapshot_table, sql.SQL(" AND s.tenant_id = %s" if self.tenant_scoped else ""))
+            params += [aggregate_type, str(aggregate_id), at] + ([self.tenant_id] if self.tenant_scoped else [])
         events = self._select_light(connection, where, params)
         state = aggregates.fold(aggregate_type, state, events)
         last = events[-1] if events else None
@@ -493,6 +501,18 @@ class EventStore:
         )
         params: list[Any] = [str(after[0]), after[1]] + ([self.tenant_id] if self.tenant_scoped else [])
         return self._select(connection, where, params + [limit], "ORDER BY tx_id, event_id LIMIT %s")
+
+    def feed_head(self) -> tuple[int, int]:
+        """The newest (tx_id, event_id) the feed can hand out now (the live tail starts there)."""
+        with self.session() as alias, connections[alias].cursor() as cursor:
+            cursor.execute(
+                sql.SQL(
+                    "SELECT tx_id::text::bigint, event_id FROM {} WHERE tx_id < pg_snapshot_xmin(pg_current_snapshot()) "
+                    "ORDER BY tx_id DESC, event_id DESC LIMIT 1"
+                ).format(self.table)
+            )
+            row = cursor.fetchone()
+        return (int(row[0]), int(row[1])) if row else (0, 0)
 
     def consume(self, name: str, handler: Any, *, batch_size: int = 500) -> int:
         """Run one batch of an async consumer: read after its checkpoint, handle, advance — one transaction.
