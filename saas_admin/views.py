@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.db import connection
@@ -35,11 +36,14 @@ def database_status() -> tuple[bool, str]:
 
 
 def broker_status() -> tuple[bool, str]:
-    from saas_admin.celery import app
+    """Open a fresh connection to the configured broker (never the Celery app's pools)."""
+    from kombu import Connection
 
     try:
-        with app.connection_for_write() as conn:
-            conn.ensure_connection(max_retries=1, timeout=2)
+        with Connection(
+            settings.CELERY_BROKER_URL, transport_options=settings.CELERY_BROKER_TRANSPORT_OPTIONS, connect_timeout=2
+        ) as conn:
+            conn.ensure_connection(max_retries=1, interval_start=0.2, timeout=2)
         return True, "ok"
     except Exception as exc:  # noqa: BLE001
         return False, exc.__class__.__name__

@@ -23,16 +23,19 @@ def test_healthz_reports_database_and_broker(client):
 
 
 @pytest.mark.django_db
-def test_healthz_answers_503_and_names_the_broker_when_it_is_down(client, monkeypatch):
+def test_healthz_answers_503_and_names_the_broker_when_it_is_down(client, settings):
     from saas_admin.celery import app
 
-    # Nothing listens on port 1; one quick attempt, then the check reports instead of raising.
-    monkeypatch.setattr(app.conf, "broker_url", "redis://127.0.0.1:1/0")
-    monkeypatch.setattr(app.conf, "broker_write_url", None)
+    # Nothing listens on port 1; the check reports instead of raising. The Celery app's own
+    # configuration is left alone, so tasks published by later tests still reach the real broker.
+    settings.CELERY_BROKER_URL = "redis://127.0.0.1:1/0"
+    settings.CELERY_BROKER_TRANSPORT_OPTIONS = {}
+    before = app.conf.broker_url
     response = client.get("/healthz")
     assert response.status_code == 503
     body = response.json()
     assert body["status"] == "unhealthy" and body["database"] == "ok" and body["broker"] != "ok"
+    assert app.conf.broker_url == before
 
 
 def test_healthz_does_not_accept_writes(client):
