@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.db import connection, transaction
 from django.db.utils import ProgrammingError
+from django.test import Client
 
 from compliance import selectors
 from compliance.models import AuditEntry
@@ -165,3 +166,17 @@ def test_htmx_filtering_returns_only_the_results_fragment(client_for, viewer):
     assert response.status_code == 200
     assert "fragment row" in html
     assert "<html" not in html and "filter-bar" not in html
+
+
+def test_the_audit_api_pages_by_cursor_for_operators_only(client_for, viewer, operator, api_token_for):
+    for i in range(5):
+        entry(summary=f"api{i}", at=T0 + timedelta(seconds=i), actor_label="ada")
+    headers = {"Authorization": f"Bearer {api_token_for(operator)}"}
+    first = Client().get("/api/audit", {"actor": "ada", "limit": 3}, headers=headers).json()
+    assert [e["summary"] for e in first["entries"]] == ["api4", "api3", "api2"]
+    second = Client().get("/api/audit", {"actor": "ada", "limit": 3, "before": first["next"]}, headers=headers).json()
+    assert [e["summary"] for e in second["entries"]] == ["api1", "api0"] and second["next"] is None
+    assert Client().get("/api/audit", {"limit": 0}, headers=headers).status_code == 422
+    viewer_headers = {"Authorization": f"Bearer {api_token_for(viewer)}"}
+    assert Client().get("/api/audit", headers=viewer_headers).status_code == 403
+    assert Client().get("/api/audit").status_code == 401
