@@ -99,7 +99,7 @@ class FoldEvent:
 
 EVENT_COLUMNS = (
     "event_id, event_uuid, aggregate_type, aggregate_id, version, event_type, event_version, event_data, "
-    "event_metadata, occurred_at, causation_id, correlation_id, tx_id::text, prev_hash, hash, tenant_id"
+    "event_metadata, occurred_at, causation_id, correlation_id, tx_id::text AS tx_id_text, prev_hash, hash, tenant_id"
 )
 
 
@@ -507,8 +507,8 @@ class EventStore:
         with self.session() as alias, connections[alias].cursor() as cursor:
             cursor.execute(
                 sql.SQL(
-                    "SELECT tx_id::text::bigint, event_id FROM {} WHERE tx_id < pg_snapshot_xmin(pg_current_snapshot()) "
-                    "ORDER BY tx_id DESC, event_id DESC LIMIT 1"
+                    "SELECT e.tx_id::text, e.event_id FROM {} e WHERE e.tx_id < pg_snapshot_xmin(pg_current_snapshot()) "
+                    "ORDER BY e.tx_id DESC, e.event_id DESC LIMIT 1"
                 ).format(self.table)
             )
             row = cursor.fetchone()
