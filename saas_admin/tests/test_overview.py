@@ -98,3 +98,20 @@ def test_status_badges_and_progress_render_the_documented_classes():
     assert '<span class="badge badge-provisioning">Provisioning</span>' in html
     assert 'class="progress-bar" style="width: 30.0%"' in html
     assert 'class="progress-bar progress-bar-failed" style="width: 20.0%"' in html
+
+
+def test_a_refusal_is_a_styled_page_that_names_the_missing_role(client_for, viewer):
+    response = client_for(viewer).get("/operators/")
+    assert response.status_code == 403
+    html = response.content.decode()
+    assert "This needs the Admin role." in html and "public-card" in html and viewer.username in html
+
+
+def test_unknown_pages_get_the_styled_404(client_for, viewer, settings):
+    settings.DEBUG = False
+    response = client_for(viewer).get("/no-such-page/")
+    assert response.status_code == 404
+    assert "Nothing here" in response.content.decode() and "Resolver404" not in response.content.decode()
+    response = client_for(viewer).post("/account/tokens/999999/revoke/")
+    assert response.status_code == 404
+    assert "That token does not exist." in response.content.decode()
