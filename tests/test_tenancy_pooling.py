@@ -36,6 +36,12 @@ def tenants(make_tenant):
 
 
 @pytest.fixture
+def cp_tenants(make_tenant):
+    """Tenants in the control-plane database (the connections under test are the control plane's)."""
+    return [make_tenant("shared"), make_tenant("shared"), make_tenant("schema")]
+
+
+@pytest.fixture
 def two_tenants(make_tenant):
     return [make_tenant("shared"), make_tenant("schema")]
 
@@ -108,8 +114,7 @@ def _drop_alias(alias: str) -> None:
     connections.settings.pop(alias, None)
 
 
-def test_persistent_connections_never_carry_a_tenant_into_the_next_unit_of_work(tenants):
-    cp_tenants = [t for t in tenants if not t.placement.is_dedicated]
+def test_persistent_connections_never_carry_a_tenant_into_the_next_unit_of_work(cp_tenants):
     # CONN_MAX_AGE=None and no pool: each thread keeps one physical connection for all its rounds,
     # so tenants interleave on the same session.
     _register_like_default("probe_persistent", CONN_MAX_AGE=None)
@@ -212,8 +217,7 @@ def pgbouncer():
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def test_under_pgbouncer_transaction_pooling_tenants_never_leak(tenants, pgbouncer):
-    cp_tenants = [t for t in tenants if not t.placement.is_dedicated]
+def test_under_pgbouncer_transaction_pooling_tenants_never_leak(cp_tenants, pgbouncer):
     # Server-side prepared statements don't survive transaction pooling: psycopg must not prepare.
     _register_like_default(
         "probe_bouncer", HOST="127.0.0.1", PORT=str(pgbouncer), CONN_MAX_AGE=None, OPTIONS={"prepare_threshold": None}
