@@ -111,7 +111,8 @@ def run() -> int:
 
 
 def test(args: list[str]) -> int:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "saas_admin.settings.test")
+    # Importing this package already set DJANGO_SETTINGS_MODULE (celery.py); tests want their own.
+    os.environ["DJANGO_SETTINGS_MODULE"] = "saas_admin.settings.test"
     started = _start_database()
     try:
         return subprocess.call([sys.executable, "-m", "pytest", *args], cwd=BASE_DIR)

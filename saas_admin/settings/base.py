@@ -164,7 +164,11 @@ CELERY_BROKER_TRANSPORT_OPTIONS = (
         "data_folder_in": str(DATA_DIR / "celery" / "queue"),
         "data_folder_out": str(DATA_DIR / "celery" / "queue"),
         "processed_folder": str(DATA_DIR / "celery" / "processed"),
+        # Without this the transport writes its control files into the working directory.
+        "control_folder": str(DATA_DIR / "celery" / "control"),
         "store_processed": False,
+        # The default 1 s poll would dominate sub-second provisioning.
+        "polling_interval": 0.1,
     }
     if CELERY_BROKER_URL.startswith("filesystem")
     else {"visibility_timeout": 3600}
