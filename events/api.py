@@ -91,7 +91,21 @@ def _store(request):
 
 
 @router.get("/", response=EventPageOut)
-def events_list(request, before: int | None = None, limit: int = 50):
+def events_list(
+    request,
+    before: int | None = None,
+    limit: int = 50,
+    log: str = "",
+    tenant: str = "",
+    aggregate_type: str = "",
+    aggregate_id: str = "",
+    event_type: str = "",
+    since: str = "",
+    until: str = "",
+    correlation: str = "",
+    meta: str = "",
+):
+    """Newest first. Filters as in the viewer (declared here for the OpenAPI document; read from the query)."""
     require_api_role(request, Role.VIEWER)
     store = _store(request)
     try:
@@ -103,14 +117,14 @@ def events_list(request, before: int | None = None, limit: int = 50):
 
 
 @router.get("/verify", response=ChainOut)
-def events_verify(request, aggregate_type: str = "", aggregate_id: str = ""):
+def events_verify(request, aggregate_type: str = "", aggregate_id: str = "", log: str = ""):
     require_api_role(request, Role.VIEWER)
     report = _store(request).verify_chain(aggregate_type or None, aggregate_id or None)
     return {"ok": report.ok, "checked": report.checked, "broken": report.broken}
 
 
 @router.get("/state/{aggregate_type}/{path:aggregate_id}", response=StateOut)
-def events_state(request, aggregate_type: str, aggregate_id: str, at: str = ""):
+def events_state(request, aggregate_type: str, aggregate_id: str, at: str = "", log: str = ""):
     require_api_role(request, Role.VIEWER)
     store = _store(request)
     try:
@@ -124,7 +138,7 @@ def events_state(request, aggregate_type: str, aggregate_id: str, at: str = ""):
 
 
 @router.get("/{int:event_id}", response=EventOut)
-def events_detail(request, event_id: int):
+def events_detail(request, event_id: int, log: str = ""):
     require_api_role(request, Role.VIEWER)
     store = _store(request)
     event = selectors.event_get(store=store, event_id=event_id)
