@@ -61,7 +61,9 @@ def setup() -> None:
     call_command("migrate", interactive=False, verbosity=0)
     with connections["owner"].cursor() as cursor:
         cursor.execute("DROP TABLE IF EXISTS bench_plain")
-        cursor.execute("CREATE TABLE bench_plain (LIKE events_event INCLUDING DEFAULTS INCLUDING IDENTITY INCLUDING INDEXES)")
+        cursor.execute(
+            "CREATE TABLE bench_plain (LIKE events_event INCLUDING DEFAULTS INCLUDING IDENTITY INCLUDING INDEXES)"
+        )
     connections.close_all()
 
 
