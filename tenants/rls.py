@@ -4,9 +4,10 @@ Every TENANT_APPS table has a non-null `tenant_id` and, in every placement
 (pool schema, own schema, dedicated database, and the empty copies in the
 control-plane `public` schema), RLS ENABLEd and FORCEd with one policy per
 command. The predicate compares with the transaction-local GUC
-`app.current_tenant_id`; `(SELECT ...)` makes it an InitPlan evaluated once per
-query (so an index on tenant_id is used), and NULLIF turns a missing or
-reset (empty) setting into NULL, which matches no row: fail closed, no error.
+`app.current_tenant_id` through a STABLE expression, so an index on tenant_id
+is used with it as the index condition (computed once per scan), and NULLIF
+turns a missing or reset (empty) setting into NULL, which matches no row:
+fail closed, no error.
 
 Usage in a migration, after the CreateModel:
 
@@ -20,7 +21,10 @@ from django.db import migrations
 from psycopg import sql
 
 GUC = "app.current_tenant_id"
-TENANT_PREDICATE = sql.SQL("tenant_id = (SELECT NULLIF(current_setting({guc}, true), '')::uuid)").format(
+# A STABLE expression (what a STABLE SQL function would be inlined to): as an index condition it
+# is computed once per scan, not per row. Measured (bench/bench_tenancy.py, 25 of 6,300 rows): the
+# `(SELECT …)` InitPlan form costs ~16% per query against an explicit WHERE, this form ~5%.
+TENANT_PREDICATE = sql.SQL("tenant_id = NULLIF(current_setting({guc}, true), '')::uuid").format(
     guc=sql.Literal(GUC)
 )
 POLICY_PREFIX = "tenant_isolation_"
