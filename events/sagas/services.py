@@ -228,23 +228,40 @@ def saga_step_execute(*, step_id: int, chain: bool | None = None) -> str:
     """Run a step if it is this caller's to run, then (by default) the following steps in the same
     worker while they succeed. Returns what happened last (for logs and tests).
 
-    Chaining saves a broker round trip per step; it changes nothing about safety: each step is
-    still claimed, leased and recorded on its own, and if this worker dies between steps the
-    sweeper finds the next step pending and sends it.
+    Chaining saves a broker round trip per step, and the transaction that records a step as
+    completed also claims the next one. It changes nothing about safety: each step is still
+    claimed, leased and recorded on its own, and if this worker dies between steps the
+    sweeper finds the next step running past its lease (or pending) and sends it again.
     """
     chain = _setting("SAGA_CHAIN_STEPS", True) if chain is None else chain
-    result = _step_execute_one(step_id, chain=chain)
-    while result.startswith("next:"):
-        result = _step_execute_one(int(result.removeprefix("next:")), chain=chain)
+    result = _step_claim(step_id)
+    while isinstance(result, tuple):
+        result = _step_run(*result, chain=chain)
     return result
 
 
-def _step_execute_one(step_id: int, *, chain: bool) -> str:
+def _claim(saga: Saga, step: SagaStep, now) -> int | None:
+    """Caller holds the saga lock and checked the step is pending and due. Returns the attempt."""
+    claimed = SagaStep.objects.filter(id=step.id, state=StepState.PENDING, attempts=step.attempts).update(
+        state=StepState.RUNNING,
+        attempts=step.attempts + 1,
+        lease_expires_at=now + _lease(),
+        started_at=step.started_at or now,
+        finished_at=None,
+        next_attempt_at=None,
+    )
+    if claimed != 1:
+        return None
+    _record(saga, "SagaStepStarted", step=step.name, index=step.index, attempt=step.attempts + 1)
+    return step.attempts + 1
+
+
+def _step_claim(step_id: int) -> str | tuple[Saga, SagaStep, int]:
     with transaction.atomic():
-        step = SagaStep.objects.filter(id=step_id).only("saga_id").first()
-        if step is None:
+        saga_id = SagaStep.objects.filter(id=step_id).values_list("saga_id", flat=True).first()
+        if saga_id is None:
             return "missing"
-        saga = _locked(step.saga_id)
+        saga = _locked(saga_id)
         step = SagaStep.objects.get(id=step_id)
         if step.state == StepState.COMPLETED:
             return "already-completed"  # a redelivered message: the work was done and recorded
@@ -261,23 +278,19 @@ def _step_execute_one(step_id: int, *, chain: bool) -> str:
             return "not-due"
         if saga.steps.filter(index__lt=step.index).exclude(state=StepState.COMPLETED).exists():
             return "out-of-order"
-        claimed = SagaStep.objects.filter(id=step.id, state=StepState.PENDING, attempts=step.attempts).update(
-            state=StepState.RUNNING,
-            attempts=step.attempts + 1,
-            lease_expires_at=now + _lease(),
-            started_at=step.started_at or now,
-            finished_at=None,
-            next_attempt_at=None,
-        )
-        if claimed != 1:
-            return "lost-claim"
-        attempt = step.attempts + 1
         if saga.state == SagaState.STARTED:
             _touch(saga, state=SagaState.RUNNING)
             _record(saga, "SagaRunning")
         else:
             _touch(saga)
-        _record(saga, "SagaStepStarted", step=step.name, index=step.index, attempt=attempt)
+        attempt = _claim(saga, step, now)
+        if attempt is None:
+            transaction.set_rollback(True)
+            return "lost-claim"
+    return saga, step, attempt
+
+
+def _step_run(saga: Saga, step: SagaStep, attempt: int, *, chain: bool) -> str | tuple[Saga, SagaStep, int]:
     definition = saga_definition(saga.saga_type)
     step_definition = definition.step(step.name)
     try:
@@ -299,7 +312,7 @@ def _error_text(exc: BaseException) -> str:
 
 def _step_completed(
     step_id: int, attempt: int, output: dict[str, Any], definition: SagaDefinition, *, chain: bool = False
-) -> str:
+) -> str | tuple[Saga, SagaStep, int]:
     with transaction.atomic():
         step = SagaStep.objects.get(id=step_id)
         saga = _locked(step.saga_id)
@@ -324,8 +337,11 @@ def _step_completed(
             return "completed-then-cancelled"
         following = saga.steps.filter(index__gt=step.index).order_by("index").first()
         if following is not None:
-            if chain:
-                return f"next:{following.id}"  # the caller runs it after this transaction commits
+            due = following.next_attempt_at is None or following.next_attempt_at <= now
+            if chain and following.state == StepState.PENDING and due:
+                claimed = _claim(saga, following, now)  # the caller runs it once this commits
+                if claimed is not None:
+                    return saga, following, claimed
             _enqueue_step(following.id)
             return "completed"
         _touch(saga, state=SagaState.COMPLETED, finished_at=now, error="")
