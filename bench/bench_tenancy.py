@@ -16,7 +16,8 @@ member rows in a plain table (no RLS, same indexes). Then prints:
    the plain table (per-query time, app role, same connection). Target: within 10%.
 3. EXPLAIN of the RLS query: an index condition on tenant_id.
 
-Variants are interleaved in rounds so drift hits all of them alike. Drops what it made.
+Variants are interleaved in rounds so drift hits all of them alike; medians over rounds
+are printed. Drops what it made.
 """
 
 from __future__ import annotations
@@ -173,7 +174,8 @@ def signed_in_client(tenant):
     return client
 
 
-def measure_pages(tenants: dict, requests: int, rounds: int = 5) -> dict[str, float]:
+def measure_pages(tenants: dict, requests: int, rounds: int = 10) -> dict[str, float]:
+    """Median over rounds of each variant's requests/s; every round runs all variants back to back."""
     from django.test import Client
 
     clients = {iso: signed_in_client(t) for iso, t in tenants.items()}
@@ -184,16 +186,16 @@ def measure_pages(tenants: dict, requests: int, rounds: int = 5) -> dict[str, fl
     assert b"Person 0000" in baseline.get("/__bench_baseline__/").content
     variants = {f"tenant:{iso}": (c, "/members/") for iso, c in clients.items()}
     variants["no tenancy"] = (baseline, "/__bench_baseline__/")
-    elapsed = {name: 0.0 for name in variants}
-    per_round = requests // rounds
+    rates: dict[str, list[float]] = {name: [] for name in variants}
+    per_round = max(1, requests // rounds)
     for _ in range(rounds):
         for name, (client, url) in variants.items():
             client.get(url)  # warm
             start = time.perf_counter()
             for _ in range(per_round):
                 client.get(url)
-            elapsed[name] += time.perf_counter() - start
-    return {name: (per_round * rounds) / seconds for name, seconds in elapsed.items()}
+            rates[name].append(per_round / (time.perf_counter() - start))
+    return {name: statistics.median(values) for name, values in rates.items()}
 
 
 def measure_queries(tenant, iterations: int, rounds: int = 5) -> tuple[float, float, str]:
