@@ -29,13 +29,15 @@ def celery_harness(django_db_setup, django_db_blocker):
 
 
 def _drop_leftovers() -> None:
-    """Tenants that ended active keep their schema or database; drop what this module made."""
+    """Tenants that ended active keep their schema or database, and the template database stays:
+    drop what this module made."""
     name = settings.DATABASES["owner"]["NAME"]
     with dbroles.admin_connect() as conn:
         for (db,) in conn.execute(
             "SELECT datname FROM pg_database WHERE datname LIKE %s", [name.replace("_", r"\_") + r"\_t\_%"]
         ).fetchall():
             dbroles.drop_database(db)
+    dbroles.drop_database(f"{name}_tenant_tpl")
     with dbroles.admin_connect(name) as conn:
         for (schema,) in conn.execute(
             "SELECT nspname FROM pg_namespace WHERE nspname LIKE 't\\_%' OR nspname LIKE 'pool\\_%'"
