@@ -1,4 +1,24 @@
+from __future__ import annotations
+
+from typing import Any
+
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+
+
+def ensure_operator_groups(sender: Any, using: str, apps: Any = None, **kwargs: Any) -> None:
+    """The role groups exist after every migrate and every flush (flush empties auth_group)."""
+    from django.apps import apps as global_apps
+    from django.db import router
+
+    from saas_admin.db_backend.base import owner_alias_for
+    from saas_admin.permissions import Role
+
+    Group = (apps or global_apps).get_model("auth", "Group")
+    if not router.allow_migrate_model(owner_alias_for(using), Group):
+        return
+    for role in Role:
+        Group.objects.using(using).get_or_create(name=role.group_name)
 
 
 class SaasAdminConfig(AppConfig):
@@ -10,3 +30,4 @@ class SaasAdminConfig(AppConfig):
         from saas_admin.celery import ensure_filesystem_broker_folders
 
         ensure_filesystem_broker_folders()
+        post_migrate.connect(ensure_operator_groups, sender=self)

@@ -1,13 +1,13 @@
 """PostgreSQL backend for the control plane.
 
-The only difference from Django's today: `flush` (used by `manage.py flush`
-and by transactional tests between cases) runs through the `owner` alias,
-because the app role may not TRUNCATE.
+The only difference from Django's: `flush` (used by `manage.py flush` and by
+transactional tests between cases) runs through the `owner` alias, because
+the app role may not TRUNCATE, over the tables the owner alias migrates.
 """
 
 from __future__ import annotations
 
-from django.db.backends.postgresql import base, operations
+from django.db.backends.postgresql import base, introspection, operations
 
 from saas_admin.routers import is_owner_alias
 
@@ -46,11 +46,33 @@ class DatabaseOperations(operations.DatabaseOperations):
 
         from saas_admin.dbroles import conninfo
 
-        owner_alias = "owner" if self.connection.alias == "default" else f"{self.connection.alias}__owner"
+        owner_alias = owner_alias_for(self.connection.alias)
         # A private psycopg connection: the test runner fences off Django aliases a test did not ask for.
         with psycopg.connect(**conninfo(connections.settings[owner_alias])) as owner, owner.cursor() as cursor:
             _flush_with_truncate_guards_lifted(cursor, sql_list)
 
 
+def owner_alias_for(alias: str) -> str:
+    if is_owner_alias(alias):
+        return alias
+    return "owner" if alias == "default" else f"{alias}__owner"
+
+
+class DatabaseIntrospection(introspection.DatabaseIntrospection):
+    def get_migratable_models(self):  # type: ignore[no-untyped-def]
+        """The app role's alias migrates nothing, yet it sees the tables its owner alias migrates.
+
+        Without this, `flush` on `default` (transactional tests) would find no tables and clear nothing.
+        """
+        from django.apps import apps
+        from django.db import router
+
+        alias = owner_alias_for(self.connection.alias)
+        return (
+            model for app_config in apps.get_app_configs() for model in router.get_migratable_models(app_config, alias)
+        )
+
+
 class DatabaseWrapper(base.DatabaseWrapper):
     ops_class = DatabaseOperations
+    introspection_class = DatabaseIntrospection
