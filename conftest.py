@@ -9,10 +9,27 @@ app role (NOSUPERUSER NOBYPASSRLS). So `django_db_setup` is replaced here.
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from django.conf import settings
 from django.core.management import call_command
 from django.db import connections
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _celery_broker_from_settings_only():
+    """Celery lets the CELERY_BROKER_URL environment variable win over `app.conf.broker_url`.
+
+    Tests that run a real worker point the app at a private broker through `app.conf`; with the
+    variable set (CI's Redis run) the test process would keep publishing to the shared broker
+    while the worker listens on its own. Settings have read the variable already, so drop it here.
+    """
+    settings.CELERY_BROKER_URL  # noqa: B018 - make sure settings read it first
+    saved = os.environ.pop("CELERY_BROKER_URL", None)
+    yield
+    if saved is not None:
+        os.environ["CELERY_BROKER_URL"] = saved
 
 
 def _point_aliases_at(name: str) -> None:
