@@ -15,6 +15,7 @@ import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from django.apps import apps
 from django.conf import settings
@@ -25,6 +26,7 @@ from tenants import placements
 from tenants.context import tenant_context
 from tenants.crypto import encrypt_json
 from tenants.databases import register_placement, unregister_alias
+from tenants.lifecycle import tenant_event
 from tenants.models import Domain, Placement, Tenant
 from tenants.selectors import host_cache_clear, primary_domain_for
 from tenants.validation import schema_name_for_slug
@@ -66,31 +68,38 @@ def _noop(tenant_id: TenantId) -> None:
 # --- lifecycle -----------------------------------------------------------------------
 
 
+def _set_status(tenant_id: TenantId, rows: Any, target: str, event_type: str, **data: Any) -> int:
+    """Conditional status change plus its lifecycle event, in one transaction; returns rows changed."""
+    with transaction.atomic():
+        updated = rows.update(status=target, status_changed_at=timezone.now())
+        if updated:
+            tenant_event(tenant_id, event_type, status=target, **data)
+    return updated
+
+
 def begin(tenant_id: TenantId) -> None:
-    Tenant.objects.filter(pk=tenant_id, status__in=[Tenant.Status.PENDING, Tenant.Status.FAILED]).update(
-        status=Tenant.Status.PROVISIONING, status_changed_at=timezone.now()
-    )
+    rows = Tenant.objects.filter(pk=tenant_id, status__in=[Tenant.Status.PENDING, Tenant.Status.FAILED])
+    _set_status(tenant_id, rows, Tenant.Status.PROVISIONING, "TenantProvisioningStarted")
 
 
 def begin_compensate(tenant_id: TenantId) -> None:
-    Tenant.objects.filter(pk=tenant_id).exclude(status=Tenant.Status.DELETED).update(
-        status=Tenant.Status.FAILED, status_changed_at=timezone.now()
-    )
+    rows = Tenant.objects.filter(pk=tenant_id).exclude(status__in=[Tenant.Status.DELETED, Tenant.Status.FAILED])
+    _set_status(tenant_id, rows, Tenant.Status.FAILED, "TenantProvisioningFailed")
 
 
 def activate(tenant_id: TenantId) -> None:
-    updated = Tenant.objects.filter(pk=tenant_id, status=Tenant.Status.PROVISIONING).update(
-        status=Tenant.Status.ACTIVE, status_changed_at=timezone.now()
-    )
+    tenant = _tenant(tenant_id)
+    rows = Tenant.objects.filter(pk=tenant_id, status=Tenant.Status.PROVISIONING)
+    placement = tenant.placement.schema_name if tenant.placement_id else None
+    updated = _set_status(tenant_id, rows, Tenant.Status.ACTIVE, "TenantActivated", placement=placement)
     if not updated and not Tenant.objects.filter(pk=tenant_id, status=Tenant.Status.ACTIVE).exists():
         raise ProvisioningError("The tenant is no longer being provisioned.")
     host_cache_clear()
 
 
 def activate_compensate(tenant_id: TenantId) -> None:
-    Tenant.objects.filter(pk=tenant_id, status=Tenant.Status.ACTIVE).update(
-        status=Tenant.Status.PROVISIONING, status_changed_at=timezone.now()
-    )
+    rows = Tenant.objects.filter(pk=tenant_id, status=Tenant.Status.ACTIVE)
+    _set_status(tenant_id, rows, Tenant.Status.PROVISIONING, "TenantDeactivated")
     host_cache_clear()
 
 

@@ -20,6 +20,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from events.sagas.registry import PermanentStepError, SagaDefinition, StepContext, StepDefinition, saga_register
+from tenants.lifecycle import registered_data, tenant_event
 from tenants.models import Tenant
 from tenants.provisioning import PROVISIONING_STEPS, ProvisioningError, Step
 
@@ -46,9 +47,10 @@ def register_tenant(ctx: StepContext) -> dict[str, Any]:
             owner_email=ctx.input.get("owner_email", ""),
         )
         with transaction.atomic():
-            Tenant.objects.create(
+            tenant = Tenant.objects.create(
                 pk=tenant_id, **values, status=Tenant.Status.PENDING, status_changed_at=timezone.now()
             )
+            tenant_event(tenant_id, "TenantRegistered", **registered_data(tenant))
     except ValidationError as exc:
         raise PermanentStepError(exc.messages[0]) from exc
     except IntegrityError as exc:
@@ -58,7 +60,10 @@ def register_tenant(ctx: StepContext) -> dict[str, Any]:
 
 def register_tenant_compensate(ctx: StepContext) -> None:
     """Delete the row this saga created (never another tenant's: the uuid is ours)."""
-    Tenant.objects.filter(pk=_tenant_id(ctx), placement__isnull=True).delete()
+    with transaction.atomic():
+        deleted, _ = Tenant.objects.filter(pk=_tenant_id(ctx), placement__isnull=True).delete()
+        if deleted:
+            tenant_event(_tenant_id(ctx), "TenantRemoved", status=Tenant.Status.DELETED)
     if Tenant.objects.filter(pk=_tenant_id(ctx)).exists():
         raise RuntimeError("The tenant still has a placement; compensate the placement step first.")
 

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from compliance.services import audit_record
 from tenants import placements, selectors
+from tenants.lifecycle import registered_data, tenant_event
 from tenants.models import Domain, Tenant
 from tenants.provisioning import PROVISIONING_STEPS, ProvisioningError, Step
 from tenants.selectors import primary_domain_for
@@ -53,7 +54,18 @@ def tenant_create_pending(
 ) -> Tenant:
     """The Tenant row in `pending`, after validation; provisioning steps (or the saga) take it from here."""
     values = tenant_validate_new(slug=slug, name=name, isolation=isolation, plan=plan, owner_email=owner_email)
-    return Tenant.objects.create(**values, status=Tenant.Status.PENDING, status_changed_at=timezone.now())
+    with transaction.atomic():
+        tenant = Tenant.objects.create(**values, status=Tenant.Status.PENDING, status_changed_at=timezone.now())
+        tenant_event(tenant.pk, "TenantRegistered", **registered_data(tenant))
+    return tenant
+
+
+def tenant_remove_unprovisioned(tenant_id: Any) -> None:
+    """Delete a tenant row whose provisioning was compensated, and say so in its lifecycle."""
+    with transaction.atomic():
+        deleted, _ = Tenant.objects.filter(pk=tenant_id).delete()
+        if deleted:
+            tenant_event(tenant_id, "TenantRemoved", status=Tenant.Status.DELETED)
 
 
 def steps_run(tenant_id: Any, steps: list[Step], *, on_step=None) -> None:
@@ -83,13 +95,16 @@ def tenant_provision_sync(
     try:
         steps_run(tenant.pk, PROVISIONING_STEPS[isolation], on_step=on_step)
     except ProvisioningError:
-        Tenant.objects.filter(pk=tenant.pk).delete()
+        tenant_remove_unprovisioned(tenant.pk)
         raise
     except Exception as exc:
-        Tenant.objects.filter(pk=tenant.pk).delete()
+        tenant_remove_unprovisioned(tenant.pk)
         raise ProvisioningError(f"Provisioning failed and was rolled back ({exc.__class__.__name__}).") from exc
     tenant.refresh_from_db()
     return tenant
+
+
+_TRANSITION_EVENTS = {Tenant.Status.SUSPENDED: "TenantSuspended", Tenant.Status.ACTIVE: "TenantResumed"}
 
 
 def _transition(
@@ -101,6 +116,7 @@ def _transition(
         )
         if not updated:
             return False
+        tenant_event(tenant.pk, _TRANSITION_EVENTS.get(target, "TenantStatusChanged"), status=target, reason=reason)
         selectors.host_cache_clear()
         transaction.on_commit(selectors.host_cache_clear)  # again, in case a request re-cached the old state
         audit_record(
