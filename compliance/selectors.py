@@ -6,8 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
-from django.db.models import Count, Q, QuerySet
-from django.db.models.functions import TruncDate
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from compliance.models import AuditEntry
@@ -123,14 +122,6 @@ def audit_recent(limit: int = 8) -> list[AuditEntry]:
 
 def audit_activity_by_day(days: int = 14) -> list[tuple[date, int]]:
     """Entries per day for the last `days` days (oldest first), zero-filled."""
-    today = timezone.localdate()
-    start = today - timedelta(days=days - 1)
-    tz = timezone.get_current_timezone()
-    counts = dict(
-        AuditEntry.objects.filter(occurred_at__gte=datetime.combine(start, time.min, tzinfo=tz))
-        .annotate(day=TruncDate("occurred_at", tzinfo=tz))
-        .values("day")
-        .annotate(n=Count("id"))
-        .values_list("day", "n")
-    )
-    return [(start + timedelta(days=i), counts.get(start + timedelta(days=i), 0)) for i in range(days)]
+    from saas_admin.selectors import daily_counts
+
+    return daily_counts(AuditEntry.objects.all(), "occurred_at", days=days)

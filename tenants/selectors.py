@@ -97,3 +97,10 @@ def tenant_data_counts(tenant: Tenant) -> dict[str, int] | None:
 
         logging.getLogger(__name__).warning("could not count data of tenant %s", tenant.pk, exc_info=True)
         return None
+
+
+def tenant_counts_by_status() -> dict[str, int]:
+    from django.db.models import Count
+
+    rows = Tenant.objects.values("status").annotate(n=Count("pk"))
+    return {row["status"]: row["n"] for row in rows}

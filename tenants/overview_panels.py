@@ -1,0 +1,26 @@
+"""The tenants tile on the operator overview (see saas_admin/overview.py)."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest
+
+from saas_admin.overview import Panel, register_panel
+from saas_admin.selectors import daily_counts
+from tenants import selectors
+from tenants.models import Tenant
+
+
+@register_panel("tenants", order=60)  # after health (10) and operators (50), before activity (90)
+def tenants_panel(request: HttpRequest) -> Panel:
+    by_status = selectors.tenant_counts_by_status()
+    return Panel(
+        "tenants/_overview_panel.html",
+        {
+            "totals": selectors.tenant_totals(),
+            "by_status": [
+                (value, label, by_status[value]) for value, label in Tenant.Status.choices if value in by_status
+            ],
+            "created": daily_counts(Tenant.objects.all(), "created_at"),
+        },
+        wide=True,
+    )
