@@ -79,3 +79,13 @@ def test_sign_out_needs_post_and_ends_the_session(tenant_world):
     assert client.get("/logout/").status_code == 405
     client.post("/logout/")
     assert client.get("/members/").status_code == 302
+
+
+def test_an_account_page_leads_to_its_ledger_history(tenant_world):
+    tenant = tenant_world["shared"][1]
+    client = sign_in(tenant, f"m0@{tenant.slug}.test")
+    with tenant_context(tenant):
+        account = Account.objects.order_by("pk").first()
+    page = client.get(f"/accounts/{account.pk}/").content.decode()
+    assert f'href="/accounts/{account.pk}/ledger/"' in page
+    assert client.get(f"/accounts/{account.pk}/ledger/").status_code == 200
