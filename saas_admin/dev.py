@@ -124,12 +124,16 @@ def main() -> int:
     if len(sys.argv) < 2 or sys.argv[1] not in ("run", "test", "db"):
         print(__doc__)
         return 2
-    if sys.argv[1] == "run":
-        return run()
-    if sys.argv[1] == "db":
-        _start_database()
-        return 0
-    return test(sys.argv[2:])
+    try:
+        if sys.argv[1] == "run":
+            return run()
+        if sys.argv[1] == "db":
+            _start_database()
+            return 0
+        return test(sys.argv[2:])
+    except RuntimeError as exc:  # a clear sentence, e.g. the embedded port is taken by another server
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

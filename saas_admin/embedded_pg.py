@@ -72,9 +72,23 @@ def is_running() -> bool:
     return result.returncode == 0
 
 
+def _serves_our_data() -> bool:
+    """Whether the server answering on our port is the one running on this checkout's PGDATA."""
+    pid_file = PGDATA / "postmaster.pid"
+    if not pid_file.exists():
+        return False
+    lines = pid_file.read_text().splitlines()
+    return len(lines) > 3 and lines[3].strip() == str(port())
+
+
 def ensure_running() -> bool:
     """Start the embedded server if needed. Returns True if this call started it."""
     if is_running():
+        if not _serves_our_data():
+            raise RuntimeError(
+                f"Another PostgreSQL server is listening on 127.0.0.1:{port()}, not the one in {PGDATA}; "
+                "stop it or set EMBEDDED_PG_PORT to a free port."
+            )
         return False
     PGDATA.mkdir(parents=True, exist_ok=True)
     SOCKET_DIR.mkdir(parents=True, exist_ok=True)
