@@ -4,8 +4,9 @@
   migration (a CHECK constraint that members named "forbidden" violate; optionally a pg_sleep),
   enabled through MIGRATION_MODULES in this process and through DJANGO_MIGRATION_MODULES +
   PYTHONPATH in a worker subprocess. Nothing is written into the source tree.
-- `Worker`: a real Celery worker subprocess on a private filesystem-broker folder, connected to
-  the test database; the test process publishes to the same folder.
+- `Worker`: a real Celery worker subprocess (prefork, SIGKILL on `kill()`) on a private broker
+  (saas_admin/testing.py::PrivateBroker), connected to the test database; the test process
+  publishes to the same broker.
 - `drop_placements()`: drops the schemas/databases tests created, so nothing outlives a test.
 """
 
@@ -16,7 +17,6 @@ import itertools
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -24,6 +24,8 @@ import time
 from pathlib import Path
 
 from django.conf import settings
+
+from saas_admin.testing import PrivateBroker, kill, spawn_celery
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 CONSTRAINT = "migtest_no_forbidden_names"
@@ -91,14 +93,6 @@ class ThrowawayMigration:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def database_url(name: str) -> str:
-    cfg = settings.DATABASE_BOOTSTRAP
-    auth = cfg.get("USER") or "postgres"
-    if cfg.get("PASSWORD"):
-        auth += f":{cfg['PASSWORD']}"
-    return f"postgres://{auth}@{cfg.get('HOST') or '127.0.0.1'}:{cfg.get('PORT') or 5432}/{name}"
-
-
 class Worker:
     """A real Celery worker (prefork) on a private filesystem broker; `kill()` is SIGKILL to its group."""
 
@@ -106,64 +100,22 @@ class Worker:
         self, extra_env: dict[str, str] | None = None, concurrency: int = 2, broker_url: str = "filesystem://"
     ) -> None:
         """`broker_url`: a private filesystem folder by default, or e.g. redis://127.0.0.1:6379/5 (flushed)."""
-        self.folder = Path(tempfile.mkdtemp(prefix="migruns-broker-"))
+        self.broker = PrivateBroker(broker_url, prefix="migruns-broker-")
+        self.folder = self.broker.folder
         self.concurrency = concurrency
         self.broker_url = broker_url
-        self.env = {
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "saas_admin.settings.test",
-            "DATABASE_URL": database_url(settings.DATABASES["default"]["NAME"]),
-            "CELERY_BROKER_URL": broker_url,
-            "CELERY_FILESYSTEM_FOLDER": str(self.folder),
-            "MIGRATIONS_JOB_LEASE_SECONDS": str(settings.MIGRATIONS_JOB_LEASE_SECONDS),
-            **(extra_env or {}),
-        }
+        self.env = self.broker.worker_env(
+            {"MIGRATIONS_JOB_LEASE_SECONDS": str(settings.MIGRATIONS_JOB_LEASE_SECONDS), **(extra_env or {})}
+        )
         self.proc: subprocess.Popen | None = None
         self.starts = 0
-        self._saved: dict = {}
-
-    def _point_app_at_broker(self) -> None:
-        from saas_admin.celery import app
-
-        for sub in ("queue", "processed"):
-            (self.folder / sub).mkdir(parents=True, exist_ok=True)
-        self._saved = {"url": app.conf.broker_url, "opts": app.conf.broker_transport_options}
-        app.conf.broker_url = self.broker_url
-        app.conf.broker_transport_options = (
-            {
-                "data_folder_in": str(self.folder / "queue"),
-                "data_folder_out": str(self.folder / "queue"),
-                "processed_folder": str(self.folder / "processed"),
-                "store_processed": False,
-                "polling_interval": 0.05,
-            }
-            if self.broker_url.startswith("filesystem")
-            else {"visibility_timeout": 3600}
-        )
-        self._reset_pools(app)
-        if self.broker_url.startswith("redis"):
-            with app.connection_for_write() as conn:
-                conn.default_channel.client.flushdb()
-
-    @staticmethod
-    def _reset_pools(app) -> None:
-        if app._pool is not None:
-            app._pool.force_close_all()
-            app._pool = None
-        app.amqp._producer_pool = None
 
     def start(self, **env: str) -> Worker:
         if self.starts == 0:
-            self._point_app_at_broker()
+            self.broker.attach()  # the test process publishes to the same private broker
         self.starts += 1
-        log = open(self.folder / f"worker-{self.starts}.log", "wb")  # noqa: SIM115
-        self.proc = subprocess.Popen(
+        self.proc = spawn_celery(
             [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "saas_admin",
                 "worker",
                 "-l",
                 "warning",
@@ -175,35 +127,24 @@ class Worker:
                 "--without-mingle",
                 "--without-heartbeat",
             ],
-            cwd=BASE_DIR,
             env={**self.env, **env},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+            log=self.folder / f"worker-{self.starts}.log",
         )
         return self
 
     def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
+        kill(self.proc)
 
     def stop(self) -> None:
-        from saas_admin.celery import app
-
         self.kill()  # tests wait for their runs to finish first; a warm shutdown only costs time
-        if self._saved:
-            app.conf.broker_url = self._saved["url"]
-            app.conf.broker_transport_options = self._saved["opts"]
-            self._reset_pools(app)
-        shutil.rmtree(self.folder, ignore_errors=True)
+        self.broker.close()
 
     def publisher_env(self) -> dict[str, str]:
         """Environment for another process (e.g. manage.py migrate_tenants) that sends to this worker."""
-        return {"CELERY_BROKER_URL": self.broker_url, "CELERY_FILESYSTEM_FOLDER": str(self.folder)}
+        return self.broker.publisher_env()
 
     def logs(self) -> str:
-        return "\n".join(p.read_text(errors="replace")[-4000:] for p in sorted(self.folder.glob("*.log")))
+        return self.broker.logs(tail=4000)
 
 
 def wait_for(predicate, *, timeout: float = 90.0, interval: float = 0.2, worker: Worker | None = None):
