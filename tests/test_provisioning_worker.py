@@ -170,11 +170,13 @@ def test_a_signup_ends_signed_in_on_the_new_workspace(celery_harness, client, se
     progress = client.get(link)["Location"]
     deadline = time.monotonic() + 60
     while True:
+        celery_harness.ensure_worker()  # an earlier fault-injection case may have left it dead
         response = client.get(progress, HTTP_HX_REQUEST="true")
         if response.status_code == 204 or time.monotonic() > deadline:
             break
         assert b"could not create" not in response.content
         time.sleep(0.2)
+    assert response.status_code == 204, "the signup saga did not finish:\n" + celery_harness.logs()
     welcome = response["HX-Redirect"]
     host, path = re.match(r"http://([^/]+)(/.*)", welcome).groups()
     assert host == "signup-co.localhost:8000"
