@@ -112,6 +112,9 @@ class Domain(models.Model):
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="domains")
     is_primary = models.BooleanField(default=False)
     verified = models.BooleanField(default=False)
+    # Random value the customer publishes as `_saas-verify.<domain> TXT <token>` (custom domains only).
+    verification_token = models.CharField(max_length=64, blank=True)
+    verified_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -124,3 +127,8 @@ class Domain(models.Model):
 
     def __str__(self) -> str:
         return self.domain
+
+    @property
+    def verification_record(self) -> str:
+        """The DNS record that proves control of a custom domain."""
+        return f"_saas-verify.{self.domain}"

@@ -1,13 +1,16 @@
-"""Writes on tenants: create, provision (synchronously), suspend, resume."""
+"""Writes on tenants: create, provision (synchronously), suspend, resume; custom domains."""
 
 from __future__ import annotations
 
 import logging
+import re
+import secrets
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -160,3 +163,98 @@ def tenant_teardown_sync(tenant_id: Any) -> None:
         step.compensate(tenant.pk)
     Tenant.objects.filter(pk=tenant.pk).delete()
     selectors.host_cache_clear()
+
+
+# --- Custom domains -----------------------------------------------------------------------------
+
+_HOSTNAME_LABEL = r"(?!-)[a-z0-9-]{1,63}(?<!-)"
+_HOSTNAME_RE = re.compile(rf"^{_HOSTNAME_LABEL}(\.{_HOSTNAME_LABEL})+$")
+
+
+def domain_normalise(value: str) -> str:
+    """Lowercase, trim, drop a scheme, a path, a port and a trailing dot: `https://Shop.Example.com:443/` → `shop.example.com`."""
+    host = (value or "").strip().lower()
+    host = re.sub(r"^[a-z][a-z0-9+.-]*://", "", host)
+    host = host.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
+    host = host.rsplit("@", 1)[-1]
+    if ":" in host:
+        host = host.split(":", 1)[0]
+    return host.rstrip(".")
+
+
+def domain_validate_new(*, tenant: Tenant, domain: str) -> str:
+    """The normalised host name, or ValidationError with one sentence."""
+    host = domain_normalise(domain)
+    if not host:
+        raise ValidationError("Enter a domain name, for example shop.example.com.")
+    if len(host) > 253:
+        raise ValidationError("A domain name may be at most 253 characters long.")
+    if not _HOSTNAME_RE.match(host):
+        raise ValidationError(
+            f"“{host[:80]}” is not a valid domain name: use letters, digits and hyphens in dot-separated "
+            "labels (no label starting or ending with a hyphen), for example shop.example.com."
+        )
+    base = settings.BASE_DOMAIN.lower()
+    if host == base or host.endswith(f".{base}"):
+        raise ValidationError(f"Domains under {base} are the tenants' own addresses and cannot be added by hand.")
+    if host in {h.lower() for h in settings.TENANCY_OPERATOR_HOSTS}:
+        raise ValidationError(f"{host} serves the operator dashboard and cannot belong to a tenant.")
+    existing = Domain.objects.filter(domain=host).select_related("tenant").first()
+    if existing is not None:
+        if existing.tenant_id == tenant.pk:
+            raise ValidationError(f"{host} is already a domain of this tenant.")
+        raise ValidationError(f"{host} already belongs to another tenant.")
+    return host
+
+
+def _domain_changed(*, actor: Any, action: str, domain: Domain, summary: str, request: HttpRequest | None) -> None:
+    selectors.host_cache_clear()
+    transaction.on_commit(selectors.host_cache_clear)
+    audit_record(
+        actor=actor,
+        action=action,
+        target_type="tenant",
+        target_id=domain.tenant_id,
+        summary=summary,
+        request=request,
+        details={"domain": domain.domain, "tenant": domain.tenant.slug, "verified": domain.verified},
+    )
+
+
+def domain_add(*, tenant: Tenant, domain: str, actor: Any, request: HttpRequest | None = None) -> Domain:
+    """Add an unverified custom domain with a fresh verification token; it resolves once verified."""
+    host = domain_validate_new(tenant=tenant, domain=domain)
+    try:
+        with transaction.atomic():
+            row = Domain.objects.create(
+                tenant=tenant, domain=host, is_primary=False, verified=False,
+                verification_token=secrets.token_hex(16),
+            )  # fmt: skip
+            _domain_changed(actor=actor, action="domain.add", domain=row, request=request,
+                            summary=f"{tenant.slug}: domain {host} added (unverified)")  # fmt: skip
+    except IntegrityError:  # a concurrent add of the same host won the race
+        raise ValidationError(f"{host} already belongs to a tenant.")
+    return row
+
+
+def domain_verify(*, domain: Domain, actor: Any, request: HttpRequest | None = None) -> bool:
+    """Mark a custom domain verified (an operator confirmed the TXT record). False if it already was."""
+    with transaction.atomic():
+        updated = Domain.objects.filter(pk=domain.pk, verified=False).update(verified=True, verified_at=timezone.now())
+        if not updated:
+            return False
+        domain.refresh_from_db()
+        _domain_changed(actor=actor, action="domain.verify", domain=domain, request=request,
+                        summary=f"{domain.tenant.slug}: domain {domain.domain} verified")  # fmt: skip
+    return True
+
+
+def domain_remove(*, domain: Domain, actor: Any, request: HttpRequest | None = None) -> None:
+    """Delete a custom domain; the primary `<slug>.BASE_DOMAIN` cannot be removed (ValidationError)."""
+    if domain.is_primary:
+        raise ValidationError(f"{domain.domain} is the tenant's primary domain and cannot be removed.")
+    with transaction.atomic():
+        deleted, _ = Domain.objects.filter(pk=domain.pk, is_primary=False).delete()
+        if deleted:
+            _domain_changed(actor=actor, action="domain.remove", domain=domain, request=request,
+                            summary=f"{domain.tenant.slug}: domain {domain.domain} removed")  # fmt: skip

@@ -8,4 +8,7 @@ urlpatterns = [
     path("<uuid:tenant_id>/", views.tenant_detail, name="detail"),
     path("<uuid:tenant_id>/suspend/", views.tenant_suspend, name="suspend"),
     path("<uuid:tenant_id>/resume/", views.tenant_resume, name="resume"),
+    path("<uuid:tenant_id>/domains/", views.domain_add, name="domain_add"),
+    path("<uuid:tenant_id>/domains/<int:domain_id>/verify/", views.domain_verify, name="domain_verify"),
+    path("<uuid:tenant_id>/domains/<int:domain_id>/remove/", views.domain_remove, name="domain_remove"),
 ]

@@ -1,8 +1,10 @@
-"""Operator screens for tenants: list (filter, search, paginate), detail, suspend/resume."""
+"""Operator screens for tenants: list (filter, search, paginate), detail, suspend/resume, custom domains."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
+from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -10,7 +12,7 @@ from django.views.decorators.http import require_POST
 
 from saas_admin.permissions import Role, role_required
 from tenants import selectors, services
-from tenants.models import Tenant
+from tenants.models import Domain, Tenant
 
 PAGE_SIZE = 25
 
@@ -47,6 +49,7 @@ def tenant_detail(request: HttpRequest, tenant_id) -> HttpResponse:
     context = {
         "tenant": tenant,
         "domains": tenant.domains.all(),
+        "base_domain": settings.BASE_DOMAIN,
         "counts": selectors.tenant_data_counts(tenant),
         "placement_tenants": selectors.placement_tenant_count(tenant.placement),
     }
@@ -74,3 +77,50 @@ def tenant_resume(request: HttpRequest, tenant_id) -> HttpResponse:
     else:
         messages.error(request, f"{tenant.name} is {tenant.get_status_display().lower()}, so it cannot be resumed.")
     return redirect("tenants:detail", tenant_id=tenant.pk)
+
+
+# --- Custom domains: adding, verifying and removing change who a host name serves, so all three
+# need Operator or Admin (the same level as suspend/resume); viewers only see the Domains card.
+# Verification is an operator's confirmation that the customer published the TXT record shown
+# on the card (no DNS lookups from here; see docs/tenancy.md).
+
+
+@require_POST
+@role_required(Role.OPERATOR)
+def domain_add(request: HttpRequest, tenant_id) -> HttpResponse:
+    tenant = get_object_or_404(Tenant, pk=tenant_id)
+    try:
+        domain = services.domain_add(tenant=tenant, domain=request.POST.get("domain", ""), actor=request.user,
+                                     request=request)  # fmt: skip
+    except ValidationError as exc:
+        messages.error(request, exc.messages[0])
+    else:
+        messages.success(
+            request,
+            f"{domain.domain} was added. Ask the customer to publish the TXT record shown below, then verify it.",
+        )
+    return redirect("tenants:detail", tenant_id=tenant.pk)
+
+
+@require_POST
+@role_required(Role.OPERATOR)
+def domain_verify(request: HttpRequest, tenant_id, domain_id: int) -> HttpResponse:
+    domain = get_object_or_404(Domain.objects.select_related("tenant"), pk=domain_id, tenant_id=tenant_id)
+    if services.domain_verify(domain=domain, actor=request.user, request=request):
+        messages.success(request, f"{domain.domain} is verified and now serves {domain.tenant.name}.")
+    else:
+        messages.info(request, f"{domain.domain} was already verified.")
+    return redirect("tenants:detail", tenant_id=domain.tenant_id)
+
+
+@require_POST
+@role_required(Role.OPERATOR)
+def domain_remove(request: HttpRequest, tenant_id, domain_id: int) -> HttpResponse:
+    domain = get_object_or_404(Domain.objects.select_related("tenant"), pk=domain_id, tenant_id=tenant_id)
+    try:
+        services.domain_remove(domain=domain, actor=request.user, request=request)
+    except ValidationError as exc:
+        messages.error(request, exc.messages[0])
+    else:
+        messages.success(request, f"{domain.domain} was removed; it no longer reaches {domain.tenant.name}.")
+    return redirect("tenants:detail", tenant_id=domain.tenant_id)
