@@ -7,13 +7,7 @@ from django.utils import timezone
 
 from compliance.models import AuditEntry
 from events.sagas import services
-from events.sagas import testing as personas
 from events.sagas.models import Saga, SagaState, SagaStep, StepState
-
-platform_admin = personas.platform_admin
-operator = personas.operator
-viewer = personas.viewer
-outsider = personas.outsider
 
 pytestmark = pytest.mark.django_db
 

@@ -10,11 +10,9 @@ from __future__ import annotations
 import pytest
 from django.utils import timezone
 
-from events.sagas import services, tasks, testing
+from events.sagas import services, tasks
 from events.sagas.models import Saga, SagaState, SagaStep, StepState
 from events.sagas.registry import PermanentStepError, SagaDefinition, StepDefinition, saga_register
-
-operator = testing.operator
 
 EFFECTS: set[str] = set()
 FAILS: dict[str, int] = {}

@@ -9,13 +9,7 @@ from django.utils import timezone
 
 from compliance.models import AuditEntry
 from events.sagas import services
-from events.sagas import testing as personas
 from events.sagas.models import Saga, SagaState, SagaStep, StepState
-
-platform_admin = personas.platform_admin
-operator = personas.operator
-viewer = personas.viewer
-outsider = personas.outsider
 
 pytestmark = pytest.mark.django_db
 
@@ -84,7 +78,7 @@ def test_an_operator_may_retry_and_cancel_but_not_compensate(client, operator):
     assert SagaStep.objects.get(saga=saga, name="begin").attempts == 0
     client.post(reverse("sagas:action", args=[saga.id, "cancel"]))
     saga.refresh_from_db()
-    assert saga.state == SagaState.COMPENSATING and saga.error == "Cancelled by operator."
+    assert saga.state == SagaState.COMPENSATING and saga.error == f"Cancelled by {operator.username}."
     assert list(
         AuditEntry.objects.filter(action__startswith="saga.").order_by("id").values_list("action", flat=True)
     ) == ["saga.retry", "saga.cancel"]
