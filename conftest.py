@@ -40,7 +40,7 @@ def _point_aliases_at(name: str) -> None:
 
 @pytest.fixture(scope="session")
 def django_db_setup(django_db_blocker, django_test_environment):  # noqa: ARG001
-    from saas_admin import dbroles
+    from core import dbroles
 
     name = settings.TEST_DATABASE_NAME
     with django_db_blocker.unblock():

@@ -55,7 +55,7 @@ VALUES (%s, %s, %s, %s, %s, 1, %s, %s, clock_timestamp(), NULL, pg_current_xact_
 
 
 def setup() -> None:
-    from saas_admin import dbroles
+    from core import dbroles
 
     dbroles.bootstrap()
     call_command("migrate", interactive=False, verbosity=0)

@@ -65,7 +65,7 @@ def setup(n_schemas: int) -> dict:
     import django
     from django.core.management import call_command
 
-    from saas_admin import dbroles
+    from core import dbroles
 
     django.setup()
     from tenants import placements
@@ -312,7 +312,7 @@ def connections_name() -> str:
 def _drop(bench_db: str, quiet: bool = False) -> None:
     from django.db import connections
 
-    from saas_admin import dbroles
+    from core import dbroles
 
     for conn in connections.all():
         conn.close()

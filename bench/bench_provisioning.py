@@ -59,7 +59,7 @@ def _setup(broker: str) -> tuple[str, str]:
     django.setup()
     from django.core.management import call_command
 
-    from saas_admin import dbroles
+    from core import dbroles
 
     dbroles.ensure_database(bench, recreate=True)
     call_command("migrate", database="owner", interactive=False, verbosity=0)
@@ -69,7 +69,7 @@ def _setup(broker: str) -> tuple[str, str]:
 def _drop(bench: str) -> None:
     from django.db import connections
 
-    from saas_admin import dbroles
+    from core import dbroles
 
     for conn in connections.all():
         conn.close()
@@ -164,7 +164,7 @@ def measure_django_tenants(bench_url: str, n: int) -> list[float] | str:
 def measure_database_strategies(n: int) -> dict[str, list[float]]:
     from psycopg import sql
 
-    from saas_admin import dbroles
+    from core import dbroles
     from tenants import placements
 
     template = placements.template_database()

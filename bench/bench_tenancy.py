@@ -46,7 +46,7 @@ def setup_database() -> str:
     from django.db import connections
 
     django.setup()
-    from saas_admin import dbroles
+    from core import dbroles
 
     bench = f"{settings.DATABASES['default']['NAME']}_tbench"
     for alias in ("default", "owner"):
@@ -92,7 +92,7 @@ def build_plain_table(pool_schema: str) -> None:
     from django.db import connections
     from psycopg import sql
 
-    from saas_admin import dbroles
+    from core import dbroles
 
     with psycopg.connect(**dbroles.conninfo(connections.settings["owner"]), autocommit=True) as conn:
         conn.execute("DROP TABLE IF EXISTS public.bench_plain_member")
@@ -227,7 +227,7 @@ def measure_queries(tenant, iterations: int, rounds: int = 5) -> tuple[float, fl
 def teardown(bench: str) -> None:
     from django.db import connections
 
-    from saas_admin import dbroles
+    from core import dbroles
 
     for conn in connections.all():
         conn.close()

@@ -16,10 +16,10 @@ from typing import Any
 from ninja import Router, Schema
 from ninja.errors import HttpError
 
+from core.api import require_api_role
+from core.permissions import Role
 from events import crypto, selectors
 from events.views import BadFilter, _instant, filters_from, store_from_request
-from saas_admin.api_auth import require_api_role
-from saas_admin.permissions import Role
 
 router = Router(tags=["events"])
 

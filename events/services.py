@@ -5,6 +5,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from audit.actions import AuditAction
+from audit.services import audit_record
 from events.store import ANY, EventStore, EventStoreError
 
 
@@ -68,7 +70,6 @@ def projection_rebuild_start(*, projection: str, tenant: Any = None, actor: Any 
     """Queue a rebuild of `projection` from an empty state; progress is on the returned row."""
     from django.db import transaction
 
-    from compliance.services import audit_record
     from events import projections, tasks
     from events.models import ProjectionRebuild
 
@@ -91,7 +92,7 @@ def projection_rebuild_start(*, projection: str, tenant: Any = None, actor: Any 
         )
         audit_record(
             actor=actor,
-            action="events.projection_rebuild",
+            action=AuditAction.PROJECTION_REBUILD,
             target_type="projection",
             target_id=projection,
             summary=f"Rebuild of projection {projection} requested.",

@@ -14,11 +14,11 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from core.instants import parse_instant
+from core.permissions import Role, role_required
 from events import projections, selectors, services
-from events.management.commands.aggregate_state import parse_instant
 from events.models import ProjectionRebuild
 from events.store import EventStore, EventStoreError
-from saas_admin.permissions import Role, role_required
 
 
 class BadFilter(ValueError):

@@ -9,15 +9,17 @@ or higher (except revoking your own token, which only ever removes access).
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 
 from ninja import NinjaAPI, Router, Schema
 from ninja.errors import HttpError
 
+from audit.api import router as audit_router
 from compliance.api import router as compliance_router
+from core.api import install_error_handlers, require_api_role
+from core.permissions import Role, operator_role
 from events.api import router as events_router
-from saas_admin.api_auth import operator_auth, require_api_role
-from saas_admin.permissions import Role, operator_role
+from saas_admin.api_auth import operator_auth
 from tenants.api import router as tenants_router
 
 api = NinjaAPI(
@@ -28,6 +30,7 @@ api = NinjaAPI(
     docs_url="/docs",
     auth=operator_auth,
 )
+install_error_handlers(api)
 
 account = Router(tags=["account"])
 
@@ -117,71 +120,8 @@ def token_revoke(request, token_id: int):
     return 204, None
 
 
-audit = Router(tags=["audit"])
-
-
-class AuditEntryOut(Schema):
-    id: int
-    occurred_at: datetime
-    actor: str
-    action: str
-    target_type: str
-    target_id: str
-    summary: str
-    ip_address: str | None
-    details: dict
-
-
-class AuditPageOut(Schema):
-    entries: list[AuditEntryOut]
-    next: str | None = None
-
-
-@audit.get("", response=AuditPageOut, summary="Audit trail, newest first (Operator+)")
-def audit_list(
-    request,
-    actor: str = "",
-    action: str = "",
-    target_type: str = "",
-    target_id: str = "",
-    date_from: date | None = None,
-    date_to: date | None = None,
-    before: str = "",
-    limit: int = 100,
-):
-    """Keyset-paginated: pass the returned `next` as `before` for the following page."""
-    from compliance.selectors import AuditFilters, audit_page
-
-    require_api_role(request, Role.OPERATOR)
-    if not 1 <= limit <= 500:
-        raise HttpError(422, "limit must be between 1 and 500.")
-    if date_from and date_to and date_from > date_to:
-        raise HttpError(422, "date_from must be on or before date_to.")
-    filters = AuditFilters(
-        actor=actor, action=action, target_type=target_type, target_id=target_id, date_from=date_from, date_to=date_to
-    )
-    page = audit_page(filters, before=before, size=limit)
-    return {
-        "entries": [
-            {
-                "id": e.pk,
-                "occurred_at": e.occurred_at,
-                "actor": e.actor_label,
-                "action": e.action,
-                "target_type": e.target_type,
-                "target_id": e.target_id,
-                "summary": e.summary,
-                "ip_address": e.ip_address,
-                "details": e.details,
-            }
-            for e in page.entries
-        ],
-        "next": page.older,
-    }
-
-
 api.add_router("", account)
-api.add_router("/audit", audit)
+api.add_router("/audit", audit_router)
 api.add_router("/tenants", tenants_router)
 api.add_router("/events", events_router)
 api.add_router("/compliance", compliance_router)

@@ -1,7 +1,7 @@
 """Authentication and role checks for every JSON API router.
 
     from saas_admin.api_auth import operator_auth, require_api_role
-    from saas_admin.permissions import Role
+    from core.permissions import Role
 
     router = Router(tags=["tenants"])          # inherits `operator_auth` from the NinjaAPI
 
@@ -25,10 +25,9 @@ from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest
-from ninja.errors import HttpError
 from ninja.security import APIKeyCookie, HttpBearer
 
-from saas_admin.permissions import Role, has_role, operator_role
+from core.permissions import operator_role
 
 
 class OperatorTokenAuth(HttpBearer):
@@ -76,11 +75,4 @@ class OperatorSessionAuth(APIKeyCookie):
 operator_auth = [OperatorTokenAuth(), OperatorSessionAuth()]
 
 
-def require_api_role(request: HttpRequest, role: Role) -> None:
-    """Raise a 403 API error unless the authenticated operator holds `role` or higher."""
-    user = getattr(request, "auth", None) or getattr(request, "user", None)
-    if not has_role(user, role):
-        raise HttpError(403, f"This needs the {role.group_name} role.")
-
-
-__all__ = ["OperatorSessionAuth", "OperatorTokenAuth", "operator_auth", "require_api_role"]
+__all__ = ["OperatorSessionAuth", "OperatorTokenAuth", "operator_auth"]

@@ -11,8 +11,8 @@ def ensure_operator_groups(sender: Any, using: str, apps: Any = None, **kwargs: 
     from django.apps import apps as global_apps
     from django.db import router
 
-    from saas_admin.db_backend.base import owner_alias_for
-    from saas_admin.permissions import Role
+    from core.db_backend.base import owner_alias_for
+    from core.permissions import Role
 
     Group = (apps or global_apps).get_model("auth", "Group")
     if not router.allow_migrate_model(owner_alias_for(using), Group):
@@ -27,6 +27,7 @@ class SaasAdminConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from saas_admin import panels  # noqa: F401  (registers the health and operators panels)
         from saas_admin.celery import ensure_filesystem_broker_folders
 
         ensure_filesystem_broker_folders()

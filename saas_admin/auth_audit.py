@@ -13,6 +13,10 @@ from typing import Any
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.dispatch import receiver
 
+from audit.actions import AuditAction
+from audit.services import audit_record
+from core.actors import SystemActor
+
 
 def _login_key(username: str) -> str:
     return (username or "").strip().lower()[:100]
@@ -20,11 +24,10 @@ def _login_key(username: str) -> str:
 
 @receiver(user_logged_in, dispatch_uid="saas_admin.audit_login")
 def audit_login(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
-    from compliance.services import audit_record
 
     audit_record(
         actor=user,
-        action="auth.login",
+        action=AuditAction.AUTH_LOGIN,
         target_type="user_login",
         target_id=_login_key(user.get_username()),
         summary=f"{user.get_username()} signed in",
@@ -36,11 +39,10 @@ def audit_login(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
 def audit_logout(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
     if user is None:  # signing out without a session
         return
-    from compliance.services import audit_record
 
     audit_record(
         actor=user,
-        action="auth.logout",
+        action=AuditAction.AUTH_LOGOUT,
         target_type="user_login",
         target_id=_login_key(user.get_username()),
         summary=f"{user.get_username()} signed out",
@@ -50,13 +52,12 @@ def audit_logout(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
 
 @receiver(user_login_failed, dispatch_uid="saas_admin.audit_login_failed")
 def audit_login_failed(sender: Any, credentials: dict, request: Any = None, **kwargs: Any) -> None:
-    from compliance.services import audit_record
 
     # `credentials` has the password masked by Django already; we still keep only the username.
     username = str(credentials.get("username", ""))[:150]
     audit_record(
-        actor=username or None,
-        action="auth.login_failed",
+        actor=SystemActor(username or "anonymous"),
+        action=AuditAction.AUTH_LOGIN_FAILED,
         target_type="user_login",
         target_id=_login_key(username),
         summary=f"Failed sign-in for “{username}”",

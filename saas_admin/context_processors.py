@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.http import HttpRequest
 
-from saas_admin.permissions import Role, operator_role
+from core.permissions import Role, operator_role
 
 
 def operator_roles(request: HttpRequest) -> dict:

@@ -46,7 +46,7 @@ def _prepare_control_plane() -> None:
     from django.contrib.auth.models import Group
     from django.core.management import call_command
 
-    from saas_admin import dbroles
+    from core import dbroles
 
     name = dbroles.bootstrap()
     print(f"database {name!r} ready; migrating as the owner role", flush=True)

@@ -5,8 +5,11 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.validators import UnicodeUsernameValidator
 
-from compliance.services import audit_record, client_ip
-from saas_admin.permissions import Role
+from audit.actions import AuditAction
+from audit.services import audit_record
+from core.actors import SystemActor
+from core.http import client_ip
+from core.permissions import Role
 
 ROLE_CHOICES = [(role.name.lower(), role.group_name) for role in sorted(Role, reverse=True)]
 ROLE_HELP = {
@@ -36,7 +39,7 @@ class OperatorLoginForm(AuthenticationForm):
         reason = login_lockout_reason(username=username, ip_address=client_ip(self.request))
         if reason:
             audit_record(
-                actor=username or None,
+                actor=SystemActor(username or "anonymous"),
                 action=LOGIN_BLOCKED,
                 target_type="user_login",
                 target_id=username.strip().lower()[:100],
@@ -51,8 +54,8 @@ class OperatorLoginForm(AuthenticationForm):
         if not user.is_staff:
             # Tenant members have their own workspace sign-in; the dashboard is for operators.
             audit_record(
-                actor=user.get_username(),
-                action="auth.login_failed",
+                actor=SystemActor(user.get_username()),
+                action=AuditAction.AUTH_LOGIN_FAILED,
                 target_type="user_login",
                 target_id=user.get_username().strip().lower()[:100],
                 summary=f"Failed sign-in for “{user.get_username()}” (not an operator)",

@@ -1,7 +1,7 @@
 """Writes of the saas_admin app: operators, API tokens, sign-in lockout.
 
 Every function that changes something records an audit entry in the same
-transaction (compliance.services.audit_record).
+transaction (audit.services.audit_record).
 """
 
 from __future__ import annotations
@@ -19,10 +19,11 @@ from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
-from compliance.models import AuditEntry
-from compliance.services import audit_record
+from audit.actions import AuditAction
+from audit.models import AuditEntry
+from audit.services import audit_record
+from core.permissions import Role, operator_role
 from saas_admin.models import ApiToken
-from saas_admin.permissions import Role, operator_role
 
 User = get_user_model()
 
@@ -68,7 +69,7 @@ def operator_create(
         _set_role(user, role)
         audit_record(
             actor=actor,
-            action="operator.create",
+            action=AuditAction.OPERATOR_CREATE,
             target_type="user",
             target_id=user.pk,
             summary=f"Created operator {username} with role {role.group_name}",
@@ -99,7 +100,7 @@ def operator_change_role(*, actor: Any, user_id: int, role: Role, request: HttpR
         _set_role(user, role)
         audit_record(
             actor=actor,
-            action="operator.role_change",
+            action=AuditAction.OPERATOR_ROLE_CHANGE,
             target_type="user",
             target_id=user.pk,
             summary=f"Changed {user.username} from {before.group_name if before else 'no role'} to {role.group_name}",
@@ -122,7 +123,7 @@ def operator_set_active(*, actor: Any, user_id: int, active: bool, request: Http
             revoked = ApiToken.objects.filter(user=user, revoked_at__isnull=True).update(revoked_at=timezone.now())
         audit_record(
             actor=actor,
-            action="operator.activate" if active else "operator.deactivate",
+            action=AuditAction.OPERATOR_ACTIVATE if active else "operator.deactivate",
             target_type="user",
             target_id=user.pk,
             summary=f"{'Reactivated' if active else 'Deactivated'} operator {user.username}"
@@ -142,7 +143,7 @@ def operator_reset_password(*, actor: Any, user_id: int, request: HttpRequest | 
         user.save(update_fields=["password"])
         audit_record(
             actor=actor,
-            action="operator.password_reset",
+            action=AuditAction.OPERATOR_PASSWORD_RESET,
             target_type="user",
             target_id=user.pk,
             summary=f"Reset the password of {user.username}",
@@ -187,7 +188,7 @@ def token_create(
         )
         audit_record(
             actor=actor,
-            action="token.create",
+            action=AuditAction.TOKEN_CREATE,
             target_type="api_token",
             target_id=token.pk,
             summary=f"Created API token “{name}” ({token.prefix}…)",
@@ -213,7 +214,7 @@ def token_revoke(*, actor: Any, token_id: int, request: HttpRequest | None = Non
         token.save(update_fields=["revoked_at"])
         audit_record(
             actor=actor,
-            action="token.revoke",
+            action=AuditAction.TOKEN_REVOKE,
             target_type="api_token",
             target_id=token.pk,
             summary=f"Revoked API token “{token.name}” ({token.prefix}…) of {token.user.username}",
@@ -246,9 +247,9 @@ def token_authenticate(plaintext: str) -> tuple[Any, ApiToken] | None:
 # limiter counts those rows: it works across processes and hosts with no
 # extra service, and an operator can see exactly why an account was locked.
 
-LOGIN_FAILED = "auth.login_failed"
-LOGIN_SUCCEEDED = "auth.login"
-LOGIN_BLOCKED = "auth.login_blocked"
+LOGIN_FAILED = AuditAction.AUTH_LOGIN_FAILED
+LOGIN_SUCCEEDED = AuditAction.AUTH_LOGIN
+LOGIN_BLOCKED = AuditAction.AUTH_LOGIN_BLOCKED
 
 
 def login_lockout_reason(*, username: str, ip_address: str | None) -> str | None:

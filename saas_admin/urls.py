@@ -14,6 +14,6 @@ urlpatterns = [
     path("compliance/", include("compliance.urls")),
     path("sagas/", include("events.saga_urls")),
     path("migrations/", include("tenants.migration_urls")),
-    path("audit/", include("compliance.audit_urls")),
+    path("audit/", include("audit.urls")),
     path("signup/", include("tenants.signup_urls")),
 ]

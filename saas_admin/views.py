@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
-from django.db import connection
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from saas_admin import overview, selectors, services
+from core import overview
+from core.permissions import Role, has_role, role_required
+from saas_admin import selectors, services
 from saas_admin.forms import (
     ROLE_HELP,
     OperatorCreateForm,
@@ -20,33 +20,7 @@ from saas_admin.forms import (
     TokenCreateForm,
     role_from_choice,
 )
-from saas_admin.permissions import Role, has_role, role_required
-
-# --- Health -----------------------------------------------------------------------
-
-
-def database_status() -> tuple[bool, str]:
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-            cursor.fetchone()
-        return True, "ok"
-    except Exception as exc:  # noqa: BLE001 - health checks report, never raise
-        return False, exc.__class__.__name__
-
-
-def broker_status() -> tuple[bool, str]:
-    """Open a fresh connection to the configured broker (never the Celery app's pools)."""
-    from kombu import Connection
-
-    try:
-        with Connection(
-            settings.CELERY_BROKER_URL, transport_options=settings.CELERY_BROKER_TRANSPORT_OPTIONS, connect_timeout=2
-        ) as conn:
-            conn.ensure_connection(max_retries=1, interval_start=0.2, timeout=2)
-        return True, "ok"
-    except Exception as exc:  # noqa: BLE001
-        return False, exc.__class__.__name__
+from saas_admin.health import broker_status, database_status
 
 
 @require_GET

@@ -16,8 +16,8 @@ from ninja import Query, Router, Schema
 from ninja.errors import HttpError
 from ninja.pagination import PageNumberPagination, paginate
 
-from saas_admin.api_auth import require_api_role
-from saas_admin.permissions import Role
+from core.api import require_api_role
+from core.permissions import Role
 from tenants import selectors, services
 from tenants.models import Domain, Tenant
 

@@ -24,8 +24,8 @@ from typing import Any
 from django.db import connections, transaction
 from psycopg import sql
 
-from tenants import state
-from tenants.rls import GUC
+from core import tenancy
+from core.rls import GUC
 
 
 def search_path_for(schema_name: str) -> str:
@@ -68,10 +68,8 @@ def applied(alias: str, *, tenant_id: uuid.UUID | None, schema_name: str) -> Ite
     """Lower level: apply a tenant id (or None = no tenant) and schema to `alias` inside a transaction."""
     conn = connections[alias]
     nested = conn.in_atomic_block
-    token = state._active.set(
-        state.ActiveTenant(tenant_id=tenant_id, alias=alias, schema_name=schema_name) if tenant_id else None
-    )
-    try:
+    active = tenancy.ActiveTenant(tenant_id=tenant_id, alias=alias, schema_name=schema_name) if tenant_id else None
+    with tenancy.activated(active):
         with transaction.atomic(using=alias):
             with conn.cursor() as cursor:
                 if nested:
@@ -88,8 +86,6 @@ def applied(alias: str, *, tenant_id: uuid.UUID | None, schema_name: str) -> Ite
                         "SELECT set_config(%s, %s, true), set_config('search_path', %s, true)",
                         [GUC, previous[0] or "", previous[1]],
                     )
-    finally:
-        state._active.reset(token)
 
 
 def current_settings(alias: str = "default") -> tuple[str | None, str]:

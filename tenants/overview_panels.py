@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from django.http import HttpRequest
 
-from saas_admin.overview import Panel, register_panel
-from saas_admin.selectors import daily_counts
+from core.charts import daily_counts
+from core.overview import Panel, register_panel
 from tenants import selectors
 from tenants.models import Tenant
 

@@ -15,8 +15,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import psycopg
@@ -26,8 +24,7 @@ from django.db.migrations.executor import MigrationExecutor
 from django.db.migrations.loader import MigrationLoader
 from psycopg import sql
 
-from saas_admin import dbroles
-from tenants import rls, state
+from core import dbroles, rls, tenancy
 from tenants.databases import register_placement, unregister_alias
 from tenants.validation import validate_database_name, validate_schema_name
 
@@ -87,15 +84,6 @@ def schema_exists(schema: str, dbname: str | None = None) -> bool:
 # --- migrating one placement ---------------------------------------------------
 
 
-@contextmanager
-def _migrating() -> Iterator[None]:
-    token = state._migrating_placement.set(True)
-    try:
-        yield
-    finally:
-        state._migrating_placement.reset(token)
-
-
 def _executor_run(alias: str, schema: str, *, plan_only: bool) -> list[tuple[str, str]]:
     # A private, temporary alias with the owner settings of `alias`: the session-level search_path
     # below must never reach a shared connection (which may be inside someone's transaction), and
@@ -107,7 +95,7 @@ def _executor_run(alias: str, schema: str, *, plan_only: bool) -> list[tuple[str
     connections.settings[private] = copy.deepcopy(connections.settings[alias])
     connection = connections[private]
     try:
-        with _migrating():
+        with tenancy.placement_migration():
             connection.ensure_connection()
             with connection.cursor() as cursor:
                 cursor.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)).as_string(None))

@@ -19,6 +19,8 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from audit.actions import AuditAction
+from audit.services import audit_record
 from events.sagas.registry import PermanentStepError, SagaDefinition, StepContext, StepDefinition, saga_register
 from tenants.lifecycle import registered_data, tenant_event
 from tenants.models import Tenant
@@ -140,7 +142,6 @@ def provisioning_start(
 
     An operator's request is audited in the same transaction as the saga's creation.
     """
-    from compliance.services import audit_record
     from events.sagas.models import Saga
     from events.sagas.services import saga_start
     from tenants.services import tenant_validate_new
@@ -170,7 +171,7 @@ def provisioning_start(
         if getattr(requested_by, "is_authenticated", False) and str(saga.tenant_id) == tenant_id:
             audit_record(
                 actor=requested_by,
-                action="tenant.provision",
+                action=AuditAction.TENANT_PROVISION,
                 target_type="tenant",
                 target_id=tenant_id,
                 summary=f"Provisioning {slug} ({isolation})",

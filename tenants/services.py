@@ -14,7 +14,8 @@ from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
-from compliance.services import audit_record
+from audit.actions import AuditAction
+from audit.services import audit_record
 from tenants import placements, selectors
 from tenants.lifecycle import registered_data, tenant_event
 from tenants.models import Domain, Tenant
@@ -139,7 +140,7 @@ def tenant_suspend(*, tenant: Tenant, actor: Any, reason: str = "", request: Htt
     """active → suspended; the workspace then answers a 'suspended' page. False if it was not active."""
     return _transition(
         tenant=tenant, source=Tenant.Status.ACTIVE, target=Tenant.Status.SUSPENDED, actor=actor,
-        action="tenant.suspend", reason=reason, request=request,
+        action=AuditAction.TENANT_SUSPEND, reason=reason, request=request,
     )  # fmt: skip
 
 
@@ -147,7 +148,7 @@ def tenant_resume(*, tenant: Tenant, actor: Any, request: HttpRequest | None = N
     """suspended → active. False if it was not suspended."""
     return _transition(
         tenant=tenant, source=Tenant.Status.SUSPENDED, target=Tenant.Status.ACTIVE, actor=actor,
-        action="tenant.resume", reason="", request=request,
+        action=AuditAction.TENANT_RESUME, reason="", request=request,
     )  # fmt: skip
 
 
@@ -230,7 +231,7 @@ def domain_add(*, tenant: Tenant, domain: str, actor: Any, request: HttpRequest 
                 tenant=tenant, domain=host, is_primary=False, verified=False,
                 verification_token=secrets.token_hex(16),
             )  # fmt: skip
-            _domain_changed(actor=actor, action="domain.add", domain=row, request=request,
+            _domain_changed(actor=actor, action=AuditAction.DOMAIN_ADD, domain=row, request=request,
                             summary=f"{tenant.slug}: domain {host} added (unverified)")  # fmt: skip
     except IntegrityError:  # a concurrent add of the same host won the race
         raise ValidationError(f"{host} already belongs to a tenant.")
@@ -244,7 +245,7 @@ def domain_verify(*, domain: Domain, actor: Any, request: HttpRequest | None = N
         if not updated:
             return False
         domain.refresh_from_db()
-        _domain_changed(actor=actor, action="domain.verify", domain=domain, request=request,
+        _domain_changed(actor=actor, action=AuditAction.DOMAIN_VERIFY, domain=domain, request=request,
                         summary=f"{domain.tenant.slug}: domain {domain.domain} verified")  # fmt: skip
     return True
 
@@ -256,5 +257,5 @@ def domain_remove(*, domain: Domain, actor: Any, request: HttpRequest | None = N
     with transaction.atomic():
         deleted, _ = Domain.objects.filter(pk=domain.pk, is_primary=False).delete()
         if deleted:
-            _domain_changed(actor=actor, action="domain.remove", domain=domain, request=request,
+            _domain_changed(actor=actor, action=AuditAction.DOMAIN_REMOVE, domain=domain, request=request,
                             summary=f"{domain.tenant.slug}: domain {domain.domain} removed")  # fmt: skip

@@ -14,7 +14,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
-from compliance.services import client_ip
+from core.http import client_ip
 from events.sagas.models import SagaState
 from events.sagas.selectors import saga_progress
 from tenants import signup_services as services
@@ -123,7 +123,7 @@ def progress(request: HttpRequest, token: str) -> HttpResponse:
 @require_GET
 def welcome(request: HttpRequest, token: str) -> HttpResponse:
     """On the tenant host: sign the new owner in once, then open the workspace."""
-    from tenants.state import current_alias
+    from core.tenancy import current_alias
     from workspace.auth import member_login
     from workspace.models import Member
 

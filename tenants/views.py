@@ -10,7 +10,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from saas_admin.permissions import Role, role_required
+from core.permissions import Role, role_required
 from tenants import selectors, services
 from tenants.models import Domain, Tenant
 

@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from saas_admin.permissions import Role
+from core.permissions import Role
 
 _counter = itertools.count(1)
 

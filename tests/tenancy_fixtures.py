@@ -54,7 +54,7 @@ def seed_tenant(tenant: Any, *, members: int = 3, accounts: int = 2) -> None:
 
 
 def _drop_test_databases() -> None:
-    from saas_admin import dbroles
+    from core import dbroles
     from tenants.databases import unregister_alias
 
     for alias in list(connections.settings):

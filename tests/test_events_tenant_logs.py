@@ -6,9 +6,9 @@ import pytest
 from django.conf import settings
 from django.db import DatabaseError, connections, transaction
 
+from core import dbroles
 from events import crypto
 from events.services import tenant_store
-from saas_admin import dbroles
 from tenants.context import tenant_context
 from tests.tenancy_fixtures import *  # noqa: F403
 from tests.tenancy_fixtures import ISOLATIONS

@@ -14,9 +14,9 @@ from django.core.management import CommandError, call_command
 from django.urls import reverse
 from django.utils import timezone
 
-from compliance.models import AuditEntry
+from audit.models import AuditEntry
+from core.permissions import Role
 from events.models import Event
-from saas_admin.permissions import Role
 from tenants.migration_runs import plans, services
 from tenants.migration_runs.models import MigrationJob, MigrationRun
 from tenants.migration_runs.testing import MIGRATION_NAME, ThrowawayMigration

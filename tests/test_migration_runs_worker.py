@@ -13,8 +13,8 @@ from django.core.management import call_command
 from django.db.backends.base.base import BaseDatabaseWrapper
 from psycopg import sql
 
+from core import dbroles
 from events.models import Event
-from saas_admin import dbroles
 from tenants import placements
 from tenants.context import tenant_context
 from tenants.migration_runs import plans, services

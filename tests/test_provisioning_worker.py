@@ -9,10 +9,10 @@ import pytest
 from django.conf import settings
 from django.db import connections
 
+from core import dbroles
 from events.sagas.models import Saga, SagaState, StepState
 from events.sagas.registry import saga_definition
 from events.sagas.testing import CeleryHarness, wait_for_sagas
-from saas_admin import dbroles
 from tenants.models import Domain, Placement, Tenant
 from tenants.sagas import SAGA_TYPES, provisioning_start
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.utils import timezone
 
-from compliance.models import AuditEntry
+from audit.models import AuditEntry
 from events.sagas import services
 from events.sagas.models import Saga, SagaState, SagaStep, StepState
 

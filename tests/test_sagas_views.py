@@ -7,7 +7,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from compliance.models import AuditEntry
+from audit.models import AuditEntry
 from events.sagas import services
 from events.sagas.models import Saga, SagaState, SagaStep, StepState
 

@@ -8,8 +8,8 @@ from django.apps import apps
 from django.conf import settings
 from django.db import connections
 
-from saas_admin import dbroles
-from tenants import placements, rls
+from core import dbroles, rls
+from tenants import placements
 from tests.tenancy_fixtures import *  # noqa: F403
 from tests.tenancy_fixtures import all_tenants
 

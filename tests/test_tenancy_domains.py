@@ -6,7 +6,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.test import Client
 
-from compliance.models import AuditEntry
+from audit.models import AuditEntry
 from tenants import services
 from tenants.models import Domain
 from tests.tenancy_fixtures import *  # noqa: F403

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from compliance.models import AuditEntry
+from audit.models import AuditEntry
 from tenants.models import Tenant
 from tests.tenancy_fixtures import *  # noqa: F403
 

@@ -11,7 +11,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connections
 
-from saas_admin import dbroles
+from core import dbroles
 from tenants import placements
 from tenants.context import tenant_context
 from tenants.models import Domain, Placement, Tenant

@@ -14,7 +14,7 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from psycopg import sql
 
-from saas_admin import dbroles
+from core import dbroles
 from tenants.validation import (
     RESERVED_SLUGS,
     RESERVED_SQL,

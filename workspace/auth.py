@@ -17,7 +17,7 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 
-from tenants.state import current_alias
+from core.tenancy import current_alias
 from workspace.models import Member
 
 SESSION_KEY = "workspace_member"

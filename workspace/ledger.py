@@ -19,9 +19,9 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from core.tenancy import active_tenant
 from events import aggregates
 from events.services import tenant_store
-from tenants.state import active_tenant
 from workspace.models import Account
 
 AGGREGATE = "ledger.account"

@@ -8,7 +8,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from events.management.commands.aggregate_state import parse_instant
+from core.instants import parse_instant
 from workspace import ledger
 from workspace.auth import current_member, member_required
 from workspace.models import Account

@@ -2,7 +2,7 @@
 
 These tables exist in every placement (pool schema, own schema, dedicated
 database) and carry a non-null `tenant_id` protected by FORCE'd RLS (see
-tenants/rls.py). Outside a tenant_context they show zero rows.
+core/rls.py). Outside a tenant_context they show zero rows.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from decimal import Decimal
 from django.contrib.auth.hashers import check_password, make_password
 from django.db import models
 
-from tenants.state import current_tenant_id
+from core.tenancy import current_tenant_id
 
 
 class TenantScoped(models.Model):

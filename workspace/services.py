@@ -11,7 +11,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 
-from tenants.state import current_alias, current_tenant_id
+from core.tenancy import current_alias, current_tenant_id
 from workspace.models import Account, Member
 
 SET_PASSWORD_SALT = "workspace.member.set-password"

@@ -13,9 +13,9 @@ from django.core.exceptions import ValidationError
 from ninja import Query, Router, Schema
 from ninja.errors import HttpError
 
+from core.api import require_api_role
+from core.permissions import Role
 from events.sagas import selectors, services
-from saas_admin.api_auth import require_api_role
-from saas_admin.permissions import Role
 
 router = Router(tags=["sagas"])
 

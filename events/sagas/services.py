@@ -30,6 +30,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from audit.actions import AuditAction
+from audit.services import audit_record
 from events.sagas.models import ACTIVE_SAGA_STATES, Saga, SagaState, SagaStep, StepState
 from events.sagas.registry import PermanentStepError, SagaDefinition, StepContext, saga_definition
 
@@ -564,7 +566,6 @@ def saga_sweep() -> dict[str, int]:
 
 
 def _audit(*, actor: Any, action: str, saga: Saga, summary: str, request: Any) -> None:
-    from compliance.services import audit_record
 
     audit_record(
         actor=actor,
@@ -607,7 +608,7 @@ def saga_retry(*, saga_id: Any, actor: Any, request: Any = None) -> Saga:
             _enqueue_step(step.id)
         else:
             raise SagaActionError(f"A {saga.get_state_display().lower()} saga cannot be retried.")
-        _audit(actor=actor, action="saga.retry", saga=saga, summary=f"Retried saga {saga.saga_type}", request=request)
+        _audit(actor=actor, action=AuditAction.SAGA_RETRY, saga=saga, summary=f"Retried saga {saga.saga_type}", request=request)
         return saga
 
 
@@ -626,7 +627,7 @@ def saga_cancel(*, saga_id: Any, actor: Any, request: Any = None) -> Saga:
         if not saga.steps.filter(state=StepState.RUNNING).exists():
             _begin_compensation(saga, reason)
         _audit(
-            actor=actor, action="saga.cancel", saga=saga, summary=f"Cancelled saga {saga.saga_type}", request=request
+            actor=actor, action=AuditAction.SAGA_CANCEL, saga=saga, summary=f"Cancelled saga {saga.saga_type}", request=request
         )
         return saga
 
@@ -642,7 +643,7 @@ def saga_compensate(*, saga_id: Any, actor: Any, request: Any = None) -> Saga:
         _begin_compensation(saga, f"Compensation requested by {label}.")
         _audit(
             actor=actor,
-            action="saga.compensate",
+            action=AuditAction.SAGA_COMPENSATE,
             saga=saga,
             summary=f"Compensated saga {saga.saga_type}",
             request=request,

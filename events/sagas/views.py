@@ -16,9 +16,9 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from core.permissions import Role, role_required
 from events.sagas import selectors, services
 from events.sagas.models import Saga, SagaState
-from saas_admin.permissions import Role, role_required
 
 ACTIONS = {
     "retry": (Role.OPERATOR, services.saga_retry, "Retry sent."),
@@ -70,7 +70,7 @@ def saga_action(request: HttpRequest, saga_id: str, action: str) -> HttpResponse
     if action not in ACTIONS:
         return HttpResponse("Unknown action.", status=404)
     role, service, done = ACTIONS[action]
-    from saas_admin.permissions import check_role
+    from core.permissions import check_role
 
     check_role(request.user, role)
     saga = selectors.saga_get(saga_id)

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from django.db import models
 
+from core.tenancy import current_tenant_id
 from events.models import CheckpointBase, EventBase, SnapshotBase, SubjectKeyBase
-from tenants.state import current_tenant_id
 
 
 class TenantEvent(EventBase):

@@ -27,6 +27,8 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "django_htmx",
     "template_partials",
+    "core",
+    "audit",
     "saas_admin",
     "tenants",
     "tenants.migration_runs",
@@ -81,7 +83,7 @@ DB_OWNER_PASSWORD = env.str("DB_OWNER_PASSWORD", default="")
 DB_APP_ROLE = env.str("DB_APP_ROLE", default="saas_app")
 DB_APP_PASSWORD = env.str("DB_APP_PASSWORD", default="")
 DB_POOL = env.bool("DB_POOL", default=True)
-DB_ENGINE = "saas_admin.db_backend"
+DB_ENGINE = "core.db_backend"
 
 DATABASE_BOOTSTRAP = env.db_url_config(database_url())
 TEST_DATABASE_NAME = env.str("TEST_DATABASE_NAME", default="test_saas_admin")
@@ -104,7 +106,7 @@ DATABASES = {
     "default": _database(DB_APP_ROLE, DB_APP_PASSWORD, pool=DB_POOL),
     "owner": _database(DB_OWNER_ROLE, DB_OWNER_PASSWORD, pool=False),
 }
-DATABASE_ROUTERS = ["saas_admin.routers.OwnerMigratesRouter", "saas_admin.routers.TenantRouter"]
+DATABASE_ROUTERS = ["core.routers.OwnerMigratesRouter", "core.routers.TenantRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Tenancy ----------------------------------------------------------------

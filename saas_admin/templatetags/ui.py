@@ -22,7 +22,7 @@ from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 from django.utils.timesince import timesince
 
-from saas_admin.permissions import operator_role
+from core.permissions import operator_role
 
 register = template.Library()
 

@@ -7,7 +7,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from compliance.models import AuditEntry
+from audit.models import AuditEntry
 from saas_admin.models import ApiToken
 
 pytestmark = pytest.mark.django_db

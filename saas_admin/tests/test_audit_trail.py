@@ -9,9 +9,9 @@ from django.db import connection, transaction
 from django.db.utils import ProgrammingError
 from django.test import Client
 
-from compliance import selectors
-from compliance.models import AuditEntry
-from compliance.services import audit_record
+from audit import selectors
+from audit.models import AuditEntry
+from audit.services import audit_record
 
 pytestmark = pytest.mark.django_db
 

@@ -5,9 +5,9 @@ import re
 import pytest
 from django.contrib.auth import authenticate, get_user_model
 
-from compliance.models import AuditEntry
+from audit.models import AuditEntry
+from core.permissions import Role, operator_role
 from saas_admin.models import ApiToken
-from saas_admin.permissions import Role, operator_role
 
 pytestmark = pytest.mark.django_db
 User = get_user_model()

@@ -4,9 +4,9 @@ import pytest
 from django.template import Context, Template
 from django.test import RequestFactory
 
-from compliance.services import audit_record
-from saas_admin import overview
-from saas_admin.permissions import Role
+from audit.services import audit_record
+from core import overview
+from core.permissions import Role
 
 pytestmark = pytest.mark.django_db
 

@@ -12,8 +12,8 @@ from datetime import datetime
 from ninja import Router, Schema
 from ninja.errors import HttpError
 
-from saas_admin.api_auth import require_api_role
-from saas_admin.permissions import Role
+from core.api import require_api_role
+from core.permissions import Role
 from tenants.migration_runs import plans, selectors, services
 from tenants.migration_runs.models import MigrationRun
 

@@ -27,7 +27,8 @@ from django.db.migrations.loader import MigrationLoader
 from django.utils import timezone
 from psycopg import sql
 
-from tenants import placements, state
+from core import tenancy
+from tenants import placements
 from tenants.databases import register_placement
 from tenants.validation import validate_schema_name
 
@@ -109,42 +110,41 @@ def apply_pending(placement: Any) -> list[MigrationKey]:
     connection = connections[alias]
     if connection.connection is not None and not connection.is_usable():
         connection.close()  # kept open between jobs; a server restart must not fail the next job
-    token = state._migrating_placement.set(True)
-    try:
-        if connection.in_atomic_block:
-            # SET LOCAL would outlive our savepoint inside the caller's transaction: use the core's
-            # executor, which works on a private connection.
-            raise NeedsFullExecutor
-        with transaction.atomic(using=alias):
-            with connection.cursor() as cursor:
-                cursor.execute(sql.SQL("SET LOCAL search_path TO {}").format(sql.Identifier(schema)).as_string(None))
-                cursor.execute("SELECT to_regclass('django_migrations') IS NOT NULL")
-                if not cursor.fetchone()[0]:
-                    raise NeedsFullExecutor  # never migrated: the executor creates the table
-                cursor.execute("SELECT app, name FROM django_migrations")
-                applied_rows = {(app, name) for app, name in cursor.fetchall()}
-            pending = [key for key in order if key not in applied_rows]
-            if not pending:
-                return []
-            if loader.replacements or any(not loader.graph.nodes[key].atomic for key in pending):
+    with tenancy.placement_migration():
+        try:
+            if connection.in_atomic_block:
+                # SET LOCAL would outlive our savepoint inside the caller's transaction: use the core's
+                # executor, which works on a private connection.
                 raise NeedsFullExecutor
-            applied = frozenset(key for key in order if key in applied_rows)
-            project_state = _state_after(loader_key, loader, applied)
-            for key in pending:
-                migration = loader.graph.nodes[key]
-                # atomic=False: the whole placement is already one transaction (all or nothing).
-                with connection.schema_editor(atomic=False) as editor:
-                    project_state = migration.apply(project_state, editor)
+            with transaction.atomic(using=alias):
                 with connection.cursor() as cursor:
-                    # What MigrationRecorder.record_applied stores, without its per-call table introspection.
-                    cursor.execute(
-                        "INSERT INTO django_migrations (app, name, applied) VALUES (%s, %s, %s)",
-                        [key[0], key[1], timezone.now()],
-                    )
-            return pending
-    except NeedsFullExecutor:
-        return placements.migrate_placement(placement)
-    finally:
-        state._migrating_placement.reset(token)
-        if alias != PRIVATE_ALIAS:
-            connection.close()  # one connection per dedicated database would pile up in a long-lived worker
+                    cursor.execute(sql.SQL("SET LOCAL search_path TO {}").format(sql.Identifier(schema)).as_string(None))
+                    cursor.execute("SELECT to_regclass('django_migrations') IS NOT NULL")
+                    if not cursor.fetchone()[0]:
+                        raise NeedsFullExecutor  # never migrated: the executor creates the table
+                    cursor.execute("SELECT app, name FROM django_migrations")
+                    applied_rows = {(app, name) for app, name in cursor.fetchall()}
+                pending = [key for key in order if key not in applied_rows]
+                if not pending:
+                    return []
+                if loader.replacements or any(not loader.graph.nodes[key].atomic for key in pending):
+                    raise NeedsFullExecutor
+                applied = frozenset(key for key in order if key in applied_rows)
+                project_state = _state_after(loader_key, loader, applied)
+                for key in pending:
+                    migration = loader.graph.nodes[key]
+                    # atomic=False: the whole placement is already one transaction (all or nothing).
+                    with connection.schema_editor(atomic=False) as editor:
+                        project_state = migration.apply(project_state, editor)
+                    with connection.cursor() as cursor:
+                        # What MigrationRecorder.record_applied stores, without its per-call table introspection.
+                        cursor.execute(
+                            "INSERT INTO django_migrations (app, name, applied) VALUES (%s, %s, %s)",
+                            [key[0], key[1], timezone.now()],
+                        )
+                return pending
+        except NeedsFullExecutor:
+            return placements.migrate_placement(placement)
+        finally:
+            if alias != PRIVATE_ALIAS:
+                connection.close()  # one connection per dedicated database would pile up in a long-lived worker

@@ -21,7 +21,7 @@ from django.db import connections
 from django.db.migrations.loader import MigrationLoader
 from psycopg import sql
 
-from saas_admin import dbroles
+from core import dbroles
 from tenants import placements
 from tenants.crypto import decrypt_json
 from tenants.models import Placement

@@ -38,7 +38,10 @@ from django.db.models import Count, Max
 from django.http import HttpRequest
 from django.utils import timezone
 
-from saas_admin.permissions import Role, check_role
+from audit.actions import AuditAction
+from audit.services import audit_record
+from core.actors import SystemActor
+from core.permissions import Role, check_role
 from tenants import placements
 from tenants.migration_runs import executor, plans
 from tenants.migration_runs.models import MigrationJob, MigrationRun
@@ -51,6 +54,9 @@ _DISPATCH_LOCK_KEY = 0x7E4A60
 # Table names for the few hot statements written in SQL (claim, hand-off); never user input.
 JOBS = MigrationJob._meta.db_table
 RUNS = MigrationRun._meta.db_table
+
+
+CLI = SystemActor("manage.py migrate_tenants")
 
 
 class MigrationRunError(Exception):
@@ -90,7 +96,6 @@ def _job_event(job: MigrationJob, event_type: str, data: dict) -> None:
 
 
 def _audit(*, actor: Any, action: str, run: MigrationRun, summary: str, request: HttpRequest | None, details=None):
-    from compliance.services import audit_record
 
     audit_record(
         actor=actor,
@@ -172,7 +177,7 @@ def run_start(
             canary_size=canary_size,
             resumed_from=resumed_from,
             created_by=_user_or_none(actor),
-            created_by_label=_actor_label(actor) if actor is not None else "manage.py migrate_tenants",
+            created_by_label=_actor_label(actor) if actor is not None else CLI.label,
             via=via,
             plan_summary=summary,
             note=note[:300],
@@ -220,8 +225,8 @@ def run_start(
         }
         _run_event(run, "MigrationRunRequested", data)
         _audit(
-            actor=actor if actor is not None else "manage.py migrate_tenants",
-            action="migration_run.start" if not needs_approval else "migration_run.propose",
+            actor=actor if actor is not None else CLI,
+            action=AuditAction.MIGRATION_RUN_START if not needs_approval else AuditAction.MIGRATION_RUN_PROPOSE,
             run=run,
             summary=f"Run #{run.number}: {work} of {len(jobs)} placements have migrations to apply",
             request=request,
@@ -264,7 +269,7 @@ def run_approve(*, actor: Any, run: MigrationRun, request: HttpRequest | None = 
         _run_event(run, "MigrationRunApproved", {"number": run.number, "approved_by": actor.get_username()})
         _run_event(run, "MigrationRunStarted", {"number": run.number, "approved_by": actor.get_username()})
         _audit(
-            actor=actor, action="migration_run.approve", run=run, summary=f"Approved run #{run.number}", request=request
+            actor=actor, action=AuditAction.MIGRATION_RUN_APPROVE, run=run, summary=f"Approved run #{run.number}", request=request
         )
         _after_commit(lambda: run_dispatch(run_id=run.pk))
     return run
@@ -283,7 +288,7 @@ def run_reject(*, actor: Any, run: MigrationRun, request: HttpRequest | None = N
         run.refresh_from_db()
         _run_event(run, "MigrationRunRejected", {"number": run.number, "rejected_by": actor.get_username()})
         _audit(
-            actor=actor, action="migration_run.reject", run=run, summary=f"Rejected run #{run.number}", request=request
+            actor=actor, action=AuditAction.MIGRATION_RUN_REJECT, run=run, summary=f"Rejected run #{run.number}", request=request
         )
     return run
 
@@ -311,8 +316,8 @@ def run_cancel(*, actor: Any, run: MigrationRun, request: HttpRequest | None = N
             {"number": run.number, "by": run.cancelled_by_label, "jobs_cancelled": cancelled},
         )
         _audit(
-            actor=actor if actor is not None else "manage.py migrate_tenants",
-            action="migration_run.cancel",
+            actor=actor if actor is not None else CLI,
+            action=AuditAction.MIGRATION_RUN_CANCEL,
             run=run,
             summary=f"Cancelled run #{run.number} ({cancelled} jobs not started)",
             request=request,

@@ -15,7 +15,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from saas_admin.permissions import Role, has_role, role_required
+from core.permissions import Role, has_role, role_required
 from tenants.migration_runs import selectors, services
 from tenants.migration_runs.models import MigrationJob, MigrationRun
 

@@ -2,34 +2,12 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 
 from django.core.management.base import BaseCommand, CommandError
-from django.utils import timezone
-from django.utils.dateparse import parse_date, parse_datetime
 
+from core.instants import parse_instant
 from events.store import EventStoreError
-
-
-def parse_instant(value: str):
-    """ISO 8601 date or date-time; naive values are in UTC. None on bad input."""
-    value = value.strip()
-    try:
-        day = parse_date(value)  # a bare date means the end of that day: "balance on date X"
-    except ValueError:
-        return None
-    if day is not None:
-        return dt.datetime(day.year, day.month, day.day, 23, 59, 59, 999999, tzinfo=dt.UTC)
-    try:
-        moment = parse_datetime(value)
-    except ValueError:
-        return None
-    if moment is None:
-        return None
-    if timezone.is_naive(moment):
-        moment = moment.replace(tzinfo=dt.UTC)
-    return moment
 
 
 class Command(BaseCommand):

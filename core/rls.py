@@ -11,7 +11,7 @@ fail closed, no error.
 
 Usage in a migration, after the CreateModel:
 
-    from tenants.rls import EnableTenantRLS
+    from core.rls import EnableTenantRLS
     operations = [migrations.CreateModel(name="Thing", ...), EnableTenantRLS("Thing")]
 """
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from compliance import audit_views
+from audit import views as audit_views
 
 app_name = "audit"
 urlpatterns = [

@@ -11,9 +11,10 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from compliance import selectors
-from compliance.services import audit_record
-from saas_admin.permissions import Role, has_role, role_required
+from audit import selectors
+from audit.actions import AuditAction
+from audit.services import audit_record
+from core.permissions import Role, has_role, role_required
 
 PAGE_SIZE = 50
 
@@ -96,7 +97,7 @@ def audit_export(request: HttpRequest) -> HttpResponse:
     filters = form.filters() if form.is_bound else selectors.AuditFilters()
     audit_record(
         actor=request.user,
-        action="audit.export",
+        action=AuditAction.AUDIT_EXPORT,
         target_type="audit_trail",
         summary="Exported the audit trail as CSV",
         request=request,

@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from compliance.models import AuditEntry
+from audit.models import AuditEntry
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -122,6 +122,6 @@ def audit_recent(limit: int = 8) -> list[AuditEntry]:
 
 def audit_activity_by_day(days: int = 14) -> list[tuple[date, int]]:
     """Entries per day for the last `days` days (oldest first), zero-filled."""
-    from saas_admin.selectors import daily_counts
+    from core.charts import daily_counts
 
     return daily_counts(AuditEntry.objects.all(), "occurred_at", days=days)

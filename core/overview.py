@@ -11,8 +11,8 @@ itself for this request.
             from tenants import overview_panels  # noqa: F401  (registers on import)
 
     # tenants/overview_panels.py
-    from saas_admin.overview import Panel, register_panel
-    from saas_admin.permissions import Role
+    from core.overview import Panel, register_panel
+    from core.permissions import Role
 
     @register_panel("tenants", order=20, min_role=Role.VIEWER)
     def tenants_panel(request):
@@ -22,7 +22,7 @@ Rules:
 - `name` is unique; registering the same name again replaces the panel
   (so module reloads in tests don't duplicate it).
 - Panels render in ascending `order`; built-ins use 10 (health), 50
-  (operators), 90 (audit activity). Leave gaps.
+  (operators; both saas_admin/panels.py), 90 (audit activity, audit/panels.py). Leave gaps.
 - `min_role` hides a panel from operators below that role; the view still
   only shows the overview to Viewer+.
 - `wide=True` makes the panel span the full grid row.
@@ -42,7 +42,7 @@ from typing import Any
 
 from django.http import HttpRequest
 
-from saas_admin.permissions import Role, has_role
+from core.permissions import Role, has_role
 
 logger = logging.getLogger(__name__)
 
@@ -102,42 +102,3 @@ def panels_for(request: HttpRequest) -> list[Panel]:
         if panel is not None:
             panels.append(panel)
     return panels
-
-
-# --- Built-in panels --------------------------------------------------------------
-
-
-@register_panel("health", order=10)
-def health_panel(request: HttpRequest) -> Panel:
-    from saas_admin.views import broker_status, database_status
-
-    db_ok, db_detail = database_status()
-    broker_ok, broker_detail = broker_status()
-    return Panel(
-        "dashboard/panels/health.html",
-        {
-            "checks": [
-                {"name": "Database", "ok": db_ok, "detail": db_detail},
-                {"name": "Broker", "ok": broker_ok, "detail": broker_detail},
-            ]
-        },
-    )
-
-
-@register_panel("operators", order=50)
-def operators_panel(request: HttpRequest) -> Panel:
-    from saas_admin.selectors import operator_counts_by_role
-
-    counts = operator_counts_by_role()
-    return Panel("dashboard/panels/operators.html", {"counts": counts, "total": sum(counts.values())})
-
-
-@register_panel("audit", order=90)
-def audit_panel(request: HttpRequest) -> Panel:
-    from compliance.selectors import audit_activity_by_day, audit_recent
-
-    return Panel(
-        "dashboard/panels/audit.html",
-        {"recent": audit_recent(8), "activity": audit_activity_by_day(14)},
-        wide=True,
-    )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from django.db.backends.postgresql import base, introspection, operations
 
-from saas_admin.routers import is_owner_alias
+from core.routers import is_owner_alias
 
 # Append-only tables (the event logs) carry a statement trigger that refuses TRUNCATE for
 # everyone. Only their owner may lift it, and only inside the flush's own transaction:
@@ -44,7 +44,7 @@ class DatabaseOperations(operations.DatabaseOperations):
         import psycopg
         from django.db import connections
 
-        from saas_admin.dbroles import conninfo
+        from core.dbroles import conninfo
 
         owner_alias = owner_alias_for(self.connection.alias)
         # A private psycopg connection: the test runner fences off Django aliases a test did not ask for.

@@ -36,7 +36,7 @@ class TenantRouter:
     def _alias(self, model: Any) -> str | None:
         if not is_tenant_app(model._meta.app_label):
             return None
-        from tenants.state import current_alias
+        from core.tenancy import current_alias
 
         return current_alias()
 
@@ -50,7 +50,7 @@ class TenantRouter:
         return None
 
     def allow_migrate(self, db: str, app_label: str, model_name: str | None = None, **hints: Any) -> bool | None:
-        from tenants.state import migrating_placement
+        from core.tenancy import migrating_placement
 
         if migrating_placement() or (db != "owner" and is_owner_alias(db)):
             return is_tenant_app(app_label)

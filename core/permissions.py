@@ -14,8 +14,9 @@ from functools import wraps
 from typing import Any
 
 from django.contrib.auth.views import redirect_to_login
-from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
+
+from core.errors import Forbidden
 
 
 class Role(enum.IntEnum):
@@ -52,9 +53,9 @@ def has_role(user: Any, role: Role) -> bool:
 
 
 def check_role(user: Any, role: Role) -> None:
-    """Raise PermissionDenied unless the user holds `role` or higher."""
+    """Raise Forbidden (a PermissionDenied: the 403 page) unless the user holds `role` or higher."""
     if not has_role(user, role):
-        raise PermissionDenied(f"This needs the {role.group_name} role.")
+        raise Forbidden(f"This needs the {role.group_name} role.")
 
 
 def role_required(role: Role) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
