@@ -16,6 +16,10 @@ from django.conf import settings
 from django.core.management import call_command
 from django.db import connections
 
+# Shared fixtures for every test package: personas (platform_admin, operator, viewer, outsider,
+# client_for, api_client_for, …) and real tenants of each isolation level (tenant_world, make_tenant).
+pytest_plugins = ["tests.support.personas", "tests.support.tenancy"]
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _celery_broker_from_settings_only():

@@ -134,7 +134,7 @@ def timed(cmd: list[str], env: dict) -> tuple[float, str]:
 
 def trivial_applied_count() -> int:
     """How many placements (pools, schemas, dedicated databases) recorded the trivial migration."""
-    from tenants.migration_runs import plans
+    from migration_runs import plans
 
     targets = [t for t in plans.targets() if t.placement_id]
     applied = plans.applied_bulk(targets)
@@ -146,7 +146,7 @@ def reset_trivial() -> None:
     import psycopg
     from psycopg import sql
 
-    from tenants.migration_runs import plans
+    from migration_runs import plans
 
     by_db: dict = {}
     for t in plans.targets():
@@ -183,8 +183,8 @@ def main() -> None:
     worker = None
     try:
         info = setup(args.schemas)
-        from tenants.migration_runs.models import MigrationRun
-        from tenants.migration_runs.testing import Worker
+        from migration_runs.models import MigrationRun
+        from tests.support.migrations import Worker
 
         n_placements = args.schemas + 4
         print(f"bench database {bench_db}: {args.schemas} schemas + 2 pools + 2 dedicated databases "

@@ -80,8 +80,9 @@ def _drop(bench: str) -> None:
 
 
 def measure_end_to_end(harness, counts: dict[str, int]) -> dict[str, list[float]]:
-    from events.sagas.models import Saga
     from tenants.sagas import provisioning_start
+
+    from sagas.models import Saga
 
     results: dict[str, list[float]] = {}
     for isolation, n in counts.items():
@@ -197,8 +198,8 @@ def main() -> int:
     bench_url, bench = _setup(args.broker)
     harness = None
     try:
-        from events.sagas.testing import CeleryHarness
         from tenants import placements
+        from tests.support.sagas import CeleryHarness
 
         t0 = time.perf_counter()
         placements.template_schema_ensure()

@@ -159,7 +159,7 @@ def install_baseline_urls(tenant) -> None:
     module = types.ModuleType("bench_tenancy_urls")
     module.urlpatterns = [
         path("__bench_baseline__/", baseline),
-        path("", include("workspace.host_urls")),  # so {% url 'workspace:…' %} reverses in the template
+        path("", include("workspace.urls")),  # so {% url 'workspace:…' %} reverses in the template
     ]
     sys.modules["bench_tenancy_urls"] = module
     settings.ROOT_URLCONF = "bench_tenancy_urls"

@@ -156,7 +156,8 @@ class SubjectKey(SubjectKeyBase):
 
 
 class ProjectionRebuild(models.Model):
-    """A background rebuild of one projection, with progress for the operator."""
+    """A background rebuild of one projection; it runs as a job (kind events.projection_rebuild),
+    which holds its state, attempts and progress for the operator."""
 
     class Status(models.TextChoices):
         PENDING = "pending"
@@ -164,22 +165,43 @@ class ProjectionRebuild(models.Model):
         COMPLETED = "completed"
         FAILED = "failed"
 
+    _STATUS_OF_JOB = {
+        "pending": Status.PENDING,
+        "queued": Status.PENDING,
+        "running": Status.RUNNING,
+        "succeeded": Status.COMPLETED,
+        "skipped": Status.COMPLETED,
+        "failed": Status.FAILED,
+        "cancelled": Status.FAILED,
+    }
+
     projection = models.CharField(max_length=100)
     tenant_id = models.UUIDField(null=True, blank=True)
-    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
-    total = models.BigIntegerField(default=0)
-    processed = models.BigIntegerField(default=0)
-    error = models.TextField(blank=True)
+    job = models.OneToOneField("jobs.Job", null=True, on_delete=models.SET_NULL, related_name="projection_rebuild")
     requested_by = models.CharField(max_length=150, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
         return f"rebuild {self.projection} ({self.status})"
+
+    @property
+    def status(self) -> str:
+        return self._STATUS_OF_JOB.get(self.job.state, self.Status.FAILED) if self.job else self.Status.FAILED
+
+    @property
+    def processed(self) -> int:
+        return self.job.progress_done if self.job else 0
+
+    @property
+    def total(self) -> int:
+        return (self.job.progress_total or 0) if self.job else 0
+
+    @property
+    def error(self) -> str:
+        return self.job.error if self.job and self.status == self.Status.FAILED else ""
 
     @property
     def percent(self) -> int:

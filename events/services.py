@@ -5,9 +5,17 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from django.db import connection, transaction
+
 from audit.actions import AuditAction
 from audit.services import audit_record
+from core.actors import SYSTEM, Actor, actor_label
+from events import projections
+from events.models import ProjectionRebuild
 from events.store import ANY, EventStore, EventStoreError
+from jobs.models import Job
+from jobs.registry import JobContext, JobHandler, register
+from jobs.services import job_create
 
 
 def control_store() -> EventStore:
@@ -54,42 +62,36 @@ def control_event_append(
     )
 
 
-def tenant_store(tenant: Any) -> EventStore:
-    """A tenant's own log inside its placement (Tenant instance or id)."""
-    from events.tenantlog.store import store_for
-
-    return store_for(tenant)
-
-
-def store_for(tenant: Any = None) -> EventStore:
-    return control_store() if tenant is None else tenant_store(tenant)
-
-
 # --- projections -------------------------------------------------------------------
-def projection_rebuild_start(*, projection: str, tenant: Any = None, actor: Any = None, request: Any = None) -> Any:
-    """Queue a rebuild of `projection` from an empty state; progress is on the returned row."""
-    from django.db import transaction
 
-    from events import projections, tasks
-    from events.models import ProjectionRebuild
+REBUILD = "events.projection_rebuild"
 
+
+def projection_rebuild_start(
+    *, projection: str, tenant: Any = None, actor: Actor = SYSTEM, request: Any = None, batch_size: int = 1000
+) -> ProjectionRebuild:
+    """Queue a rebuild of `projection` from an empty state (a job with progress); one at a time per projection."""
     spec = projections.get(projection)
     if spec.tenant_scoped and tenant is None:
         raise EventStoreError(f"Projection {projection} is per tenant; choose a tenant.")
     tenant_id = getattr(tenant, "pk", tenant) if spec.tenant_scoped else None
     with transaction.atomic():
-        active = ProjectionRebuild.objects.filter(
-            projection=projection,
-            tenant_id=tenant_id,
-            status__in=[ProjectionRebuild.Status.PENDING, ProjectionRebuild.Status.RUNNING],
-        ).first()
+        active = (
+            ProjectionRebuild.objects.select_related("job")
+            .filter(projection=projection, tenant_id=tenant_id, job__state__in=Job.OPEN)
+            .first()
+        )
         if active is not None:
             return active
         rebuild = ProjectionRebuild.objects.create(
-            projection=projection,
-            tenant_id=tenant_id,
-            requested_by=actor.get_username() if getattr(actor, "is_authenticated", False) else "system",
+            projection=projection, tenant_id=tenant_id, requested_by=actor_label(actor)
         )
+        rebuild.job = job_create(
+            kind=REBUILD,
+            payload={"rebuild_id": rebuild.pk, "batch_size": max(1, min(int(batch_size), 100_000))},
+            actor=actor,
+        )
+        rebuild.save(update_fields=["job"])
         audit_record(
             actor=actor,
             action=AuditAction.PROJECTION_REBUILD,
@@ -97,35 +99,27 @@ def projection_rebuild_start(*, projection: str, tenant: Any = None, actor: Any 
             target_id=projection,
             summary=f"Rebuild of projection {projection} requested.",
             request=request,
-            details={"rebuild_id": rebuild.pk, "tenant_id": str(tenant_id) if tenant_id else None},
+            details={"rebuild_id": rebuild.pk, "job_id": rebuild.job.pk, "tenant_id": str(tenant_id) if tenant_id else None},
         )
-        transaction.on_commit(lambda: tasks.projection_rebuild.delay(rebuild.pk))
     return rebuild
 
 
-def projection_rebuild_run(*, rebuild_id: int, batch_size: int = 1000) -> None:
-    """Worker side: empty the projection, rewind its checkpoint, replay the whole log with progress."""
-    import logging
+@register
+class ProjectionRebuildJob(JobHandler):
+    """Empty the projection, rewind its checkpoint, replay the whole log with progress.
 
-    from django.db import transaction
-    from django.utils import timezone
+    Safe to run again (a redelivered or retried job simply starts over, which a rebuild may always do)."""
 
-    from events import projections
-    from events.models import ProjectionRebuild
+    kind = REBUILD
+    title = "Projection rebuild"
 
-    Status = ProjectionRebuild.Status
-    # Claim it; a redelivered job (worker died) simply starts over, which a rebuild may always do.
-    claimed = ProjectionRebuild.objects.filter(pk=rebuild_id, status__in=[Status.PENDING, Status.RUNNING]).update(
-        status=Status.RUNNING, started_at=timezone.now(), processed=0
-    )
-    if not claimed:
-        return
-    rebuild = ProjectionRebuild.objects.get(pk=rebuild_id)
-    try:
+    def run(self, ctx: JobContext) -> dict[str, Any]:
+        rebuild = ProjectionRebuild.objects.get(pk=ctx.payload["rebuild_id"])
+        batch_size = int(ctx.payload.get("batch_size") or 1000)
         spec = projections.get(rebuild.projection)
         store = spec.store(rebuild.tenant_id)
         total = store.estimated_count()
-        ProjectionRebuild.objects.filter(pk=rebuild_id).update(total=total)
+        ctx.progress(0, total)
         name = projections.checkpoint_name(spec)
         with store.session() as alias, transaction.atomic(using=alias):
             fields = {"tenant_id": store.tenant_id} if store.tenant_scoped else {}
@@ -138,25 +132,15 @@ def projection_rebuild_run(*, rebuild_id: int, batch_size: int = 1000) -> None:
         while True:
             n = store.consume(name, spec.handle, batch_size=batch_size)
             processed += n
-            ProjectionRebuild.objects.filter(pk=rebuild_id).update(processed=processed, total=max(total, processed))
+            ctx.progress(processed, max(total, processed))
             if n < batch_size:
                 break
-        ProjectionRebuild.objects.filter(pk=rebuild_id).update(
-            status=Status.COMPLETED, finished_at=timezone.now(), total=processed
-        )
-    except Exception as exc:
-        logging.getLogger(__name__).exception("projection rebuild %s failed", rebuild_id)
-        ProjectionRebuild.objects.filter(pk=rebuild_id).update(
-            status=Status.FAILED, finished_at=timezone.now(), error=str(exc).splitlines()[0][:500]
-        )
+        ctx.progress(processed, processed)
+        return {"processed": processed}
 
 
 def projections_catch_up_all() -> int:
     """Periodic: run every control-plane projection until its feed is drained."""
-    from django.db import connection
-
-    from events import projections
-
     total = 0
     for name in projections.names():
         if not projections.get(name).tenant_scoped:

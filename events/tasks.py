@@ -1,15 +1,10 @@
-"""Celery tasks of the events app: thin, take ids, safe to run twice."""
+"""Celery tasks of the events app: thin, safe to run twice. (Rebuilds are jobs: events.services.ProjectionRebuildJob.)"""
 
 from __future__ import annotations
 
 from celery import shared_task
 
 from events import services
-
-
-@shared_task(name="events.projection_rebuild", acks_late=True)
-def projection_rebuild(rebuild_id: int) -> None:
-    services.projection_rebuild_run(rebuild_id=rebuild_id)
 
 
 @shared_task(name="events.projections_catch_up")

@@ -3,82 +3,36 @@ its causation/correlation chain, aggregate timeline with state at T and a diff, 
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import uuid
 from typing import Any
 
 from django.contrib import messages
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from core.instants import parse_instant
+from core.errors import InvalidInput, NotFound
 from core.permissions import Role, role_required
-from events import projections, selectors, services
+from events import crypto, projections, selectors, services
+from events.filters import filters_from, instant, log_from
+from events.logs import TenantRef, tenant_ref
 from events.models import ProjectionRebuild
 from events.store import EventStore, EventStoreError
 
 
-class BadFilter(ValueError):
-    pass
+def store_from_request(request: HttpRequest) -> tuple[EventStore, TenantRef | None]:
+    log = log_from(request.GET)
+    return log.store, log.tenant
 
 
-def _tenant_by_ref(ref: str) -> Any:
-    from tenants.models import Tenant
-
-    qs = Tenant.objects.select_related("placement")
+def _detail_log(request: HttpRequest) -> tuple[EventStore, TenantRef | None]:
+    """On detail pages an unknown log is a 404, not a form error."""
     try:
-        found = qs.filter(pk=uuid.UUID(ref)).first()
-    except ValueError:
-        found = qs.filter(slug=ref).first()
-    if found is None:
-        raise BadFilter(f"There is no tenant {ref!r}.")
-    return found
-
-
-def store_from_request(request: HttpRequest) -> tuple[EventStore, Any]:
-    """`?log=<tenant slug>` reads that tenant's own log inside its placement; default: the control plane's."""
-    ref = (request.GET.get("log") or "").strip()
-    if not ref or ref == "control":
-        return services.control_store(), None
-    tenant = _tenant_by_ref(ref)
-    if tenant.placement_id is None:
-        raise BadFilter(f"Tenant {tenant.slug} has no placement yet, so no event log.")
-    return services.tenant_store(tenant), tenant
-
-
-def _instant(value: str, label: str) -> dt.datetime | None:
-    if not value:
-        return None
-    moment = parse_instant(value)
-    if moment is None:
-        raise BadFilter(f"{label} must be an ISO 8601 date or date-time.")
-    return moment
-
-
-def filters_from(params: Any) -> selectors.EventFilters:
-    f = selectors.EventFilters(
-        aggregate_type=params.get("aggregate_type", "").strip(),
-        aggregate_id=params.get("aggregate_id", "").strip(),
-        event_type=params.get("event_type", "").strip(),
-        since=_instant(params.get("since", "").strip(), "From"),
-        until=_instant(params.get("until", "").strip(), "To"),
-    )
-    if tenant := params.get("tenant", "").strip():
-        f.tenant_id = _tenant_by_ref(tenant).pk
-    if correlation := params.get("correlation", "").strip():
-        try:
-            f.correlation_id = uuid.UUID(correlation)
-        except ValueError:
-            raise BadFilter("Correlation id must be a UUID.")
-    if meta := params.get("meta", "").strip():
-        key, sep, value = meta.partition("=")
-        if not sep or not key.strip():
-            raise BadFilter("Metadata filter must look like key=value.")
-        f.metadata = {key.strip(): value.strip()}
-    return f
+        return store_from_request(request)
+    except InvalidInput as exc:
+        raise NotFound(str(exc)) from None
 
 
 @role_required(Role.VIEWER)
@@ -89,7 +43,7 @@ def event_list(request: HttpRequest) -> HttpResponse:
         f = filters_from(request.GET)
         before = request.GET.get("before")
         page = selectors.event_page(store=store, filters=f, before=int(before) if before and before.isdigit() else None)
-    except BadFilter as exc:
+    except InvalidInput as exc:
         error = str(exc)
     params = request.GET.copy()
     params.pop("before", None)
@@ -116,7 +70,7 @@ def event_tail(request: HttpRequest) -> HttpResponse:
         f = filters_from(request.GET)
         tx, _, eid = request.GET.get("after", "0:0").partition(":")
         after = (int(tx), int(eid or 0))
-    except (BadFilter, ValueError):
+    except (InvalidInput, ValueError):
         return HttpResponse(status=204)
     events, cursor = selectors.event_tail(store=store, filters=f, after=after)
     params = request.GET.copy()
@@ -131,19 +85,14 @@ def event_tail(request: HttpRequest) -> HttpResponse:
 def _event_or_404(store: EventStore, event_id: int) -> Any:
     event = selectors.event_get(store=store, event_id=event_id)
     if event is None:
-        raise Http404("No such event in this log.")
+        raise NotFound("No such event in this log.")
     return event
 
 
 @role_required(Role.VIEWER)
 def event_detail(request: HttpRequest, event_id: int) -> HttpResponse:
-    try:
-        store, tenant = store_from_request(request)
-    except BadFilter as exc:
-        raise Http404(str(exc))
+    store, tenant = _detail_log(request)
     event = _event_or_404(store, event_id)
-    from events import crypto
-
     with store.session() as alias:
         shown_data = crypto.decrypt_tree(event.event_data, store, alias=alias)
     chain = selectors.causation_chain(store=store, event=event)
@@ -163,10 +112,10 @@ def event_detail(request: HttpRequest, event_id: int) -> HttpResponse:
 
 @role_required(Role.VIEWER)
 def event_by_uuid(request: HttpRequest, event_uuid: uuid.UUID) -> HttpResponse:
-    store, tenant = store_from_request(request)
+    store, tenant = _detail_log(request)
     event = selectors.event_by_uuid(store=store, event_uuid=event_uuid)
     if event is None:
-        raise Http404("No event with this id in this log.")
+        raise NotFound("No event with this id in this log.")
     url = reverse("events:detail", args=[event.event_id])
     return redirect(f"{url}?log={tenant.slug}" if tenant else url)
 
@@ -175,19 +124,16 @@ def event_by_uuid(request: HttpRequest, event_uuid: uuid.UUID) -> HttpResponse:
 def aggregate_detail(request: HttpRequest, aggregate_type: str, aggregate_id: str) -> HttpResponse:
     """Timeline, state at T (slider over the stream's instants, or a picker), diff between two instants, chain check."""
     error = None
-    try:
-        store, tenant = store_from_request(request)
-    except BadFilter as exc:
-        raise Http404(str(exc))
+    store, tenant = _detail_log(request)
     timeline = store.stream(aggregate_type, aggregate_id)
     if not timeline:
-        raise Http404("This aggregate has no events in this log.")
+        raise NotFound("This aggregate has no events in this log.")
     at = t1 = t2 = None
     try:
-        at = _instant(request.GET.get("at", ""), "State at")
-        t1 = _instant(request.GET.get("from", ""), "Diff from")
-        t2 = _instant(request.GET.get("to", ""), "Diff to")
-    except BadFilter as exc:
+        at = instant(request.GET.get("at", ""), "State at")
+        t1 = instant(request.GET.get("from", ""), "Diff from")
+        t2 = instant(request.GET.get("to", ""), "Diff to")
+    except InvalidInput as exc:
         error = str(exc)
     if "v" in request.GET and request.GET["v"].isdigit():  # the slider: a version number -> its instant
         index = min(max(int(request.GET["v"]), 1), len(timeline)) - 1
@@ -222,17 +168,14 @@ def aggregate_detail(request: HttpRequest, aggregate_type: str, aggregate_id: st
 
 @role_required(Role.VIEWER)
 def chain_verify(request: HttpRequest) -> HttpResponse:
-    try:
-        store, tenant = store_from_request(request)
-    except BadFilter as exc:
-        raise Http404(str(exc))
+    store, tenant = _detail_log(request)
     report = store.verify_chain()
     return render(request, "events/verify.html", {"report": report, "log_tenant": tenant})
 
 
 @role_required(Role.VIEWER)
 def projection_list(request: HttpRequest) -> HttpResponse:
-    rebuilds = list(ProjectionRebuild.objects.all()[:20])
+    rebuilds = list(ProjectionRebuild.objects.select_related("job")[:20])
     running = any(r.status in (ProjectionRebuild.Status.PENDING, ProjectionRebuild.Status.RUNNING) for r in rebuilds)
     template = "events/projections.html#rebuilds" if request.htmx else "events/projections.html"
     return render(request, template, {"names": projections.names(), "rebuilds": rebuilds, "running": running})
@@ -243,9 +186,9 @@ def projection_list(request: HttpRequest) -> HttpResponse:
 def projection_rebuild(request: HttpRequest) -> HttpResponse:
     name = request.POST.get("projection", "")
     try:
-        tenant = _tenant_by_ref(request.POST["tenant"]) if request.POST.get("tenant") else None
+        tenant = tenant_ref(request.POST["tenant"]).pk if request.POST.get("tenant") else None
         services.projection_rebuild_start(projection=name, tenant=tenant, actor=request.user, request=request)
         messages.success(request, f"Rebuild of {name} queued.")
-    except (LookupError, BadFilter, EventStoreError) as exc:
+    except (LookupError, InvalidInput, EventStoreError) as exc:
         messages.error(request, str(exc))
     return redirect("events:projections")

@@ -125,8 +125,8 @@ api.add_router("/audit", audit_router)
 api.add_router("/tenants", tenants_router)
 api.add_router("/events", events_router)
 api.add_router("/compliance", compliance_router)
-api.add_router("/migrations", "tenants.migration_runs.api.router")
-api.add_router("/sagas", "events.sagas.api.router")
+api.add_router("/migrations", "migration_runs.api.router")
+api.add_router("/sagas", "sagas.api.router")
 
 
 @api.get("/ping", auth=None, tags=["meta"])

@@ -12,8 +12,8 @@ urlpatterns = [
     path("tenants/", include("tenants.urls")),
     path("events/", include("events.urls")),
     path("compliance/", include("compliance.urls")),
-    path("sagas/", include("events.saga_urls")),
-    path("migrations/", include("tenants.migration_urls")),
+    path("sagas/", include("sagas.urls")),
+    path("migrations/", include("migration_runs.urls")),
     path("audit/", include("audit.urls")),
     path("signup/", include("tenants.signup_urls")),
 ]

@@ -1,25 +1,24 @@
 """JSON API endpoints of the tenants app, mounted under /api/tenants/ by saas_admin/api.py.
 
-Auth comes from the NinjaAPI (`operator_auth`: token or operator session); each
-endpoint checks its role with `require_api_role`. Viewers read; Operators
-suspend and resume, add, verify and remove custom domains
-(audited). No `from __future__ import annotations`:
+Auth comes from the NinjaAPI (`operator_auth`: token or operator session); each endpoint checks
+its role with `require_api_role`. Viewers read; Operators provision (POST /api/tenants/), suspend
+and resume, add, verify and remove custom domains (audited). Refusals are core.errors raised by
+the services, answered by the one handler in core.api. No `from __future__ import annotations`:
 ninja reads the annotations at runtime.
 """
 
 import uuid
 from datetime import datetime
 
-from django.core.exceptions import ValidationError
-from django.shortcuts import get_object_or_404
 from ninja import Query, Router, Schema
-from ninja.errors import HttpError
 from ninja.pagination import PageNumberPagination, paginate
 
 from core.api import require_api_role
+from core.errors import InvalidInput
 from core.permissions import Role
 from tenants import selectors, services
-from tenants.models import Domain, Tenant
+from tenants.models import Tenant
+from tenants.provisioning.services import tenant_provision
 
 router = Router(tags=["tenants"])
 
@@ -68,6 +67,23 @@ class SuspendIn(Schema):
     reason: str = ""
 
 
+class ProvisionIn(Schema):
+    slug: str
+    isolation: str
+    name: str = ""
+    plan: str = "free"
+    owner_email: str = ""
+    idempotency_key: str | None = None
+
+
+class ProvisionOut(Schema):
+    saga_id: uuid.UUID
+    tenant_id: uuid.UUID | None
+    saga_type: str
+    state: str
+    monitor: str
+
+
 def _detail(tenant: Tenant) -> dict:
     counts = selectors.tenant_data_counts(tenant) or {}
     return {
@@ -89,33 +105,58 @@ def list_tenants(request, filters: Query[TenantFilters]):
         (filters.status, Tenant.Status.values, "status"),
     ):
         if value and value not in allowed:
-            raise HttpError(422, f"Unknown {label} “{value}”; use one of: {', '.join(allowed)}.")
+            raise InvalidInput(f"Unknown {label} “{value[:40]}”; use one of: {', '.join(allowed)}.")
     return selectors.tenant_list(isolation=filters.isolation, status=filters.status, search=filters.q)
+
+
+@router.post("/", response={202: ProvisionOut}, summary="Provision a tenant (Operator+)")
+def provision_tenant(request, payload: ProvisionIn):
+    """Start the provisioning saga; follow it at `monitor` or GET /api/sagas/{saga_id}.
+
+    The same `idempotency_key` (per token) returns the first call's saga instead of a second tenant.
+    """
+    require_api_role(request, Role.OPERATOR)
+    key = f"api:{request.auth.pk}:{payload.idempotency_key[:150]}" if payload.idempotency_key else None
+    saga = tenant_provision(
+        slug=payload.slug,
+        isolation=payload.isolation,
+        name=payload.name,
+        plan=payload.plan,
+        owner_email=payload.owner_email,
+        actor=request.auth,
+        request=request,
+        idempotency_key=key,
+    )
+    return 202, {
+        "saga_id": saga.id,
+        "tenant_id": saga.tenant_id,
+        "saga_type": saga.saga_type,
+        "state": saga.state,
+        "monitor": f"/sagas/{saga.id}/",
+    }
 
 
 @router.get("/{tenant_id}", response=TenantDetailOut)
 def get_tenant(request, tenant_id: uuid.UUID):
     """One tenant with its placement, domains and data counts."""
     require_api_role(request, Role.VIEWER)
-    return _detail(get_object_or_404(Tenant.objects.select_related("placement"), pk=tenant_id))
+    return _detail(selectors.tenant_get(tenant_id=tenant_id, actor=request.auth))
 
 
 @router.post("/{tenant_id}/suspend", response=TenantOut)
 def suspend_tenant(request, tenant_id: uuid.UUID, payload: SuspendIn):
+    """active → suspended (Operator+); 409 if it is not active."""
     require_api_role(request, Role.OPERATOR)
-    tenant = get_object_or_404(Tenant, pk=tenant_id)
-    if not services.tenant_suspend(tenant=tenant, actor=request.user, reason=payload.reason[:300], request=request):
-        raise HttpError(409, f"The tenant is {tenant.status}, so it cannot be suspended.")
-    return tenant
+    tenant = selectors.tenant_get(tenant_id=tenant_id, actor=request.auth)
+    return services.tenant_suspend(tenant=tenant, actor=request.auth, reason=payload.reason[:300], request=request)
 
 
 @router.post("/{tenant_id}/resume", response=TenantOut)
 def resume_tenant(request, tenant_id: uuid.UUID):
+    """suspended → active (Operator+); 409 if it is not suspended."""
     require_api_role(request, Role.OPERATOR)
-    tenant = get_object_or_404(Tenant, pk=tenant_id)
-    if not services.tenant_resume(tenant=tenant, actor=request.user, request=request):
-        raise HttpError(409, f"The tenant is {tenant.status}, so it cannot be resumed.")
-    return tenant
+    tenant = selectors.tenant_get(tenant_id=tenant_id, actor=request.auth)
+    return services.tenant_resume(tenant=tenant, actor=request.auth, request=request)
 
 
 class DomainIn(Schema):
@@ -141,39 +182,26 @@ class DomainDetailOut(Schema):
         return obj.verification_token
 
 
-def _domain(tenant_id: uuid.UUID, domain_id: int) -> Domain:
-    return get_object_or_404(Domain.objects.select_related("tenant"), pk=domain_id, tenant_id=tenant_id)
-
-
 @router.post("/{tenant_id}/domains", response={201: DomainDetailOut})
 def add_domain(request, tenant_id: uuid.UUID, payload: DomainIn):
     """Add an unverified custom domain; publish `txt_record TXT txt_value`, then verify it (Operator+)."""
     require_api_role(request, Role.OPERATOR)
-    tenant = get_object_or_404(Tenant, pk=tenant_id)
-    try:
-        domain = services.domain_add(tenant=tenant, domain=payload.domain, actor=request.user, request=request)
-    except ValidationError as exc:
-        raise HttpError(422, exc.messages[0])
-    return 201, domain
+    tenant = selectors.tenant_get(tenant_id=tenant_id, actor=request.auth)
+    return 201, services.domain_add(tenant=tenant, domain=payload.domain, actor=request.auth, request=request)
 
 
 @router.post("/{tenant_id}/domains/{domain_id}/verify", response=DomainDetailOut)
 def verify_domain(request, tenant_id: uuid.UUID, domain_id: int):
     """Mark a custom domain verified after checking its TXT record (Operator+); 409 if it already was."""
     require_api_role(request, Role.OPERATOR)
-    domain = _domain(tenant_id, domain_id)
-    if not services.domain_verify(domain=domain, actor=request.user, request=request):
-        raise HttpError(409, f"{domain.domain} is already verified.")
-    return domain
+    domain = selectors.domain_get(tenant_id=tenant_id, domain_id=domain_id, actor=request.auth)
+    return services.domain_verify(domain=domain, actor=request.auth, request=request)
 
 
 @router.delete("/{tenant_id}/domains/{domain_id}", response={204: None})
 def remove_domain(request, tenant_id: uuid.UUID, domain_id: int):
     """Remove a custom domain (Operator+); the primary domain cannot be removed (409)."""
     require_api_role(request, Role.OPERATOR)
-    domain = _domain(tenant_id, domain_id)
-    try:
-        services.domain_remove(domain=domain, actor=request.user, request=request)
-    except ValidationError as exc:
-        raise HttpError(409, exc.messages[0])
+    domain = selectors.domain_get(tenant_id=tenant_id, domain_id=domain_id, actor=request.auth)
+    services.domain_remove(domain=domain, actor=request.auth, request=request)
     return 204, None

@@ -26,6 +26,8 @@ from psycopg import sql
 
 from core import tenancy
 from core.rls import GUC
+from tenants.databases import register_placement
+from tenants.models import Tenant
 
 
 def search_path_for(schema_name: str) -> str:
@@ -35,9 +37,8 @@ def search_path_for(schema_name: str) -> str:
     return sql.SQL(", ").join(sql.Identifier(n) for n in names).as_string(None)
 
 
-def _load(tenant: Any):
-    from tenants.models import Tenant
-
+def load_tenant(tenant: Any) -> Tenant:
+    """A Tenant (with its placement) from an instance, a uuid or a uuid string."""
     if isinstance(tenant, Tenant):
         if tenant.placement_id and tenant.placement is None:  # pragma: no cover - defensive
             tenant.refresh_from_db()
@@ -52,9 +53,7 @@ class NoPlacement(Exception):
 @contextmanager
 def tenant_context(tenant: Any) -> Iterator[str]:
     """Enter `tenant`'s data plane (Tenant instance or id); yields the connection alias to use."""
-    from tenants.databases import register_placement
-
-    tenant = _load(tenant)
+    tenant = load_tenant(tenant)
     placement = tenant.placement
     if placement is None:
         raise NoPlacement(f"Tenant {tenant.slug} has no placement.")

@@ -2,7 +2,7 @@
 
 - BASE_DOMAIN, admin.BASE_DOMAIN and TENANCY_OPERATOR_HOSTS: operator dashboard (ROOT_URLCONF).
 - `<slug>.BASE_DOMAIN` or a verified custom domain: the tenant's workspace
-  (`workspace.host_urls`), served only while the tenant is active; suspended or
+  (settings.TENANCY_HOST_URLCONF), served only while the tenant is active; suspended or
   moving tenants get a clear page, anything else a 404 page.
 - The whole view runs in tenant_context (one transaction; GUC + search_path
   transaction-local); a 5xx response rolls that transaction back.
@@ -49,7 +49,7 @@ class TenantHostMiddleware:
         request.tenant = tenant
         if tenant.status != Tenant.Status.ACTIVE or tenant.placement_id is None:
             return TemplateResponse(request, "tenants/unavailable.html", {"tenant": tenant}, status=503).render()
-        request.urlconf = "workspace.host_urls"
+        request.urlconf = settings.TENANCY_HOST_URLCONF
         with tenant_context(tenant) as alias:
             request.tenant_alias = alias
             response = self.get_response(request)

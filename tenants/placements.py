@@ -31,7 +31,7 @@ from tenants.validation import validate_database_name, validate_schema_name
 logger = logging.getLogger(__name__)
 
 TEMPLATE_ALIAS = "tenant_template"
-_TEMPLATE_LOCK_KEY = 0x7E4A47
+TEMPLATE_LOCK_KEY = 0x7E4A47
 
 
 def control_plane_db() -> str:
@@ -143,12 +143,12 @@ def template_schema_ensure() -> None:
     if template_schema_is_current():
         return
     with owner_connect(autocommit=True) as conn:
-        conn.execute("SELECT pg_advisory_lock(%s)", [_TEMPLATE_LOCK_KEY])
+        conn.execute("SELECT pg_advisory_lock(%s)", [TEMPLATE_LOCK_KEY])
         try:
             if not template_schema_is_current():
                 template_schema_rebuild()
         finally:
-            conn.execute("SELECT pg_advisory_unlock(%s)", [_TEMPLATE_LOCK_KEY])
+            conn.execute("SELECT pg_advisory_unlock(%s)", [TEMPLATE_LOCK_KEY])
 
 
 def clone_template_schema(dest: str) -> None:
@@ -215,7 +215,7 @@ def drop_schema(schema: str) -> None:
 # --- template database -------------------------------------------------------------
 
 
-class _TemplatePlacement:
+class TemplatePlacement:
     """Enough of a Placement to register aliases for the template database."""
 
     kind = "database"
@@ -259,7 +259,7 @@ def template_database_rebuild() -> None:
     name = template_database()
     unregister_alias(TEMPLATE_ALIAS)
     dbroles.ensure_database(name, recreate=True)
-    placement = _TemplatePlacement()
+    placement = TemplatePlacement()
     try:
         migrate_placement(placement)
     finally:
@@ -275,13 +275,13 @@ def template_database_ensure() -> None:
 def _with_template_lock(conn: psycopg.Connection, then) -> None:
     # One lock around "is the template current / rebuild / CREATE DATABASE … TEMPLATE": CREATE
     # DATABASE fails while anyone else is connected to the template, e.g. to check it.
-    conn.execute("SELECT pg_advisory_lock(%s)", [_TEMPLATE_LOCK_KEY + 1])
+    conn.execute("SELECT pg_advisory_lock(%s)", [TEMPLATE_LOCK_KEY + 1])
     try:
         if not template_database_is_current():
             template_database_rebuild()
         then()
     finally:
-        conn.execute("SELECT pg_advisory_unlock(%s)", [_TEMPLATE_LOCK_KEY + 1])
+        conn.execute("SELECT pg_advisory_unlock(%s)", [TEMPLATE_LOCK_KEY + 1])
 
 
 def templates_rebuild() -> None:

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 import time
+from typing import Any
 
 from django.conf import settings
-from django.db.models import Q, QuerySet
+from django.core.exceptions import ValidationError
+from django.db.models import Count, Q, QuerySet
 
+from core.errors import NotFound
+from core.permissions import Role, check_role
+from tenants.context import tenant_context
 from tenants.models import Domain, Tenant
+from workspace import interface as workspace
+
+logger = logging.getLogger(__name__)
 
 _host_cache: dict[str, tuple[float, Tenant | None]] = {}
 
@@ -66,8 +75,6 @@ def tenant_list(
 
 def tenant_totals() -> dict[str, int]:
     """Tenants per isolation level and in total (not counting deleted ones)."""
-    from django.db.models import Count
-
     rows = Tenant.objects.exclude(status=Tenant.Status.DELETED).values("isolation").annotate(n=Count("pk"))
     totals = {value: 0 for value in Tenant.Isolation.values}
     totals.update({row["isolation"]: row["n"] for row in rows})
@@ -81,26 +88,34 @@ def placement_tenant_count(placement) -> int:
 
 def tenant_data_counts(tenant: Tenant) -> dict[str, int] | None:
     """Member and account counts read inside the tenant's own context; None if its data cannot be reached."""
-    from tenants.context import tenant_context
-    from workspace.models import Account, Member
-
     if tenant.placement is None or tenant.status in (Tenant.Status.DELETED, Tenant.Status.DELETING):
         return None
     try:
-        with tenant_context(tenant) as alias:
-            return {
-                "members": Member.objects.using(alias).count(),
-                "accounts": Account.objects.using(alias).count(),
-            }
+        with tenant_context(tenant):
+            return workspace.data_counts()
     except Exception:  # an unreachable dedicated database must not break the operator page
-        import logging
-
-        logging.getLogger(__name__).warning("could not count data of tenant %s", tenant.pk, exc_info=True)
+        logger.warning("could not count data of tenant %s", tenant.pk, exc_info=True)
         return None
 
 
-def tenant_counts_by_status() -> dict[str, int]:
-    from django.db.models import Count
+def tenant_get(*, tenant_id: Any, actor: Any) -> Tenant:
+    """The tenant (with its placement) for an operator who may see tenants (Viewer+), or NotFound."""
+    check_role(actor, Role.VIEWER)
+    try:
+        return Tenant.objects.select_related("placement").get(pk=tenant_id)
+    except (Tenant.DoesNotExist, ValueError, ValidationError):
+        raise NotFound("No such tenant.") from None
 
+
+def domain_get(*, tenant_id: Any, domain_id: Any, actor: Any) -> Domain:
+    """One of the tenant's domains for an operator who may see tenants, or NotFound."""
+    check_role(actor, Role.VIEWER)
+    try:
+        return Domain.objects.select_related("tenant").get(pk=domain_id, tenant_id=tenant_id)
+    except (Domain.DoesNotExist, ValueError, ValidationError):
+        raise NotFound("No such domain for this tenant.") from None
+
+
+def tenant_counts_by_status() -> dict[str, int]:
     rows = Tenant.objects.values("status").annotate(n=Count("pk"))
     return {row["status"]: row["n"] for row in rows}

@@ -22,13 +22,16 @@ from django.conf import settings
 from django.contrib.auth.hashers import make_password
 from django.core import signing
 from django.core.cache import cache
-from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import connection
 from django.template.loader import render_to_string
 
-from events.sagas.models import Saga, SagaState
+from core.actors import SystemActor
+from core.errors import InvalidInput
+from sagas.models import Saga, SagaState
 from tenants.crypto import decrypt_json, encrypt_json
+from tenants.provisioning.services import isolation_for_plan, tenant_provision
+from tenants.services import workspace_url
 
 WELCOME_SALT = "tenants.signup.welcome"
 WELCOME_MAX_AGE = 15 * 60
@@ -104,11 +107,9 @@ def _decode(token: str) -> dict[str, Any]:
 
 def signup_verify(*, token: str) -> Saga:
     """Start (or find) the provisioning saga for a verified signup."""
-    from tenants.sagas import isolation_for_plan, provisioning_start
-
     data = _decode(token)
     try:
-        return provisioning_start(
+        return tenant_provision(
             slug=data["slug"],
             isolation=isolation_for_plan(data["plan"]),
             name=data["name"],
@@ -116,10 +117,10 @@ def signup_verify(*, token: str) -> Saga:
             owner_email=data["email"],
             owner_password_hash=data["pw"],
             idempotency_key=f"signup:{data['key']}",
-            requested_by=f"signup {data['email']}",
+            actor=SystemActor(f"signup {data['email']}"),
         )
-    except ValidationError as exc:
-        raise SignupError(exc.messages[0]) from None
+    except InvalidInput as exc:
+        raise SignupError(str(exc)) from None
 
 
 # --- progress and the signed-in hand-over ---------------------------------------------------
@@ -135,14 +136,6 @@ def saga_for_progress_token(token: str) -> Saga | None:
     except signing.BadSignature:
         return None
     return Saga.objects.filter(id=saga_id, idempotency_key__startswith="signup:").first()
-
-
-def workspace_url(slug: str, path: str = "/") -> str:
-    from tenants.selectors import primary_domain_for
-
-    port = settings.TENANCY_WORKSPACE_PORT
-    host = primary_domain_for(slug) + (f":{port}" if port else "")
-    return f"{settings.TENANCY_WORKSPACE_SCHEME}://{host}{path}"
 
 
 def welcome_url(saga: Saga) -> str:
@@ -161,7 +154,7 @@ def welcome_consume(*, token: str, tenant: Any) -> str | None:
     # One use only: a conditional UPDATE that only the first request wins.
     with connection.cursor() as cursor:
         cursor.execute(
-            "UPDATE public.sagas_saga SET context = context || '{\"welcome_used\": true}'::jsonb "
+            f"UPDATE public.{Saga._meta.db_table} SET context = context || '{{\"welcome_used\": true}}'::jsonb "  # noqa: S608
             "WHERE id = %s AND state = %s AND NOT (context ? 'welcome_used')",
             [data["s"], SagaState.COMPLETED],
         )

@@ -9,17 +9,21 @@ from __future__ import annotations
 
 import uuid
 
+from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
 from core.http import client_ip
-from events.sagas.models import SagaState
-from events.sagas.selectors import saga_progress
+from sagas.models import SagaState
+from sagas.registry import saga_definition
+from sagas.selectors import saga_progress
 from tenants import signup_services as services
+from tenants.forms import SignupForm
 from tenants.models import Tenant
-from tenants.signup_forms import SignupForm
+from tenants.validation import validate_slug
+from workspace import interface as workspace
 
 PLAN_HELP = {
     "free": "Shared infrastructure, isolated by row-level security.",
@@ -57,10 +61,6 @@ def signup(request: HttpRequest) -> HttpResponse:
 @require_GET
 def slug_check(request: HttpRequest) -> HttpResponse:
     """Live availability check for the slug field (htmx): one sentence, green or red."""
-    from django.core.exceptions import ValidationError
-
-    from tenants.validation import validate_slug
-
     slug = request.GET.get("slug", "").strip().lower()
     ok, message = False, ""
     if slug:
@@ -90,8 +90,6 @@ def verify(request: HttpRequest, token: str) -> HttpResponse:
 
 
 def _steps(saga) -> list[dict]:
-    from events.sagas.registry import saga_definition
-
     titles = {s.name: s.description or s.name.replace("_", " ") for s in saga_definition(saga.saga_type).steps}
     return [{"title": titles.get(s.name, s.name), "state": s.state} for s in saga.steps.all()]
 
@@ -123,14 +121,8 @@ def progress(request: HttpRequest, token: str) -> HttpResponse:
 @require_GET
 def welcome(request: HttpRequest, token: str) -> HttpResponse:
     """On the tenant host: sign the new owner in once, then open the workspace."""
-    from core.tenancy import current_alias
-    from workspace.auth import member_login
-    from workspace.models import Member
-
     tenant = getattr(request, "tenant", None)
     email = services.welcome_consume(token=token, tenant=tenant)
-    member = Member.objects.using(current_alias()).filter(email=email, is_active=True).first() if email else None
-    if member is None:
+    if not email or not workspace.member_sign_in(request, email=email):
         return redirect("workspace:login")  # an old or reused link: the normal sign-in page
-    member_login(request, member)
     return redirect("workspace:members")

@@ -5,6 +5,7 @@ from tenants import views
 app_name = "tenants"
 urlpatterns = [
     path("", views.tenant_list, name="list"),
+    path("new/", views.tenant_provision, name="provision"),
     path("<uuid:tenant_id>/", views.tenant_detail, name="detail"),
     path("<uuid:tenant_id>/suspend/", views.tenant_suspend, name="suspend"),
     path("<uuid:tenant_id>/resume/", views.tenant_resume, name="resume"),

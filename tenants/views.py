@@ -1,18 +1,27 @@
-"""Operator screens for tenants: list (filter, search, paginate), detail, suspend/resume, custom domains."""
+"""Operator screens for tenants: list (filter, search, paginate), provision, detail, suspend/resume, custom domains.
+
+Permissions are checked here, server-side (templates only hide buttons): Viewers read; Operators
+provision, suspend, resume and manage custom domains. Every object is looked up through an
+access-scoped getter (selectors.tenant_get, selectors.domain_get) that answers 404 for anything
+missing or malformed; every refusal is one sentence from the service, shown as a message.
+"""
 
 from __future__ import annotations
 
 from django.conf import settings
 from django.contrib import messages
-from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_POST
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
 
+from core.errors import ApplicationError
 from core.permissions import Role, role_required
+from sagas.models import Saga
 from tenants import selectors, services
-from tenants.models import Domain, Tenant
+from tenants.forms import OperatorProvisionForm
+from tenants.models import Tenant
+from tenants.provisioning import services as provisioning
 
 PAGE_SIZE = 25
 
@@ -43,9 +52,44 @@ def tenant_list(request: HttpRequest) -> HttpResponse:
     return render(request, template, context)
 
 
+@require_http_methods(["GET", "POST"])
+@role_required(Role.OPERATOR)
+def tenant_provision(request: HttpRequest) -> HttpResponse:
+    """The Provision form; its POST starts the provisioning saga and shows it live in the saga monitor.
+
+    Each rendered form carries a fresh request key: submitting the same form twice (a double click,
+    a browser retry) lands on the first submission's saga instead of starting a second one.
+    """
+    form = OperatorProvisionForm(request.POST or None)
+    if request.method == "POST":
+        key = f"operator:{request.user.pk}:{request.POST.get('request_key', '')[:64]}"
+        existing = Saga.objects.filter(idempotency_key=key).first()
+        if existing is not None:
+            return redirect("sagas:detail", saga_id=existing.id)
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                saga = provisioning.tenant_provision(
+                    slug=data["slug"],
+                    isolation=data["isolation"],
+                    name=data["name"],
+                    plan=data["plan"],
+                    owner_email=data["owner_email"],
+                    actor=request.user,
+                    request=request,
+                    idempotency_key=f"operator:{request.user.pk}:{data['request_key']}",
+                )
+            except ApplicationError as exc:
+                form.add_error(None, str(exc))
+            else:
+                return redirect("sagas:detail", saga_id=saga.id)
+    status = 400 if request.method == "POST" else 200
+    return render(request, "tenants/provision.html", {"form": form}, status=status)
+
+
 @role_required(Role.VIEWER)
 def tenant_detail(request: HttpRequest, tenant_id) -> HttpResponse:
-    tenant = get_object_or_404(Tenant.objects.select_related("placement"), pk=tenant_id)
+    tenant = selectors.tenant_get(tenant_id=tenant_id, actor=request.user)
     context = {
         "tenant": tenant,
         "domains": tenant.domains.all(),
@@ -56,27 +100,31 @@ def tenant_detail(request: HttpRequest, tenant_id) -> HttpResponse:
     return render(request, "tenants/detail.html", context)
 
 
+def _act(request: HttpRequest, tenant_id, action, done: str, **kwargs) -> HttpResponse:
+    """Run one service action; show its one-sentence refusal or `done`; back to the tenant page."""
+    try:
+        result = action(actor=request.user, request=request, **kwargs)
+    except ApplicationError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, done.format(result=result))
+    return redirect("tenants:detail", tenant_id=tenant_id)
+
+
 @require_POST
 @role_required(Role.OPERATOR)
 def tenant_suspend(request: HttpRequest, tenant_id) -> HttpResponse:
-    tenant = get_object_or_404(Tenant, pk=tenant_id)
+    tenant = selectors.tenant_get(tenant_id=tenant_id, actor=request.user)
     reason = request.POST.get("reason", "").strip()[:300]
-    if services.tenant_suspend(tenant=tenant, actor=request.user, reason=reason, request=request):
-        messages.success(request, f"{tenant.name} is suspended; its workspace now shows a suspended page.")
-    else:
-        messages.error(request, f"{tenant.name} is {tenant.get_status_display().lower()}, so it cannot be suspended.")
-    return redirect("tenants:detail", tenant_id=tenant.pk)
+    return _act(request, tenant.pk, services.tenant_suspend,
+                "{result.name} is suspended; its workspace now shows a suspended page.", tenant=tenant, reason=reason)  # fmt: skip
 
 
 @require_POST
 @role_required(Role.OPERATOR)
 def tenant_resume(request: HttpRequest, tenant_id) -> HttpResponse:
-    tenant = get_object_or_404(Tenant, pk=tenant_id)
-    if services.tenant_resume(tenant=tenant, actor=request.user, request=request):
-        messages.success(request, f"{tenant.name} is active again.")
-    else:
-        messages.error(request, f"{tenant.name} is {tenant.get_status_display().lower()}, so it cannot be resumed.")
-    return redirect("tenants:detail", tenant_id=tenant.pk)
+    tenant = selectors.tenant_get(tenant_id=tenant_id, actor=request.user)
+    return _act(request, tenant.pk, services.tenant_resume, "{result.name} is active again.", tenant=tenant)
 
 
 # --- Custom domains: adding, verifying and removing change who a host name serves, so all three
@@ -88,39 +136,23 @@ def tenant_resume(request: HttpRequest, tenant_id) -> HttpResponse:
 @require_POST
 @role_required(Role.OPERATOR)
 def domain_add(request: HttpRequest, tenant_id) -> HttpResponse:
-    tenant = get_object_or_404(Tenant, pk=tenant_id)
-    try:
-        domain = services.domain_add(tenant=tenant, domain=request.POST.get("domain", ""), actor=request.user,
-                                     request=request)  # fmt: skip
-    except ValidationError as exc:
-        messages.error(request, exc.messages[0])
-    else:
-        messages.success(
-            request,
-            f"{domain.domain} was added. Ask the customer to publish the TXT record shown below, then verify it.",
-        )
-    return redirect("tenants:detail", tenant_id=tenant.pk)
+    tenant = selectors.tenant_get(tenant_id=tenant_id, actor=request.user)
+    return _act(request, tenant.pk, services.domain_add,
+                "{result.domain} was added. Ask the customer to publish the TXT record shown below, then verify it.",
+                tenant=tenant, domain=request.POST.get("domain", ""))  # fmt: skip
 
 
 @require_POST
 @role_required(Role.OPERATOR)
 def domain_verify(request: HttpRequest, tenant_id, domain_id: int) -> HttpResponse:
-    domain = get_object_or_404(Domain.objects.select_related("tenant"), pk=domain_id, tenant_id=tenant_id)
-    if services.domain_verify(domain=domain, actor=request.user, request=request):
-        messages.success(request, f"{domain.domain} is verified and now serves {domain.tenant.name}.")
-    else:
-        messages.info(request, f"{domain.domain} was already verified.")
-    return redirect("tenants:detail", tenant_id=domain.tenant_id)
+    domain = selectors.domain_get(tenant_id=tenant_id, domain_id=domain_id, actor=request.user)
+    return _act(request, domain.tenant_id, services.domain_verify,
+                "{result.domain} is verified and now serves {result.tenant.name}.", domain=domain)  # fmt: skip
 
 
 @require_POST
 @role_required(Role.OPERATOR)
 def domain_remove(request: HttpRequest, tenant_id, domain_id: int) -> HttpResponse:
-    domain = get_object_or_404(Domain.objects.select_related("tenant"), pk=domain_id, tenant_id=tenant_id)
-    try:
-        services.domain_remove(domain=domain, actor=request.user, request=request)
-    except ValidationError as exc:
-        messages.error(request, exc.messages[0])
-    else:
-        messages.success(request, f"{domain.domain} was removed; it no longer reaches {domain.tenant.name}.")
-    return redirect("tenants:detail", tenant_id=domain.tenant_id)
+    domain = selectors.domain_get(tenant_id=tenant_id, domain_id=domain_id, actor=request.user)
+    return _act(request, domain.tenant_id, services.domain_remove,
+                f"{domain.domain} was removed; it no longer reaches {domain.tenant.name}.", domain=domain)  # fmt: skip

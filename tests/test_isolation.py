@@ -24,8 +24,7 @@ from psycopg import sql
 from tenants.context import current_settings, tenant_context
 from tenants.models import Placement, Tenant
 from tenants.selectors import host_cache_clear
-from tests.tenancy_fixtures import *  # noqa: F403
-from tests.tenancy_fixtures import ISOLATIONS, MEMBER_PASSWORD, all_tenants
+from tests.support.tenancy import ISOLATIONS, MEMBER_PASSWORD, all_tenants
 from workspace.models import Account, Member
 
 pytestmark = pytest.mark.django_db(databases="__all__")

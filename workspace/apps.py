@@ -2,5 +2,12 @@ from django.apps import AppConfig
 
 
 class WorkspaceConfig(AppConfig):
+    """The tenant-facing sample domain (TENANT_APPS): members and the event-sourced ledger."""
+
     name = "workspace"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # The ledger's reducer registers itself with the event store's aggregates, so the viewer,
+        # the API, the aggregate_state command and workers all fold ledger accounts the same way.
+        from workspace import ledger  # noqa: F401

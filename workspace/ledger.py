@@ -19,9 +19,8 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from core.tenancy import active_tenant
 from events import aggregates
-from events.services import tenant_store
+from events.tenantlog.store import current_tenant_store
 from workspace.models import Account
 
 AGGREGATE = "ledger.account"
@@ -52,13 +51,6 @@ def _amount(value: Any) -> Decimal:
     if amount > MAX_AMOUNT:
         raise ValidationError("The amount is too large.")
     return amount
-
-
-def _tenant() -> Any:
-    active = active_tenant()
-    if active is None:
-        raise RuntimeError("Ledger commands need an open tenant_context.")
-    return active.tenant_id
 
 
 def _locked(alias: str, pks: list[int]) -> dict[int, Account]:
@@ -100,7 +92,7 @@ def ledger_withdraw(*, account_id: int, amount: Any, actor: Any = None, note: st
 
 
 def _single(account_id: int, amount: Decimal, event_type: str, actor: Any, note: str) -> Account:
-    store = tenant_store(_tenant())
+    store = current_tenant_store()
     with store.session() as alias, transaction.atomic(using=alias):
         account = _locked(alias, [account_id])[account_id]
         if event_type == "ledger.withdrawn" and account.balance < amount:
@@ -125,7 +117,7 @@ def ledger_transfer(
     amount = _amount(amount)
     if from_id == to_id:
         raise ValidationError("Choose two different accounts.")
-    store = tenant_store(_tenant())
+    store = current_tenant_store()
     with store.session() as alias, transaction.atomic(using=alias):
         rows = _locked(alias, [from_id, to_id])
         source, target = rows[from_id], rows[to_id]
@@ -162,10 +154,10 @@ def ledger_transfer(
 
 
 def ledger_history(*, account_id: int) -> list[Any]:
-    return list(reversed(tenant_store(_tenant()).stream(AGGREGATE, str(account_id))))
+    return list(reversed(current_tenant_store().stream(AGGREGATE, str(account_id))))
 
 
 def ledger_balance_at(*, account_id: int, at: dt.datetime) -> Decimal | None:
     """The balance at the end of `at`; None when the account did not exist yet."""
-    state = tenant_store(_tenant()).state_at(AGGREGATE, str(account_id), at)
+    state = current_tenant_store().state_at(AGGREGATE, str(account_id), at)
     return Decimal(state.state["balance"]) if state.version else None

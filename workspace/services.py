@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
 
-from django.conf import settings
 from django.core import signing
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
@@ -70,18 +68,6 @@ def member_for_set_password_token(token: str) -> Member | None:
     if member is None or member.password[-16:] != data.get("h"):
         return None
     return member
-
-
-def member_set_password_url(tenant: Any, email: str) -> str:
-    from tenants.context import tenant_context
-    from tenants.selectors import primary_domain_for
-
-    with tenant_context(tenant) as alias:
-        member = Member.objects.using(alias).get(email=email)
-        token = member_set_password_token(member)
-    port = settings.TENANCY_WORKSPACE_PORT
-    host = primary_domain_for(tenant.slug) + (f":{port}" if port else "")
-    return f"{settings.TENANCY_WORKSPACE_SCHEME}://{host}/set-password/{token}/"
 
 
 def account_open(*, name: str, currency: str = "EUR", balance: Decimal | str = "0.00") -> Account:

@@ -1,8 +1,7 @@
-"""URLconf of tenant hosts (`<slug>.BASE_DOMAIN`); included by workspace.host_urls, the urlconf of tenant hosts."""
+"""The workspace pages on tenant hosts; included by saas_admin.host_urls, the root URLconf of tenant hosts."""
 
 from django.urls import path
 
-from tenants import signup_views
 from workspace import ledger_views, views
 
 app_name = "workspace"
@@ -10,7 +9,6 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("login/", views.login, name="login"),
     path("logout/", views.logout, name="logout"),
-    path("welcome/<str:token>/", signup_views.welcome, name="signup_welcome"),
     path("set-password/<str:token>/", views.set_password, name="set_password"),
     path("members/", views.member_list, name="members"),
     path("members/new/", views.member_new, name="member_new"),

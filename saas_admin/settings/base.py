@@ -27,16 +27,18 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "django_htmx",
     "template_partials",
+    # Ours, bottom layer first (an app imports only apps above it in this list; docs/architecture.md).
     "core",
     "audit",
-    "saas_admin",
-    "tenants",
-    "tenants.migration_runs",
+    "jobs",
     "events",
-    "events.sagas",
     "events.tenantlog",
-    "compliance",
+    "sagas",
     "workspace",
+    "tenants",
+    "migration_runs",
+    "compliance",
+    "saas_admin",
 ]
 
 MIDDLEWARE = [
@@ -54,6 +56,8 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "saas_admin.urls"
+# Tenant hosts (<slug>.BASE_DOMAIN, verified custom domains) get this URLconf (tenants.middleware).
+TENANCY_HOST_URLCONF = "saas_admin.host_urls"
 WSGI_APPLICATION = "saas_admin.wsgi.application"
 
 TEMPLATES = [
@@ -202,20 +206,27 @@ LOGGING = {
 # --- API ----------------------------------------------------------------------
 NINJA_PAGINATION_PER_PAGE = 50
 
-# --- Sagas / signup -------------------------------------------------------------
-# Modules that register saga definitions (imported when the sagas app is ready).
-SAGA_DEFINITION_MODULES = ["tenants.sagas"]
-# A step held longer than its lease is taken to have lost its worker; the sweeper resumes it.
-SAGA_STEP_LEASE_SECONDS = env.float("SAGA_STEP_LEASE_SECONDS", default=120.0)
-SAGA_SWEEP_INTERVAL_SECONDS = env.float("SAGA_SWEEP_INTERVAL_SECONDS", default=15.0)
-SAGA_SWEEP_GRACE_SECONDS = env.float("SAGA_SWEEP_GRACE_SECONDS", default=30.0)
+# --- The job engine (jobs/, docs/jobs.md): every long-running job ----------------
+# A running job renews its lease every JOBS_HEARTBEAT_SECONDS (at most a third of the lease);
+# a job whose lease ran out has lost its worker and the sweeper hands it to another attempt.
+JOBS_LEASE_SECONDS = env.float("JOBS_LEASE_SECONDS", default=60.0)
+JOBS_HEARTBEAT_SECONDS = env.float("JOBS_HEARTBEAT_SECONDS", default=1.0)
+JOBS_MAX_ATTEMPTS = env.int("JOBS_MAX_ATTEMPTS", default=3)
+JOBS_RETRY_BACKOFF_SECONDS = env.float("JOBS_RETRY_BACKOFF_SECONDS", default=2.0)
+JOBS_RETRY_BACKOFF_MAX_SECONDS = env.float("JOBS_RETRY_BACKOFF_MAX_SECONDS", default=300.0)
+# A queued job nobody claimed for this long may have lost its message: the sweeper sends it again.
+JOBS_QUEUED_GRACE_SECONDS = env.float("JOBS_QUEUED_GRACE_SECONDS", default=60.0)
+JOBS_SWEEP_INTERVAL_SECONDS = env.float("JOBS_SWEEP_INTERVAL_SECONDS", default=15.0)
+# A worker runs a job's follow-up (the next saga step) itself instead of sending a message.
+JOBS_CHAIN = env.bool("JOBS_CHAIN", default=True)
+# Dotted path of a fault-injection hook; only saas_admin/settings/test.py sets one.
+JOBS_FAULT_HOOK = ""
+CELERY_BEAT_SCHEDULE["jobs-sweep"] = {"task": "jobs.sweep", "schedule": JOBS_SWEEP_INTERVAL_SECONDS}
+
+# --- Sagas / signup (sagas/, docs/sagas.md) ----------------------------------------
+SAGA_STEP_LEASE_SECONDS = env.float("SAGA_STEP_LEASE_SECONDS", default=60.0)
 SAGA_MAX_ATTEMPTS = env.int("SAGA_MAX_ATTEMPTS", default=3)
 SAGA_MAX_COMPENSATE_ATTEMPTS = env.int("SAGA_MAX_COMPENSATE_ATTEMPTS", default=5)
-SAGA_RETRY_BACKOFF_SECONDS = env.float("SAGA_RETRY_BACKOFF_SECONDS", default=2.0)
-SAGA_RETRY_BACKOFF_MAX_SECONDS = env.float("SAGA_RETRY_BACKOFF_MAX_SECONDS", default=300.0)
-# Only the fault-injection tests turn this on (see events/sagas/services.py::_fault).
-SAGA_FAULT_INJECTION = env.bool("SAGA_FAULT_INJECTION", default=False)
-CELERY_BEAT_SCHEDULE["sagas-sweep"] = {"task": "sagas.sweep", "schedule": SAGA_SWEEP_INTERVAL_SECONDS}
 # Which isolation level a plan gets on self-signup (operators choose freely).
 TENANCY_PLAN_ISOLATION = {"free": "shared", "team": "shared", "business": "schema", "enterprise": "dedicated"}
 SIGNUP_RATE_LIMIT = env.str("SIGNUP_RATE_LIMIT", default="5/h")  # signups per IP address
@@ -232,13 +243,11 @@ if CELERY_BROKER_URL.startswith("filesystem") and env.str("CELERY_FILESYSTEM_FOL
         "store_processed": False,
         "polling_interval": 0.05,
     }
-# --- Cross-tenant migrations (tenants/migration_runs, docs/migrations.md) ----------
+# --- Cross-tenant migrations (migration_runs, docs/migration_runs.md) ----------
 MIGRATIONS_MAX_PER_SERVER = env.int("MIGRATIONS_MAX_PER_SERVER", default=4)  # concurrent jobs per database server
 MIGRATIONS_REQUIRE_APPROVAL = env.bool("MIGRATIONS_REQUIRE_APPROVAL", default=False)  # four-eyes: a second Admin
 MIGRATIONS_JOB_LEASE_SECONDS = env.float("MIGRATIONS_JOB_LEASE_SECONDS", default=60.0)  # renewed while running
 MIGRATIONS_JOB_MAX_ATTEMPTS = env.int("MIGRATIONS_JOB_MAX_ATTEMPTS", default=3)  # lost workers before "failed"
-MIGRATIONS_QUEUED_GRACE_SECONDS = env.float("MIGRATIONS_QUEUED_GRACE_SECONDS", default=300.0)  # lost messages
-CELERY_BEAT_SCHEDULE["migrations-sweep"] = {"task": "migration_runs.sweep", "schedule": 15.0}
 # Event store: async projections follow the gap-safe feed; one pg_notify per poll when they advanced.
 CELERY_BEAT_SCHEDULE["events-projections"] = {"task": "events.projections_catch_up", "schedule": 10.0}
 EVENTS_NOTIFY = env.str("EVENTS_NOTIFY", default="off")  # "transaction": also notify from appends (see docs/events.md)

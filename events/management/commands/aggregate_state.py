@@ -6,7 +6,9 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
+from core.errors import InvalidInput
 from core.instants import parse_instant
+from events.logs import log_for
 from events.store import EventStoreError
 
 
@@ -20,28 +22,16 @@ class Command(BaseCommand):
         parser.add_argument("--at", help="ISO 8601 instant (or date: end of that day, UTC).")
 
     def handle(self, *args, aggregate_type, aggregate_id, tenant=None, at=None, **options):
-        from events import services
-
         moment = None
         if at:
             moment = parse_instant(at)
             if moment is None:
                 raise CommandError(f"--at {at!r} is not an ISO 8601 date or date-time.")
-        if tenant:
-            from tenants.models import Tenant
-
-            found = Tenant.objects.select_related("placement").filter(slug=tenant).first()
-            if found is None:
-                raise CommandError(f"There is no tenant with slug {tenant!r}.")
-            if found.placement_id is None:
-                raise CommandError(f"Tenant {tenant!r} has no placement yet.")
-            store = services.tenant_store(found)
-        else:
-            store = services.control_store()
         try:
+            store = log_for(tenant or "").store  # a tenant's log is resolved by the tenants app
             result = store.state_at(aggregate_type, aggregate_id, moment)
-        except EventStoreError as exc:
-            raise CommandError(str(exc))
+        except (InvalidInput, EventStoreError) as exc:
+            raise CommandError(str(exc)) from None
         if result.version == 0:
             when = f" at {moment.isoformat()}" if moment else ""
             raise CommandError(f"{aggregate_type} {aggregate_id} has no events{when}.")

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
+from core.errors import ApplicationError
 from tenants.models import Tenant
-from tenants.provisioning import ProvisioningError
+from tenants.provisioning.services import tenant_provision_and_wait
 
 
 class Command(BaseCommand):
@@ -29,11 +29,9 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        # Runs the provisioning saga (tenants/sagas.py) through Celery; see docs/sagas.md.
-        from tenants.sagas import provisioning_run_command
-
+        # Runs the provisioning saga (tenants/provisioning/) through Celery; see docs/sagas.md.
         try:
-            tenant_id = provisioning_run_command(
+            tenant_id = tenant_provision_and_wait(
                 slug=options["slug"],
                 name=options["name"],
                 isolation=options["isolation"],
@@ -42,8 +40,6 @@ class Command(BaseCommand):
                 wait=not options["no_wait"],
                 progress=self.stderr.write,
             )
-        except ValidationError as exc:
-            raise CommandError(" ".join(exc.messages))
-        except ProvisioningError as exc:
-            raise CommandError(str(exc))
+        except ApplicationError as exc:  # bad input, or a saga that was rolled back: one line
+            raise CommandError(str(exc)) from None
         self.stdout.write(str(tenant_id))

@@ -1,0 +1,503 @@
+"""Cross-tenant migration runs: start, approve, reject, cancel, resume — on the job engine.
+
+Flow (docs/migration_runs.md):
+- `run_start` reads every target's status in bulk (plans.status), creates the run and one
+  MigrationJob per target, each with its engine job (kind `migration_runs.apply`, group = the
+  run, batch 0 = canary, concurrency key = the database server). Targets with nothing to apply
+  are `skipped` right away and never open a migration executor.
+- The engine (jobs/services.py) queues pending jobs of the run's current batch while their
+  server has fewer than MIGRATIONS_MAX_PER_SERVER jobs queued or running — across all runs —
+  and hands each freed slot to the next job; a failed canary halts the later batch. It claims,
+  leases, heartbeats and sweeps them; a killed worker's job goes back to pending (up to
+  MIGRATIONS_JOB_MAX_ATTEMPTS lost workers). A migration that raises is not retried: its
+  transaction rolled back and a re-run resumes it.
+- A failing job never blocks the others; when nothing in the run can progress any more the run
+  ends `completed`, `completed_with_errors` or `cancelled` (`on_group_idle`). A re-run
+  (`run_resume`) is a new run over the failed/pending/cancelled targets of the old one, planned afresh.
+Every run, job and outcome is appended to the control-plane event log; every operator action is
+also in the audit trail.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from io import StringIO
+from types import SimpleNamespace
+from typing import Any
+
+from django.conf import settings
+from django.core.management import call_command
+from django.db import connection, transaction
+from django.db.models import Count, Max
+from django.http import HttpRequest
+from django.utils import timezone
+
+from audit.actions import AuditAction
+from audit.services import audit_record
+from core.actors import Actor, SystemActor, actor_label, actor_user
+from core.errors import Conflict, InvalidInput
+from core.permissions import Role, check_role
+from events.services import control_event_append
+from jobs.models import Job
+from jobs.registry import JobContext, JobHandler, Refuse, Skipped, register
+from jobs.services import jobs_cancel_open, jobs_create_many, jobs_release
+from migration_runs import executor, plans
+from migration_runs.models import MigrationJob, MigrationRun
+from tenants import placements
+from tenants.models import Placement
+
+logger = logging.getLogger(__name__)
+Status = MigrationJob.Status
+Run = MigrationRun.Status
+APPLY = "migration_runs.apply"
+GROUP = "migration_run"
+CLI = SystemActor("manage.py migrate_tenants")
+_START_LOCK_KEY = 0x7E4A61
+
+
+class MigrationRunError(InvalidInput):
+    """Bad input or a state that forbids the action; the message is one sentence for the operator."""
+
+
+# --- evidence -----------------------------------------------------------------------------
+
+
+def _event(*, aggregate_type: str, aggregate_id: Any, event_type: str, data: dict, correlation_id: Any = None) -> None:
+    """Append to the control-plane event log (change-management evidence), in the caller's transaction."""
+    control_event_append(
+        aggregate_type=aggregate_type,
+        aggregate_id=str(aggregate_id),
+        event_type=event_type,
+        data=data,
+        correlation_id=correlation_id,
+        expected_version=None,
+    )
+
+
+def _run_event(run: MigrationRun, event_type: str, data: dict) -> None:
+    _event(aggregate_type="migration_run", aggregate_id=run.pk, event_type=event_type, data=data, correlation_id=run.pk)
+
+
+def _job_event(mjob: MigrationJob, event_type: str, data: dict) -> None:
+    base = {"run_id": str(mjob.run_id), "run_number": mjob.run.number, "target": mjob.target, "label": mjob.label}
+    _event(
+        aggregate_type="migration_job",
+        aggregate_id=f"{mjob.run_id}:{mjob.target}",
+        event_type=event_type,
+        data={**base, **data},
+        correlation_id=mjob.run_id,
+    )
+
+
+def _audit(
+    *, actor: Actor, action: AuditAction, run: MigrationRun, summary: str, request: HttpRequest | None, details=None
+) -> None:
+    audit_record(
+        actor=actor,
+        action=action,
+        target_type="migration_run",
+        target_id=run.pk,
+        summary=summary,
+        request=request,
+        details=details or {},
+    )
+
+
+# --- starting a run ---------------------------------------------------------------------------
+
+
+def _check_admin(actor: Actor) -> None:
+    """Operators need the Admin role; the command line (a SystemActor) already has the database."""
+    if not isinstance(actor, SystemActor):
+        check_role(actor, Role.ADMIN)
+
+
+def _next_number() -> int:
+    return (MigrationRun.objects.aggregate(n=Max("number"))["n"] or 0) + 1
+
+
+def _validate_keys(keys: list[str]) -> list[plans.Target]:
+    if not keys:
+        raise MigrationRunError("Choose at least one placement.")
+    found = plans.targets(keys=keys)
+    unknown = sorted(set(keys) - {t.key for t in found})
+    if unknown:
+        raise MigrationRunError(f"Unknown placement: {unknown[0][:80]}.")
+    return found
+
+
+def run_start(
+    *,
+    actor: Actor,
+    target_keys: list[str] | None = None,
+    canary_size: int = 0,
+    resumed_from: MigrationRun | None = None,
+    via: str = "web",
+    note: str = "",
+    request: HttpRequest | None = None,
+) -> MigrationRun:
+    """Plan and start (or, with four-eyes on, propose) a run over all targets or the chosen ones."""
+    _check_admin(actor)
+    if canary_size < 0:
+        raise MigrationRunError("The canary batch size cannot be negative.")
+    found = plans.targets() if target_keys is None else _validate_keys(target_keys)
+    statuses = plans.status(found)
+    summary: dict[str, int] = {}
+    for st in statuses:
+        for key in st.pending:
+            summary[plans.fmt(key)] = summary.get(plans.fmt(key), 0) + 1
+    now = timezone.now()
+    needs_approval = bool(settings.MIGRATIONS_REQUIRE_APPROVAL) and not isinstance(actor, SystemActor)
+    scope = (
+        MigrationRun.Scope.RESUME
+        if resumed_from
+        else (MigrationRun.Scope.ALL if target_keys is None else MigrationRun.Scope.SELECTED)
+    )
+    with transaction.atomic():
+        connection.cursor().execute("SELECT pg_advisory_xact_lock(%s)", [_START_LOCK_KEY])  # run numbers in order
+        run = MigrationRun.objects.create(
+            number=_next_number(),
+            status=Run.AWAITING_APPROVAL if needs_approval else Run.RUNNING,
+            scope=scope,
+            canary_size=canary_size,
+            resumed_from=resumed_from,
+            created_by=actor_user(actor),
+            created_by_label=actor_label(actor),
+            via=via,
+            plan_summary=summary,
+            note=note[:300],
+            started_at=None if needs_approval else now,
+        )
+        canary_left = canary_size
+        rows: list[tuple[plans.TargetStatus, int]] = []
+        for st in statuses:
+            t = st.target
+            batch = 1
+            if canary_size and st.pending and (t.kind == "control" or (t.placement_id and canary_left > 0)):
+                batch = 0
+                if t.placement_id:
+                    canary_left -= 1
+            rows.append((st, batch))
+        jobs = [
+            Job(
+                kind=APPLY,
+                group_type=GROUP,
+                group_id=str(run.pk),
+                batch=batch,
+                concurrency_key=st.target.server,
+                held=needs_approval,
+                payload={"target": st.target.key},
+                correlation_id=run.pk,
+                requested_by_label=run.created_by_label,
+                # Nothing to apply: skipped at planning, never queued (no executor opened).
+                state=Job.State.PENDING if st.pending else Job.State.SKIPPED,
+                finished_at=None if st.pending else now,
+                error=st.error,
+            )
+            for st, batch in rows
+        ]
+        created = jobs_create_many(jobs)
+        MigrationJob.objects.bulk_create(
+            [
+                MigrationJob(
+                    run=run,
+                    job=job,
+                    target=st.target.key,
+                    kind=st.target.kind,
+                    placement_id=st.target.placement_id,
+                    label=st.target.label,
+                    server=st.target.server,
+                    batch=batch,
+                    plan=[plans.fmt(k) for k in st.pending],
+                )
+                for job, (st, batch) in zip(created, rows, strict=True)
+            ],
+            batch_size=1000,
+        )
+        work = sum(1 for st, _ in rows if st.pending)
+        data = {
+            "number": run.number,
+            "triggered_by": run.created_by_label,
+            "via": via,
+            "scope": scope,
+            "targets": len(rows),
+            "with_work": work,
+            "skipped_nothing_to_apply": len(rows) - work,
+            "canary_size": canary_size,
+            "plan": summary,
+            "resumed_from": str(resumed_from.pk) if resumed_from else None,
+            "approval_required": needs_approval,
+        }
+        _run_event(run, "MigrationRunRequested", data)
+        _audit(
+            actor=actor,
+            action=AuditAction.MIGRATION_RUN_PROPOSE if needs_approval else AuditAction.MIGRATION_RUN_START,
+            run=run,
+            summary=f"Run #{run.number}: {work} of {len(rows)} placements have migrations to apply",
+            request=request,
+            details=data,
+        )
+        if not needs_approval:
+            _run_event(run, "MigrationRunStarted", {"number": run.number, "approved_by": None})
+            run_finalize_if_done(run_id=run.pk)  # nothing to apply anywhere: done at once
+    run.refresh_from_db()
+    return run
+
+
+def run_resume(*, actor: Actor, run: MigrationRun, via: str = "web", request: HttpRequest | None = None) -> MigrationRun:
+    """A new run over the targets the old one did not finish (failed, pending, cancelled), planned afresh."""
+    _check_admin(actor)
+    if not run.is_finished:
+        raise MigrationRunError("This run is still going; cancel it or wait for it to finish before re-running.")
+    unfinished = [Status.FAILED, Status.PENDING, Status.CANCELLED, Status.QUEUED, Status.RUNNING]
+    keys = list(run.jobs.filter(job__state__in=unfinished).values_list("target", flat=True))
+    keys = [k for k in keys if not k.startswith("placement:") or Placement.objects.filter(pk=k[10:]).exists()]
+    if not keys:
+        raise MigrationRunError("Nothing to resume: every placement of this run succeeded or had nothing to apply.")
+    return run_start(actor=actor, target_keys=keys, resumed_from=run, via=via, request=request)
+
+
+def run_approve(*, actor: Actor, run: MigrationRun, request: HttpRequest | None = None) -> MigrationRun:
+    """Four-eyes: a second Admin lets a proposed run fan out."""
+    check_role(actor, Role.ADMIN)
+    if run.created_by_id == actor.pk:
+        raise MigrationRunError("A run needs a second Admin's approval; you proposed this one.")
+    with transaction.atomic():
+        now = timezone.now()
+        updated = MigrationRun.objects.filter(pk=run.pk, status=Run.AWAITING_APPROVAL).update(
+            status=Run.RUNNING, approved_by=actor, approved_at=now, started_at=now
+        )
+        if not updated:
+            raise Conflict("This run is not awaiting approval.")
+        run.refresh_from_db()
+        _run_event(run, "MigrationRunApproved", {"number": run.number, "approved_by": actor_label(actor)})
+        _run_event(run, "MigrationRunStarted", {"number": run.number, "approved_by": actor_label(actor)})
+        _audit(actor=actor, action=AuditAction.MIGRATION_RUN_APPROVE, run=run, summary=f"Approved run #{run.number}",
+               request=request)  # fmt: skip
+        jobs_release(group=(GROUP, run.pk))
+        run_finalize_if_done(run_id=run.pk)
+    return run
+
+
+def run_reject(*, actor: Actor, run: MigrationRun, request: HttpRequest | None = None) -> MigrationRun:
+    check_role(actor, Role.ADMIN)
+    with transaction.atomic():
+        now = timezone.now()
+        updated = MigrationRun.objects.filter(pk=run.pk, status=Run.AWAITING_APPROVAL).update(
+            status=Run.REJECTED, finished_at=now
+        )
+        if not updated:
+            raise Conflict("This run is not awaiting approval.")
+        jobs_cancel_open(group=(GROUP, run.pk), reason=f"Run rejected by {actor_label(actor)}.")
+        run.refresh_from_db()
+        _run_event(run, "MigrationRunRejected", {"number": run.number, "rejected_by": actor_label(actor)})
+        _audit(actor=actor, action=AuditAction.MIGRATION_RUN_REJECT, run=run, summary=f"Rejected run #{run.number}",
+               request=request)  # fmt: skip
+    return run
+
+
+def run_cancel(*, actor: Actor, run: MigrationRun, request: HttpRequest | None = None) -> MigrationRun:
+    """Stop new jobs; running ones finish. The run ends `cancelled` once nothing is running."""
+    _check_admin(actor)
+    with transaction.atomic():
+        updated = MigrationRun.objects.filter(
+            pk=run.pk, status__in=[Run.RUNNING, Run.AWAITING_APPROVAL], cancel_requested=False
+        ).update(cancel_requested=True, cancelled_by_label=actor_label(actor))
+        if not updated:
+            raise Conflict("This run has already finished or is being cancelled.")
+        cancelled = jobs_cancel_open(group=(GROUP, run.pk), reason=f"Cancelled by {actor_label(actor)}.")
+        # A proposed run never started: it ends here. A running one ends when its last job does.
+        MigrationRun.objects.filter(pk=run.pk, status=Run.AWAITING_APPROVAL).update(
+            status=Run.CANCELLED, finished_at=timezone.now()
+        )
+        run.refresh_from_db()
+        _run_event(
+            run,
+            "MigrationRunCancelRequested",
+            {"number": run.number, "by": run.cancelled_by_label, "jobs_cancelled": cancelled},
+        )
+        _audit(actor=actor, action=AuditAction.MIGRATION_RUN_CANCEL, run=run, request=request,
+               summary=f"Cancelled run #{run.number} ({cancelled} jobs not started)")  # fmt: skip
+        run_finalize_if_done(run_id=run.pk)
+    run.refresh_from_db()
+    return run
+
+
+def run_finalize_if_done(*, run_id: Any) -> MigrationRun | None:
+    """Close the run when no job can make progress any more (all done, canary failed, or cancelled)."""
+    with transaction.atomic():
+        run = MigrationRun.objects.select_for_update().filter(pk=run_id).first()
+        if run is None or run.status != Run.RUNNING:
+            return run
+        jobs = run.jobs.all()
+        if jobs.filter(job__state__in=[Status.QUEUED, Status.RUNNING]).exists():
+            return run
+        canary_failed = bool(run.canary_size) and jobs.filter(batch=0, job__state=Status.FAILED).exists()
+        pending = jobs.filter(job__state=Status.PENDING).exists()
+        if pending and not canary_failed and not run.cancel_requested:
+            return run
+        counts = _counts(run)
+        if run.cancel_requested:
+            run.status = Run.CANCELLED
+        elif counts["failed"] or pending:
+            run.status = Run.COMPLETED_WITH_ERRORS
+        else:
+            run.status = Run.COMPLETED
+        run.finished_at = timezone.now()
+        run.save(update_fields=["status", "finished_at"])
+        data: dict[str, Any] = {"number": run.number, "status": run.status, "counts": counts}
+        if canary_failed and pending:
+            data["stopped"] = "The canary batch failed; the remaining placements were not started."
+        _run_event(run, "MigrationRunFinished", data)
+    return run
+
+
+def _counts(run: MigrationRun) -> dict[str, int]:
+    rows = dict(run.jobs.values_list("job__state").annotate(n=Count("id")))
+    return {status: rows.get(status, 0) for status in Status.values}
+
+
+def run_counts(run: MigrationRun) -> dict[str, int]:
+    return _counts(run)
+
+
+# --- one job: the engine runs it ------------------------------------------------------------------
+
+
+def _target_for(mjob: MigrationJob) -> plans.Target | None:
+    found = plans.targets(keys=[mjob.target])
+    return found[0] if found else None
+
+
+def _apply(mjob: MigrationJob) -> None:
+    """Migrate the control plane (Django's `migrate`, signals included) or a template (the per-placement
+    applier, under provisioning's template locks so nobody clones a half-migrated template)."""
+    if mjob.target == plans.CONTROL:
+        call_command("migrate", database="owner", interactive=False, verbosity=0, stdout=StringIO())
+    elif mjob.target == plans.TEMPLATE_SCHEMA:
+        with placements.owner_connect(autocommit=True) as lock:
+            # The same lock provisioning takes around "is the template current / rebuild".
+            lock.execute("SELECT pg_advisory_lock(%s)", [placements.TEMPLATE_LOCK_KEY])
+            if not placements.schema_exists(placements.template_schema()):
+                placements.template_schema_rebuild()  # never built yet: build it from all migrations
+                return
+            executor.apply_pending(SimpleNamespace(database_alias="default", schema_name=placements.template_schema()))
+    elif mjob.target == plans.TEMPLATE_DATABASE:
+        with placements.owner_connect(autocommit=True) as lock:
+            # CREATE DATABASE … TEMPLATE needs the template free of connections: hold provisioning's lock.
+            lock.execute("SELECT pg_advisory_lock(%s)", [placements.TEMPLATE_LOCK_KEY + 1])
+            try:
+                executor.apply_pending(placements.TemplatePlacement())
+            finally:
+                placements.unregister_alias(placements.TEMPLATE_ALIAS)
+    else:
+        executor.apply_pending(Placement.objects.get(pk=mjob.placement_id))
+
+
+@register
+class ApplyMigrations(JobHandler):
+    """Migrates one target of a run: its pending migrations, in one transaction where it can."""
+
+    kind = APPLY
+    title = "Migrate one placement"
+    halt_after_failed_batch = True  # a failed canary stops the rest of the run
+    record_events = False  # the run's own events (MigrationJobSucceeded …) are the evidence
+    operator_actions = False  # cancel and re-run from the Migrations screen
+
+    def cap(self) -> int | None:
+        return max(1, int(settings.MIGRATIONS_MAX_PER_SERVER))
+
+    def attempts_allowed(self) -> int:
+        return int(settings.MIGRATIONS_JOB_MAX_ATTEMPTS)
+
+    def lease(self) -> float:
+        return float(settings.MIGRATIONS_JOB_LEASE_SECONDS)
+
+    def retryable(self, job: Job, exc: BaseException) -> bool:
+        return False  # the migration rolled back; a re-run resumes it (only lost workers are retried)
+
+    def admit(self, job: Job) -> Refuse | None:
+        run = MigrationRun.objects.get(pk=job.group_id)
+        if run.status != Run.RUNNING or run.cancel_requested:
+            return Refuse("The run was cancelled before this placement started.")
+        return None
+
+    def run(self, ctx: JobContext) -> dict[str, Any] | Skipped:
+        mjob = MigrationJob.objects.select_related("run", "placement").get(job_id=ctx.job.pk)
+        if mjob.placement is not None:
+            # Reads the placement's applied migrations and applies what is pending in one transaction.
+            applied = [plans.fmt(k) for k in executor.apply_pending(mjob.placement)]
+        else:
+            target = _target_for(mjob)
+            if target is None:
+                raise MigrationRunError("The placement no longer exists.")
+            st = plans.status([target])[0]
+            if st.error:
+                raise MigrationRunError(st.error)
+            applied = [plans.fmt(k) for k in st.pending]
+            if applied:
+                _apply(mjob)
+        if not applied:
+            return Skipped({"applied": []})  # applied meanwhile (e.g. by another run): no executor opened
+        return {"applied": applied}
+
+    def _ended(self, job: Job, event_type: str, **data: Any) -> None:
+        mjob = MigrationJob.objects.select_related("run").get(job_id=job.pk)
+        if "applied" in job.result:
+            MigrationJob.objects.filter(pk=mjob.pk).update(applied=job.result["applied"])
+        info = {"attempt": job.attempts, "worker": job.worker, "applied": job.result.get("applied", []),
+                "duration_ms": job.duration_ms}  # fmt: skip
+        _job_event(mjob, event_type, {**info, **data})
+
+    def on_succeeded(self, job: Job, result: dict[str, Any]) -> None:
+        self._ended(job, "MigrationJobSkipped" if job.state == Job.State.SKIPPED else "MigrationJobSucceeded", error="")
+
+    def on_failed(self, job: Job, error: str) -> None:
+        if error == "The worker running it died.":
+            self._ended(job, "MigrationJobFailed", error="worker lost")
+        else:
+            self._ended(job, "MigrationJobFailed", error=error)
+            logger.warning("migration job %s failed: %s", job.pk, error.splitlines()[0] if error else "")
+
+    def on_lost(self, job: Job) -> None:
+        mjob = MigrationJob.objects.select_related("run").get(job_id=job.pk)
+        _job_event(mjob, "MigrationJobWorkerLost", {"attempt": job.attempts, "worker": job.worker})
+
+    def on_group_idle(self, group_type: str, group_id: str) -> None:
+        run_finalize_if_done(run_id=group_id)
+
+
+# --- dry run ------------------------------------------------------------------------------------
+
+
+@dataclass
+class DryRun:
+    statuses: list[plans.TargetStatus]
+    sql: dict[str, str]  # "app.name" → SQL from sqlmigrate
+
+    @property
+    def with_work(self) -> list[plans.TargetStatus]:
+        return [s for s in self.statuses if s.pending]
+
+
+def dry_run(*, target_keys: list[str] | None = None) -> DryRun:
+    """The plan per target and the SQL of every pending migration; changes nothing."""
+    found = plans.targets() if target_keys is None else _validate_keys(target_keys)
+    statuses = plans.status(found)
+    sql_by_key: dict[str, str] = {}
+    for st in statuses:
+        for key in st.pending:
+            name = plans.fmt(key)
+            if name not in sql_by_key:
+                sql_by_key[name] = migration_sql(key)
+    return DryRun(statuses=statuses, sql=sql_by_key)
+
+
+def migration_sql(key: plans.MigrationKey) -> str:
+    out = StringIO()
+    try:
+        call_command("sqlmigrate", key[0], key[1], database="owner", stdout=out, no_color=True)
+    except Exception as exc:  # e.g. RunPython-only migrations still print; anything else is shown, not raised
+        return f"-- could not render SQL: {exc.__class__.__name__}: {exc}"
+    return out.getvalue().strip() or "-- (no SQL: Python-only operations)"

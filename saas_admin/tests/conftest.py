@@ -1,1 +1,0 @@
-from tests.conftest import *  # noqa: F403  (shared personas: platform_admin, operator, viewer, outsider, client_for, …)
