@@ -10,6 +10,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from audit.models import AuditEntry
+from core.charts import daily_counts
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -122,6 +123,4 @@ def audit_recent(limit: int = 8) -> list[AuditEntry]:
 
 def audit_activity_by_day(days: int = 14) -> list[tuple[date, int]]:
     """Entries per day for the last `days` days (oldest first), zero-filled."""
-    from core.charts import daily_counts
-
     return daily_counts(AuditEntry.objects.all(), "occurred_at", days=days)

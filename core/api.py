@@ -38,5 +38,6 @@ def install_error_handlers(api: NinjaAPI) -> None:
     @api.exception_handler(ValidationError)
     def validation_error(request: HttpRequest, exc: ValidationError) -> HttpResponse:
         # Django validators used by services (slugs, emails): the first sentence is enough.
-        return api.create_response(request, {"detail": exc.messages[0] if exc.messages else "Invalid input."}, status=422)
-
+        return api.create_response(
+            request, {"detail": exc.messages[0] if exc.messages else "Invalid input."}, status=422
+        )

@@ -24,9 +24,7 @@ GUC = "app.current_tenant_id"
 # A STABLE expression (what a STABLE SQL function would be inlined to): as an index condition it
 # is computed once per scan, not per row. Measured (bench/bench_tenancy.py, 25 of 6,300 rows): the
 # `(SELECT …)` InitPlan form costs ~16% per query against an explicit WHERE, this form ~5%.
-TENANT_PREDICATE = sql.SQL("tenant_id = NULLIF(current_setting({guc}, true), '')::uuid").format(
-    guc=sql.Literal(GUC)
-)
+TENANT_PREDICATE = sql.SQL("tenant_id = NULLIF(current_setting({guc}, true), '')::uuid").format(guc=sql.Literal(GUC))
 POLICY_PREFIX = "tenant_isolation_"
 COMMANDS = ("select", "insert", "update", "delete")
 

@@ -16,6 +16,8 @@ from typing import Any
 
 from django.conf import settings
 
+from core.tenancy import current_alias, migrating_placement
+
 
 def is_owner_alias(alias: str) -> bool:
     return alias == "owner" or alias.endswith("__owner")
@@ -36,8 +38,6 @@ class TenantRouter:
     def _alias(self, model: Any) -> str | None:
         if not is_tenant_app(model._meta.app_label):
             return None
-        from core.tenancy import current_alias
-
         return current_alias()
 
     def db_for_read(self, model: Any, **hints: Any) -> str | None:
@@ -50,8 +50,6 @@ class TenantRouter:
         return None
 
     def allow_migrate(self, db: str, app_label: str, model_name: str | None = None, **hints: Any) -> bool | None:
-        from core.tenancy import migrating_placement
-
         if migrating_placement() or (db != "owner" and is_owner_alias(db)):
             return is_tenant_app(app_label)
         return None

@@ -8,6 +8,7 @@ class EventsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        # In ready(): the models these modules import are loaded only now.
         from core import eventlog
         from events.services import control_event_append
 

@@ -49,7 +49,7 @@ def has_personal(tree: Any) -> bool:
 
 
 def _subject_fernet(store: Any, alias: str, subject_id: str) -> Fernet:
-    from events.store import EventStoreError
+    from events.store import EventStoreError  # events.store imports this module
 
     model = store.key_model
     fields: dict[str, Any] = {"tenant_id": store.tenant_id} if store.tenant_scoped else {}

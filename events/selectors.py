@@ -8,6 +8,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from events import aggregates, crypto
 from events.store import EventStore
 
 PAGE_SIZE = 50
@@ -143,8 +144,6 @@ class FieldChange:
 
 def state_diff(*, store: EventStore, aggregate_type: str, aggregate_id: str, t1: dt.datetime, t2: dt.datetime) -> dict:
     """States at t1 and t2 and every top-level field that differs, linked to the event that last changed it."""
-    from events import aggregates, crypto
-
     if t2 < t1:
         t1, t2 = t2, t1
     start = store.state_at(aggregate_type, aggregate_id, t1, decrypt=False)

@@ -99,7 +99,11 @@ def projection_rebuild_start(
             target_id=projection,
             summary=f"Rebuild of projection {projection} requested.",
             request=request,
-            details={"rebuild_id": rebuild.pk, "job_id": rebuild.job.pk, "tenant_id": str(tenant_id) if tenant_id else None},
+            details={
+                "rebuild_id": rebuild.pk,
+                "job_id": rebuild.job.pk,
+                "tenant_id": str(tenant_id) if tenant_id else None,
+            },
         )
     return rebuild
 

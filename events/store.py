@@ -10,6 +10,9 @@ given) occurred_at (events/ddl.py). Optimistic concurrency uses
 `ON CONFLICT (stream, version) DO NOTHING`: a losing writer waits for the
 winner's commit and then gets no row back, so it raises ConcurrencyError
 while the caller's transaction stays usable (no savepoint round trips).
+
+Why one module: appending, the gap-safe feed, consumers, snapshots, state at T and chain
+verification all read and write the same columns under the same hash and version rules.
 """
 
 from __future__ import annotations

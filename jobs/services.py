@@ -25,6 +25,10 @@ handler (jobs/registry.py); this module gives it, once for all:
 
 Messages carry only the job id, tasks are `acks_late`, and every path tolerates a message
 delivered twice, late or never.
+
+Why one module of this length: every transition of a job — dispatch, claim, record, retry, sweep,
+cancel, requeue — is a conditional UPDATE on the same row under the same rules (fencing by attempt,
+handler lock first). Kept side by side, each writer can be checked against the others.
 """
 
 from __future__ import annotations
@@ -184,7 +188,9 @@ def jobs_create_many(jobs: list[Job], *, max_attempts: int | None = None) -> lis
     now = timezone.now()
     for job in jobs:
         if job.state not in (State.PENDING, State.SKIPPED, State.CANCELLED):
-            raise ValueError(f"A new job starts pending (or skipped/cancelled when there is nothing to do), not {job.state}.")
+            raise ValueError(
+                f"A new job starts pending (or skipped/cancelled when there is nothing to do), not {job.state}."
+            )
         job.created_at = job.updated_at = now
         job.max_attempts = max_attempts or handler_for(job.kind).attempts_allowed()
     created = Job.objects.bulk_create(jobs, batch_size=1000)
@@ -718,9 +724,14 @@ def job_cancel(*, job_id: Any, actor: Actor, request: HttpRequest | None = None)
         else:
             raise Conflict(f"A {job.get_state_display().lower()} job cannot be cancelled.")
         audit_record(
-            actor=actor, action=AuditAction.JOB_CANCEL, target_type="job", target_id=job.pk, summary=summary,
-            request=request, details={"kind": job.kind, "state": job.state},
-        )  # fmt: skip
+            actor=actor,
+            action=AuditAction.JOB_CANCEL,
+            target_type="job",
+            target_id=job.pk,
+            summary=summary,
+            request=request,
+            details={"kind": job.kind, "state": job.state},
+        )
     return job
 
 
@@ -737,9 +748,14 @@ def job_retry(*, job_id: Any, actor: Actor, request: HttpRequest | None = None) 
         job_requeue(job, extra_attempts=handler.attempts_allowed())
         _event(job, "JobRetried", by=actor_label(actor))
         audit_record(
-            actor=actor, action=AuditAction.JOB_RETRY, target_type="job", target_id=job.pk,
-            summary=f"Retried job {job.kind} #{job.pk}", request=request, details={"kind": job.kind},
-        )  # fmt: skip
+            actor=actor,
+            action=AuditAction.JOB_RETRY,
+            target_type="job",
+            target_id=job.pk,
+            summary=f"Retried job {job.kind} #{job.pk}",
+            request=request,
+            details={"kind": job.kind},
+        )
     return job
 
 

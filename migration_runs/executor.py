@@ -118,7 +118,9 @@ def apply_pending(placement: Any) -> list[MigrationKey]:
                 raise NeedsFullExecutor
             with transaction.atomic(using=alias):
                 with connection.cursor() as cursor:
-                    cursor.execute(sql.SQL("SET LOCAL search_path TO {}").format(sql.Identifier(schema)).as_string(None))
+                    cursor.execute(
+                        sql.SQL("SET LOCAL search_path TO {}").format(sql.Identifier(schema)).as_string(None)
+                    )
                     cursor.execute("SELECT to_regclass('django_migrations') IS NOT NULL")
                     if not cursor.fetchone()[0]:
                         raise NeedsFullExecutor  # never migrated: the executor creates the table

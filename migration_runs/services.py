@@ -16,6 +16,9 @@ Flow (docs/migration_runs.md):
   (`run_resume`) is a new run over the failed/pending/cancelled targets of the old one, planned afresh.
 Every run, job and outcome is appended to the control-plane event log; every operator action is
 also in the audit trail.
+
+Why one module: a run's states (proposed, running, finishing, cancelled) are changed by the
+operator actions and by the job kind's hooks alike; they stay readable side by side.
 """
 
 from __future__ import annotations
@@ -87,20 +90,6 @@ def _job_event(mjob: MigrationJob, event_type: str, data: dict) -> None:
         event_type=event_type,
         data={**base, **data},
         correlation_id=mjob.run_id,
-    )
-
-
-def _audit(
-    *, actor: Actor, action: AuditAction, run: MigrationRun, summary: str, request: HttpRequest | None, details=None
-) -> None:
-    audit_record(
-        actor=actor,
-        action=action,
-        target_type="migration_run",
-        target_id=run.pk,
-        summary=summary,
-        request=request,
-        details=details or {},
     )
 
 
@@ -230,10 +219,11 @@ def run_start(
             "approval_required": needs_approval,
         }
         _run_event(run, "MigrationRunRequested", data)
-        _audit(
+        audit_record(
             actor=actor,
+            target_type="migration_run",
+            target_id=run.pk,
             action=AuditAction.MIGRATION_RUN_PROPOSE if needs_approval else AuditAction.MIGRATION_RUN_START,
-            run=run,
             summary=f"Run #{run.number}: {work} of {len(rows)} placements have migrations to apply",
             request=request,
             details=data,
@@ -245,7 +235,9 @@ def run_start(
     return run
 
 
-def run_resume(*, actor: Actor, run: MigrationRun, via: str = "web", request: HttpRequest | None = None) -> MigrationRun:
+def run_resume(
+    *, actor: Actor, run: MigrationRun, via: str = "web", request: HttpRequest | None = None
+) -> MigrationRun:
     """A new run over the targets the old one did not finish (failed, pending, cancelled), planned afresh."""
     _check_admin(actor)
     if not run.is_finished:
@@ -273,8 +265,14 @@ def run_approve(*, actor: Actor, run: MigrationRun, request: HttpRequest | None 
         run.refresh_from_db()
         _run_event(run, "MigrationRunApproved", {"number": run.number, "approved_by": actor_label(actor)})
         _run_event(run, "MigrationRunStarted", {"number": run.number, "approved_by": actor_label(actor)})
-        _audit(actor=actor, action=AuditAction.MIGRATION_RUN_APPROVE, run=run, summary=f"Approved run #{run.number}",
-               request=request)  # fmt: skip
+        audit_record(
+            actor=actor,
+            target_type="migration_run",
+            target_id=run.pk,
+            action=AuditAction.MIGRATION_RUN_APPROVE,
+            summary=f"Approved run #{run.number}",
+            request=request,
+        )
         jobs_release(group=(GROUP, run.pk))
         run_finalize_if_done(run_id=run.pk)
     return run
@@ -292,8 +290,14 @@ def run_reject(*, actor: Actor, run: MigrationRun, request: HttpRequest | None =
         jobs_cancel_open(group=(GROUP, run.pk), reason=f"Run rejected by {actor_label(actor)}.")
         run.refresh_from_db()
         _run_event(run, "MigrationRunRejected", {"number": run.number, "rejected_by": actor_label(actor)})
-        _audit(actor=actor, action=AuditAction.MIGRATION_RUN_REJECT, run=run, summary=f"Rejected run #{run.number}",
-               request=request)  # fmt: skip
+        audit_record(
+            actor=actor,
+            target_type="migration_run",
+            target_id=run.pk,
+            action=AuditAction.MIGRATION_RUN_REJECT,
+            summary=f"Rejected run #{run.number}",
+            request=request,
+        )
     return run
 
 
@@ -317,8 +321,14 @@ def run_cancel(*, actor: Actor, run: MigrationRun, request: HttpRequest | None =
             "MigrationRunCancelRequested",
             {"number": run.number, "by": run.cancelled_by_label, "jobs_cancelled": cancelled},
         )
-        _audit(actor=actor, action=AuditAction.MIGRATION_RUN_CANCEL, run=run, request=request,
-               summary=f"Cancelled run #{run.number} ({cancelled} jobs not started)")  # fmt: skip
+        audit_record(
+            actor=actor,
+            target_type="migration_run",
+            target_id=run.pk,
+            action=AuditAction.MIGRATION_RUN_CANCEL,
+            request=request,
+            summary=f"Cancelled run #{run.number} ({cancelled} jobs not started)",
+        )
         run_finalize_if_done(run_id=run.pk)
     run.refresh_from_db()
     return run

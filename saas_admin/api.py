@@ -12,14 +12,16 @@ from __future__ import annotations
 from datetime import datetime
 
 from ninja import NinjaAPI, Router, Schema
-from ninja.errors import HttpError
 
 from audit.api import router as audit_router
 from compliance.api import router as compliance_router
 from core.api import install_error_handlers, require_api_role
+from core.errors import InvalidInput
 from core.permissions import Role, operator_role
 from events.api import router as events_router
+from saas_admin import services
 from saas_admin.api_auth import operator_auth
+from saas_admin.selectors import token_list_for
 from tenants.api import router as tenants_router
 
 api = NinjaAPI(
@@ -86,37 +88,23 @@ def me(request):
 
 @account.get("/tokens", response=list[TokenOut], summary="Your API tokens")
 def token_list(request):
-    from saas_admin.selectors import token_list_for
-
     return [_token_out(t) for t in token_list_for(user=request.auth)]
 
 
 @account.post("/tokens", response={201: TokenCreatedOut}, summary="Create an API token for yourself (Operator+)")
 def token_create(request, payload: TokenIn):
-    from saas_admin import services
-
     require_api_role(request, Role.OPERATOR)
     if payload.expires_in_days is not None and not 1 <= payload.expires_in_days <= 365:
-        raise HttpError(422, "expires_in_days must be between 1 and 365, or null for no expiry.")
-    try:
-        created = services.token_create(
-            actor=request.auth, name=payload.name, expires_in_days=payload.expires_in_days, request=request
-        )
-    except services.ServiceError as exc:
-        raise HttpError(422, str(exc))
+        raise InvalidInput("expires_in_days must be between 1 and 365, or null for no expiry.")
+    created = services.token_create(
+        actor=request.auth, name=payload.name, expires_in_days=payload.expires_in_days, request=request
+    )
     return 201, {**_token_out(created.token), "token": created.plaintext}
 
 
 @account.delete("/tokens/{token_id}", response={204: None}, summary="Revoke a token (yours; Admins: anyone's)")
 def token_revoke(request, token_id: int):
-    from saas_admin import services
-
-    try:
-        services.token_revoke(actor=request.auth, token_id=token_id, request=request)
-    except services.NotFoundError as exc:
-        raise HttpError(404, str(exc))
-    except services.ServiceError as exc:
-        raise HttpError(409, str(exc))
+    services.token_revoke(actor=request.auth, token_id=token_id, request=request)  # 404 / 409 via core.api
     return 204, None
 
 
@@ -127,6 +115,7 @@ api.add_router("/events", events_router)
 api.add_router("/compliance", compliance_router)
 api.add_router("/migrations", "migration_runs.api.router")
 api.add_router("/sagas", "sagas.api.router")
+api.add_router("/jobs", "jobs.api.router")
 
 
 @api.get("/ping", auth=None, tags=["meta"])

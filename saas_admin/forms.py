@@ -10,6 +10,7 @@ from audit.services import audit_record
 from core.actors import SystemActor
 from core.http import client_ip
 from core.permissions import Role
+from saas_admin.services import LOGIN_BLOCKED, login_lockout_reason
 
 ROLE_CHOICES = [(role.name.lower(), role.group_name) for role in sorted(Role, reverse=True)]
 ROLE_HELP = {
@@ -33,8 +34,6 @@ class OperatorLoginForm(AuthenticationForm):
     }
 
     def clean(self):
-        from saas_admin.services import LOGIN_BLOCKED, login_lockout_reason
-
         username = self.cleaned_data.get("username") or ""
         reason = login_lockout_reason(username=username, ip_address=client_ip(self.request))
         if reason:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import connection
+from kombu import Connection
 
 
 def database_status() -> tuple[bool, str]:
@@ -18,8 +19,6 @@ def database_status() -> tuple[bool, str]:
 
 def broker_status() -> tuple[bool, str]:
     """Open a fresh connection to the configured broker (never the Celery app's pools)."""
-    from kombu import Connection
-
     try:
         with Connection(
             settings.CELERY_BROKER_URL, transport_options=settings.CELERY_BROKER_TRANSPORT_OPTIONS, connect_timeout=2

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.db.models import Prefetch, QuerySet
 
 from core.permissions import ROLE_BY_GROUP, Role, operator_role
@@ -15,8 +16,6 @@ User = get_user_model()
 
 def operator_list() -> list[Any]:
     """All staff users with `.role` (None when they hold no role group), active first."""
-    from django.contrib.auth.models import Group
-
     users = list(
         User.objects.filter(is_staff=True)
         .prefetch_related(Prefetch("groups", queryset=Group.objects.filter(name__in=ROLE_BY_GROUP)))

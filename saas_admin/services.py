@@ -22,20 +22,14 @@ from django.utils import timezone
 from audit.actions import AuditAction
 from audit.models import AuditEntry
 from audit.services import audit_record
+from core.actors import Actor
+from core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from core.permissions import Role, operator_role
 from saas_admin.models import ApiToken
 
 User = get_user_model()
 
 TOKEN_PREFIX = "cpt_"
-
-
-class ServiceError(Exception):
-    """A refusal with one clear sentence for the user; nothing was changed."""
-
-
-class NotFoundError(ServiceError):
-    """The object does not exist or is not visible to the actor."""
 
 
 # --- Operators ------------------------------------------------------------------
@@ -55,12 +49,12 @@ def _set_role(user: Any, role: Role) -> None:
 
 
 def operator_create(
-    *, actor: Any, username: str, email: str, role: Role, request: HttpRequest | None = None
+    *, actor: Actor, username: str, email: str, role: Role, request: HttpRequest | None = None
 ) -> CreatedOperator:
     """Create a staff user with one role and a generated one-time password."""
     username = username.strip()
     if User.objects.filter(username__iexact=username).exists():
-        raise ServiceError(f"An account named “{username}” already exists.")
+        raise Conflict(f"An account named “{username}” already exists.")
     password = secrets.token_urlsafe(12)
     with transaction.atomic():
         user = User(username=username, email=email.strip(), is_staff=True)
@@ -79,24 +73,24 @@ def operator_create(
     return CreatedOperator(user=user, password=password)
 
 
-def _operator_for_change(actor: Any, user_id: int) -> Any:
+def _operator_for_change(actor: Actor, user_id: int) -> Any:
     try:
         user = User.objects.select_for_update().get(pk=user_id, is_staff=True)
     except User.DoesNotExist:
-        raise NotFoundError("That operator does not exist.")
+        raise NotFound("That operator does not exist.") from None
     if user.pk == actor.pk:
-        raise ServiceError("You cannot change your own role or access; ask another admin.")
+        raise Conflict("You cannot change your own role or access; ask another admin.")
     return user
 
 
-def operator_change_role(*, actor: Any, user_id: int, role: Role, request: HttpRequest | None = None) -> Any:
+def operator_change_role(*, actor: Actor, user_id: int, role: Role, request: HttpRequest | None = None) -> Any:
     with transaction.atomic():
         user = _operator_for_change(actor, user_id)
         if user.is_superuser:
-            raise ServiceError(f"{user.username} is a superuser and always has the Admin role.")
+            raise Conflict(f"{user.username} is a superuser and always has the Admin role.")
         before = operator_role(user)
         if before == role:
-            raise ServiceError(f"{user.username} already has the {role.group_name} role.")
+            raise Conflict(f"{user.username} already has the {role.group_name} role.")
         _set_role(user, role)
         audit_record(
             actor=actor,
@@ -110,12 +104,12 @@ def operator_change_role(*, actor: Any, user_id: int, role: Role, request: HttpR
     return user
 
 
-def operator_set_active(*, actor: Any, user_id: int, active: bool, request: HttpRequest | None = None) -> Any:
+def operator_set_active(*, actor: Actor, user_id: int, active: bool, request: HttpRequest | None = None) -> Any:
     """Deactivate (or reactivate) an operator. Deactivation also revokes their API tokens."""
     with transaction.atomic():
         user = _operator_for_change(actor, user_id)
         if user.is_active == active:
-            raise ServiceError(f"{user.username} is already {'active' if active else 'deactivated'}.")
+            raise Conflict(f"{user.username} is already {'active' if active else 'deactivated'}.")
         user.is_active = active
         user.save(update_fields=["is_active"])
         revoked = 0
@@ -134,7 +128,7 @@ def operator_set_active(*, actor: Any, user_id: int, active: bool, request: Http
     return user
 
 
-def operator_reset_password(*, actor: Any, user_id: int, request: HttpRequest | None = None) -> CreatedOperator:
+def operator_reset_password(*, actor: Actor, user_id: int, request: HttpRequest | None = None) -> CreatedOperator:
     """Replace an operator's password with a generated one-time password."""
     password = secrets.token_urlsafe(12)
     with transaction.atomic():
@@ -167,14 +161,14 @@ class CreatedToken:
 
 
 def token_create(
-    *, actor: Any, name: str, expires_in_days: int | None, request: HttpRequest | None = None
+    *, actor: Actor, name: str, expires_in_days: int | None, request: HttpRequest | None = None
 ) -> CreatedToken:
     """Create a token for `actor` itself. The plaintext is returned once and never stored."""
     name = name.strip()
     if not name:
-        raise ServiceError("Give the token a name so you can recognise it later.")
+        raise InvalidInput("Give the token a name so you can recognise it later.")
     if operator_role(actor) is None:
-        raise ServiceError("Only operators can have API tokens.")
+        raise Forbidden("Only operators can have API tokens.")
     plaintext = TOKEN_PREFIX + secrets.token_urlsafe(32)
     now = timezone.now()
     with transaction.atomic():
@@ -202,14 +196,14 @@ def token_create(
     return CreatedToken(token=token, plaintext=plaintext)
 
 
-def token_revoke(*, actor: Any, token_id: int, request: HttpRequest | None = None) -> ApiToken:
+def token_revoke(*, actor: Actor, token_id: int, request: HttpRequest | None = None) -> ApiToken:
     """Revoke a token. Operators revoke their own; Admins may revoke anyone's."""
     with transaction.atomic():
         token = ApiToken.objects.select_for_update().select_related("user").filter(pk=token_id).first()
         if token is None or (token.user_id != actor.pk and operator_role(actor) != Role.ADMIN):
-            raise NotFoundError("That token does not exist.")
+            raise NotFound("That token does not exist.")
         if token.revoked_at is not None:
-            raise ServiceError("That token is already revoked.")
+            raise Conflict("That token is already revoked.")
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])
         audit_record(

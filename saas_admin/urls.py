@@ -13,6 +13,7 @@ urlpatterns = [
     path("events/", include("events.urls")),
     path("compliance/", include("compliance.urls")),
     path("sagas/", include("sagas.urls")),
+    path("jobs/", include("jobs.urls")),
     path("migrations/", include("migration_runs.urls")),
     path("audit/", include("audit.urls")),
     path("signup/", include("tenants.signup_urls")),

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from core import overview
+from core.errors import ApplicationError, NotFound
 from core.permissions import Role, has_role, role_required
 from saas_admin import selectors, services
 from saas_admin.forms import (
@@ -93,7 +94,7 @@ def operator_create(request: HttpRequest) -> HttpResponse:
                 role=role_from_choice(form.cleaned_data["role"]),
                 request=request,
             )
-        except services.ServiceError as exc:
+        except ApplicationError as exc:
             form.add_error(None, str(exc))
         else:
             # Rendered, not redirected: the one-time password must not be stored anywhere to survive a redirect.
@@ -109,9 +110,9 @@ def operator_create(request: HttpRequest) -> HttpResponse:
 def _operator_action(request: HttpRequest, action, success: str, **kwargs) -> HttpResponse:
     try:
         user = action(actor=request.user, request=request, **kwargs)
-    except services.NotFoundError:
-        raise Http404("That operator does not exist.")
-    except services.ServiceError as exc:
+    except NotFound:
+        raise  # the 404 page
+    except ApplicationError as exc:
         messages.error(request, str(exc))
     else:
         messages.success(request, success.format(user=user))
@@ -160,9 +161,9 @@ def operator_activate(request: HttpRequest, user_id: int) -> HttpResponse:
 def operator_reset_password(request: HttpRequest, user_id: int) -> HttpResponse:
     try:
         result = services.operator_reset_password(actor=request.user, user_id=user_id, request=request)
-    except services.NotFoundError:
-        raise Http404("That operator does not exist.")
-    except services.ServiceError as exc:
+    except NotFound:
+        raise  # the 404 page
+    except ApplicationError as exc:
         messages.error(request, str(exc))
         return redirect("dashboard:operators")
     return _secret_response(
@@ -205,7 +206,7 @@ def token_create(request: HttpRequest) -> HttpResponse:
                 expires_in_days=form.expires_in_days(),
                 request=request,
             )
-        except services.ServiceError as exc:
+        except ApplicationError as exc:
             form.add_error(None, str(exc))
         else:
             # Shown once, in this response only.
@@ -220,9 +221,9 @@ def token_create(request: HttpRequest) -> HttpResponse:
 def token_revoke(request: HttpRequest, token_id: int) -> HttpResponse:
     try:
         token = services.token_revoke(actor=request.user, token_id=token_id, request=request)
-    except services.NotFoundError:
-        raise Http404("That token does not exist.")
-    except services.ServiceError as exc:
+    except NotFound:
+        raise  # the 404 page
+    except ApplicationError as exc:
         messages.error(request, str(exc))
     else:
         messages.success(request, f"Token “{token.name}” is revoked; it stops working immediately.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -35,8 +36,6 @@ def saga_list(
         tenant = tenant.strip()
         condition = Q(tenant_label__icontains=tenant)
         try:
-            import uuid
-
             condition |= Q(tenant_id=uuid.UUID(tenant))
         except ValueError:
             pass

@@ -17,6 +17,9 @@ backoff and sweeps them; this module decides what runs next and keeps the saga's
 
 Every hook runs inside the engine's transaction after `lock` took the saga row, and every
 transition is appended to the control-plane log (aggregate "saga") in that transaction.
+
+Why one module: starting, the two job kinds and the operator actions all move the same saga
+and step states; splitting them would hide which transitions can race.
 """
 
 from __future__ import annotations
@@ -262,9 +265,7 @@ class StepJob(_SagaJob):
     def on_succeeded(self, job: Job, result: dict[str, Any]) -> Job | None:
         saga, step = self._rows(job)
         now = timezone.now()
-        SagaStep.objects.filter(pk=step.pk).update(
-            state=StepState.COMPLETED, finished_at=now, output=result, error=""
-        )
+        SagaStep.objects.filter(pk=step.pk).update(state=StepState.COMPLETED, finished_at=now, output=result, error="")
         changes: dict[str, Any] = {"context": {**saga.context, **result}}
         if result.get("tenant_id") and not saga.tenant_id:
             changes["tenant_id"] = result["tenant_id"]
@@ -422,8 +423,13 @@ def saga_retry(*, saga_id: Any, actor: Actor, request: HttpRequest | None = None
             _record(saga, "SagaRetried", by=label, step=step.name)
         else:
             raise Conflict(f"A {saga.get_state_display().lower()} saga cannot be retried.")
-        _audit(actor=actor, action=AuditAction.SAGA_RETRY, saga=saga, summary=f"Retried saga {saga.saga_type}",
-               request=request)  # fmt: skip
+        _audit(
+            actor=actor,
+            action=AuditAction.SAGA_RETRY,
+            saga=saga,
+            summary=f"Retried saga {saga.saga_type}",
+            request=request,
+        )
         return saga
 
 
@@ -439,10 +445,17 @@ def saga_cancel(*, saga_id: Any, actor: Actor, request: HttpRequest | None = Non
         reason = f"Cancelled by {label}."
         _touch(saga, cancel_requested_at=timezone.now(), error=reason)
         _record(saga, "SagaCancelRequested", by=label)
-        if not Job.objects.filter(group_type="saga", group_id=str(saga.id), kind=STEP, state=Job.State.RUNNING).exists():
+        if not Job.objects.filter(
+            group_type="saga", group_id=str(saga.id), kind=STEP, state=Job.State.RUNNING
+        ).exists():
             _begin_compensation(saga, reason)
-        _audit(actor=actor, action=AuditAction.SAGA_CANCEL, saga=saga, summary=f"Cancelled saga {saga.saga_type}",
-               request=request)  # fmt: skip
+        _audit(
+            actor=actor,
+            action=AuditAction.SAGA_CANCEL,
+            saga=saga,
+            summary=f"Cancelled saga {saga.saga_type}",
+            request=request,
+        )
         return saga
 
 
@@ -454,8 +467,13 @@ def saga_compensate(*, saga_id: Any, actor: Actor, request: HttpRequest | None =
             raise Conflict(f"A {saga.get_state_display().lower()} saga cannot be compensated.")
         # Steps waiting for a retry are abandoned; a live step is undone once its worker lets go.
         _begin_compensation(saga, f"Compensation requested by {actor_label(actor)}.")
-        _audit(actor=actor, action=AuditAction.SAGA_COMPENSATE, saga=saga,
-               summary=f"Compensated saga {saga.saga_type}", request=request)  # fmt: skip
+        _audit(
+            actor=actor,
+            action=AuditAction.SAGA_COMPENSATE,
+            saga=saga,
+            summary=f"Compensated saga {saga.saga_type}",
+            request=request,
+        )
         return saga
 
 

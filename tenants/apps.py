@@ -6,6 +6,7 @@ class TenantsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        # In ready(): the models these modules import are loaded only now.
         from events.logs import provide_tenant_resolver
         from tenants import overview_panels  # noqa: F401  (registers the overview tile)
         from tenants.logs import resolve_log

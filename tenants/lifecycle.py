@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from events.services import control_event_append
+
 
 def tenant_event(tenant_id: Any, event_type: str, **data: Any) -> None:
     """Append one lifecycle event; call inside the transaction that changed the tenant."""
-    from events.services import control_event_append
-
     control_event_append(aggregate_type="tenant", aggregate_id=str(tenant_id), event_type=event_type, data=data)
 
 

@@ -14,7 +14,9 @@
 
 from __future__ import annotations
 
+import copy
 import logging
+import uuid
 from typing import Any
 
 import psycopg
@@ -25,6 +27,7 @@ from django.db.migrations.loader import MigrationLoader
 from psycopg import sql
 
 from core import dbroles, rls, tenancy
+from tenants.crypto import encrypt_json
 from tenants.databases import register_placement, unregister_alias
 from tenants.validation import validate_database_name, validate_schema_name
 
@@ -88,9 +91,6 @@ def _executor_run(alias: str, schema: str, *, plan_only: bool) -> list[tuple[str
     # A private, temporary alias with the owner settings of `alias`: the session-level search_path
     # below must never reach a shared connection (which may be inside someone's transaction), and
     # the migration recorder looks its connection up by alias, so it has to be a registered one.
-    import copy
-    import uuid
-
     private = f"tenant_migrate_{uuid.uuid4().hex[:12]}__owner"
     connections.settings[private] = copy.deepcopy(connections.settings[alias])
     connection = connections[private]
@@ -226,8 +226,6 @@ class TemplatePlacement:
     owner_alias = f"{TEMPLATE_ALIAS}__owner"
 
     def __init__(self) -> None:
-        from tenants.crypto import encrypt_json
-
         self.db_name = template_database()
         self.credentials_encrypted = encrypt_json(local_credentials())
 

@@ -116,8 +116,14 @@ def _act(request: HttpRequest, tenant_id, action, done: str, **kwargs) -> HttpRe
 def tenant_suspend(request: HttpRequest, tenant_id) -> HttpResponse:
     tenant = selectors.tenant_get(tenant_id=tenant_id, actor=request.user)
     reason = request.POST.get("reason", "").strip()[:300]
-    return _act(request, tenant.pk, services.tenant_suspend,
-                "{result.name} is suspended; its workspace now shows a suspended page.", tenant=tenant, reason=reason)  # fmt: skip
+    return _act(
+        request,
+        tenant.pk,
+        services.tenant_suspend,
+        "{result.name} is suspended; its workspace now shows a suspended page.",
+        tenant=tenant,
+        reason=reason,
+    )
 
 
 @require_POST
@@ -137,22 +143,37 @@ def tenant_resume(request: HttpRequest, tenant_id) -> HttpResponse:
 @role_required(Role.OPERATOR)
 def domain_add(request: HttpRequest, tenant_id) -> HttpResponse:
     tenant = selectors.tenant_get(tenant_id=tenant_id, actor=request.user)
-    return _act(request, tenant.pk, services.domain_add,
-                "{result.domain} was added. Ask the customer to publish the TXT record shown below, then verify it.",
-                tenant=tenant, domain=request.POST.get("domain", ""))  # fmt: skip
+    return _act(
+        request,
+        tenant.pk,
+        services.domain_add,
+        "{result.domain} was added. Ask the customer to publish the TXT record shown below, then verify it.",
+        tenant=tenant,
+        domain=request.POST.get("domain", ""),
+    )
 
 
 @require_POST
 @role_required(Role.OPERATOR)
 def domain_verify(request: HttpRequest, tenant_id, domain_id: int) -> HttpResponse:
     domain = selectors.domain_get(tenant_id=tenant_id, domain_id=domain_id, actor=request.user)
-    return _act(request, domain.tenant_id, services.domain_verify,
-                "{result.domain} is verified and now serves {result.tenant.name}.", domain=domain)  # fmt: skip
+    return _act(
+        request,
+        domain.tenant_id,
+        services.domain_verify,
+        "{result.domain} is verified and now serves {result.tenant.name}.",
+        domain=domain,
+    )
 
 
 @require_POST
 @role_required(Role.OPERATOR)
 def domain_remove(request: HttpRequest, tenant_id, domain_id: int) -> HttpResponse:
     domain = selectors.domain_get(tenant_id=tenant_id, domain_id=domain_id, actor=request.user)
-    return _act(request, domain.tenant_id, services.domain_remove,
-                f"{domain.domain} was removed; it no longer reaches {domain.tenant.name}.", domain=domain)  # fmt: skip
+    return _act(
+        request,
+        domain.tenant_id,
+        services.domain_remove,
+        f"{domain.domain} was removed; it no longer reaches {domain.tenant.name}.",
+        domain=domain,
+    )

@@ -36,11 +36,12 @@ def _flush_with_truncate_guards_lifted(cursor, sql_list: list[str]) -> None:
 class DatabaseOperations(operations.DatabaseOperations):
     def execute_sql_flush(self, sql_list: list[str]) -> None:
         if is_owner_alias(self.connection.alias):
-            from django.db import transaction
+            from django.db import transaction  # the backend module loads while django.db builds connections
 
             with transaction.atomic(using=self.connection.alias), self.connection.cursor() as cursor:
                 _flush_with_truncate_guards_lifted(cursor, sql_list)
             return None
+        # At call time: this backend module loads while django.db builds its connections.
         import psycopg
         from django.db import connections
 
@@ -64,6 +65,7 @@ class DatabaseIntrospection(introspection.DatabaseIntrospection):
 
         Without this, `flush` on `default` (transactional tests) would find no tables and clear nothing.
         """
+        # At call time: this backend module loads while django.db builds its connections.
         from django.apps import apps
         from django.db import router
 

@@ -51,10 +51,7 @@ class Env:
         leftovers = plans.applied_bulk(plans.targets(keys=[plans.TEMPLATE_SCHEMA, plans.TEMPLATE_DATABASE]))
         if any(isinstance(a, set) and ("workspace", MIGRATION_NAME) in a for a in leftovers.values()):
             placements.templates_rebuild()
-        return [
-            provision(iso, f"mig-{iso[:3]}-{i}", name=f"Tenant {i}")
-            for i, iso in enumerate(isolations)
-        ]
+        return [provision(iso, f"mig-{iso[:3]}-{i}", name=f"Tenant {i}") for i, iso in enumerate(isolations)]
 
     def add_migration(self) -> ThrowawayMigration:
         self.migration = ThrowawayMigration()

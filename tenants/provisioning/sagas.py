@@ -79,7 +79,9 @@ def set_owner_password(ctx: StepContext) -> None:
     if not tenant.owner_email:
         return
     with tenant_context(tenant):
-        workspace.member_set_password_hash(email=tenant.owner_email, password_hash=crypto.decrypt_json(encrypted)["hash"])
+        workspace.member_set_password_hash(
+            email=tenant.owner_email, password_hash=crypto.decrypt_json(encrypted)["hash"]
+        )
 
 
 def _adapted(isolation: str, name: str, title: str) -> StepDefinition:

@@ -49,7 +49,11 @@ def test_submitting_starts_one_saga_and_shows_it_and_a_double_submit_lands_on_th
     first = client.post(URL, form)
     saga = Saga.objects.get(tenant_label="form-made")
     assert first.status_code == 302 and first["Location"] == reverse("sagas:detail", args=[saga.id])
-    assert (saga.saga_type, saga.tenant_label, saga.requested_by_label) == ("provision.schema", "form-made", operator.username)
+    assert (saga.saga_type, saga.tenant_label, saga.requested_by_label) == (
+        "provision.schema",
+        "form-made",
+        operator.username,
+    )
     again = client.post(URL, form)  # the same form, submitted twice
     assert again.status_code == 302 and again["Location"] == first["Location"]
     assert Saga.objects.filter(tenant_label="form-made").count() == 1
@@ -102,7 +106,9 @@ def test_an_operator_starts_provisioning_and_a_retried_call_returns_the_same_sag
 
 def test_provisioning_bad_input_is_a_422_with_one_sentence(client, operator):
     client.force_login(operator)
-    response = client.post("/api/tenants/", {"slug": "Bad Slug!", "isolation": "shared"}, content_type="application/json")
+    response = client.post(
+        "/api/tenants/", {"slug": "Bad Slug!", "isolation": "shared"}, content_type="application/json"
+    )
     assert response.status_code == 422
     assert response.json()["detail"].startswith("The slug may only contain lowercase letters")
     response = client.post("/api/tenants/", {"slug": "fine-slug", "isolation": "moon"}, content_type="application/json")
