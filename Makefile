@@ -21,8 +21,11 @@ run: $(STAMP)
 test: $(STAMP) lint
 	$(PY) -m saas_admin.dev test $(PYTEST_ARGS)
 
+# ruff (lint + format check) and mypy with django-stubs; `make test` runs this first, and so does CI.
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	DJANGO_SETTINGS_MODULE=saas_admin.settings.test $(VENV)/bin/mypy .
 
 db: $(STAMP)
 	$(PY) -m saas_admin.dev db

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterator
+from typing import Any
 
 from django import forms
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
@@ -14,6 +15,7 @@ from django.views.decorators.http import require_GET
 from audit import selectors
 from audit.actions import AuditAction
 from audit.services import audit_record
+from core.http import OperatorRequest
 from core.permissions import Role, has_role, role_required
 
 PAGE_SIZE = 50
@@ -31,23 +33,22 @@ class AuditFilterForm(forms.Form):
         kwargs.setdefault("label_suffix", "")
         super().__init__(*args, **kwargs)
 
-    def clean(self):
-        cleaned = super().clean()
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
         start, end = cleaned.get("date_from"), cleaned.get("date_to")
         if start and end and start > end:
             raise forms.ValidationError("The “From” date must be on or before the “To” date.")
         return cleaned
 
     def filters(self) -> selectors.AuditFilters:
-        data = self.cleaned_data if self.is_valid() else {}
-        return selectors.AuditFilters(
-            **{name: data.get(name) or ("" if "date" not in name else None) for name in self.fields}
-        )
+        data: dict[str, Any] = self.cleaned_data if self.is_valid() else {}
+        values: dict[str, Any] = {name: data.get(name) or ("" if "date" not in name else None) for name in self.fields}
+        return selectors.AuditFilters(**values)
 
 
 @role_required(Role.VIEWER)
 @require_GET
-def audit_list(request: HttpRequest) -> HttpResponse:
+def audit_list(request: OperatorRequest) -> HttpResponse:
     form = AuditFilterForm(request.GET or None)
     filters = form.filters() if form.is_bound else selectors.AuditFilters()
     page = selectors.audit_page(
@@ -87,12 +88,14 @@ COLUMNS = ["occurred_at", "actor", "action", "target_type", "target_id", "summar
 
 @role_required(Role.OPERATOR)
 @require_GET
-def audit_export(request: HttpRequest) -> HttpResponse:
+def audit_export(request: OperatorRequest) -> HttpResponse | StreamingHttpResponse:
     """CSV of every entry matching the filters (Operator+; the export itself is audited)."""
     form = AuditFilterForm(request.GET or None)
     if form.is_bound and not form.is_valid():
         return HttpResponse(
-            " ".join(form.non_field_errors()) or "Check the filter values.", status=400, content_type="text/plain"
+            " ".join(str(e) for e in form.non_field_errors()) or "Check the filter values.",
+            status=400,
+            content_type="text/plain",
         )
     filters = form.filters() if form.is_bound else selectors.AuditFilters()
     audit_record(

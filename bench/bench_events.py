@@ -24,6 +24,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "saas_admin.settings.development")
@@ -82,7 +83,7 @@ def _append_worker(args) -> tuple[int, float]:
     versions = dict.fromkeys(streams, 0)
     start = time.perf_counter()
     done = 0
-    cursor = connections["default"].cursor()
+    cursor: Any = connections["default"].cursor()
     while done < count:
         stream = streams[done % len(streams)]
         if kind == "store" and batch == 1:

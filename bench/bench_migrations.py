@@ -138,7 +138,11 @@ def trivial_applied_count() -> int:
 
     targets = [t for t in plans.targets() if t.placement_id]
     applied = plans.applied_bulk(targets)
-    return sum(1 for t in targets if isinstance(applied[t.key], set) and ("workspace", TRIVIAL) in applied[t.key])
+    return sum(1 for t in targets if ("workspace", TRIVIAL) in _applied_set(applied[t.key]))
+
+
+def _applied_set(value: object) -> set:
+    return value if isinstance(value, set) else set()
 
 
 def reset_trivial() -> None:
@@ -204,10 +208,11 @@ def main() -> None:
             took, out = timed([sys.executable, "manage.py", "migrate_tenants"], our_env)
             run = MigrationRun.objects.using("owner").get(pk=out.strip().splitlines()[-1])
             results[case]["ours"] = took
+            assert run.finished_at is not None, "migrate_tenants waits for the run to finish"
             results[case]["ours_run"] = (run.finished_at - run.created_at).total_seconds()
-            jobs = run.jobs.exclude(duration_ms=None)
-            results[case]["ours_jobs"] = jobs.count()
-            results[case]["ours_job_ms"] = sum(j.duration_ms for j in jobs) / max(1, jobs.count())
+            durations = [ms for ms in run.jobs.values_list("job__duration_ms", flat=True) if ms is not None]
+            results[case]["ours_jobs"] = len(durations)
+            results[case]["ours_job_ms"] = sum(durations) / max(1, len(durations))
             if case == "b":
                 results[case]["ours_applied"] = trivial_applied_count()
                 reset_trivial()
@@ -316,8 +321,8 @@ def _drop(bench_db: str, quiet: bool = False) -> None:
 
     for conn in connections.all():
         conn.close()
-    with dbroles.admin_connect() as conn:
-        names = [r[0] for r in conn.execute(
+    with dbroles.admin_connect() as admin:
+        names = [r[0] for r in admin.execute(
             "SELECT datname FROM pg_database WHERE datname = %s OR starts_with(datname, %s)", [bench_db, bench_db + "_"]
         )]  # fmt: skip
     for name in names:

@@ -73,16 +73,16 @@ def _drop(bench: str) -> None:
 
     for conn in connections.all():
         conn.close()
-    with dbroles.admin_connect() as conn:
-        rows = conn.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", [bench + "%"]).fetchall()
+    with dbroles.admin_connect() as admin:
+        rows = admin.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", [bench + "%"]).fetchall()
     for (name,) in rows:
         dbroles.drop_database(name)
 
 
 def measure_end_to_end(harness, counts: dict[str, int]) -> dict[str, list[float]]:
-    from tenants.sagas import provisioning_start
-
+    from core.actors import SystemActor
     from sagas.models import Saga
+    from tenants.provisioning.services import tenant_provision
 
     results: dict[str, list[float]] = {}
     for isolation, n in counts.items():
@@ -90,7 +90,9 @@ def measure_end_to_end(harness, counts: dict[str, int]) -> dict[str, list[float]
         for i in range(n + 1):
             slug = f"b-{isolation[:2]}-{i}"
             t0 = time.perf_counter()
-            saga = provisioning_start(slug=slug, isolation=isolation, owner_email=f"owner@{slug}.example")
+            saga = tenant_provision(
+                slug=slug, isolation=isolation, owner_email=f"owner@{slug}.example", actor=SystemActor("bench")
+            )
             while True:
                 state = Saga.objects.filter(pk=saga.pk).values_list("state", flat=True).get()
                 if state in ("completed", "compensated", "failed"):
@@ -206,7 +208,7 @@ def main() -> int:
         placements.template_database_ensure()
         print(f"database {bench}; templates warmed in {time.perf_counter() - t0:.2f} s")
         harness = CeleryHarness(
-            extra_env={"SAGA_FAULT_INJECTION": "0", "SAGA_STEP_LEASE_SECONDS": "120", "SAGA_SWEEP_GRACE_SECONDS": "30"}
+            extra_env={"JOBS_FAULT_INJECTION": "0", "SAGA_STEP_LEASE_SECONDS": "120", "JOBS_QUEUED_GRACE_SECONDS": "30"}
         ).start()
         print(f"broker: {harness.broker_url} · one solo-pool worker · {os.cpu_count()} CPUs\n")
         time.sleep(2)

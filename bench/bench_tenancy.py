@@ -64,7 +64,7 @@ def setup_database() -> str:
 
 def make_tenants() -> dict:
     from tenants.context import tenant_context
-    from tenants.services import tenant_provision_sync
+    from tests.support.tenancy import provision
     from workspace.models import Member
 
     def fill(tenant, n):
@@ -78,11 +78,11 @@ def make_tenants() -> dict:
 
     tenants = {}
     for isolation in ("shared", "schema", "dedicated"):
-        tenant = tenant_provision_sync(slug=f"bench-{isolation}", isolation=isolation)
+        tenant = provision(isolation, f"bench-{isolation}")  # the real provisioning saga, run in-process
         fill(tenant, MEMBERS)
         tenants[isolation] = tenant
     for i in range(NEIGHBOURS):
-        fill(tenant_provision_sync(slug=f"neighbour-{i}", isolation="shared"), MEMBERS)
+        fill(provision("shared", f"neighbour-{i}"), MEMBERS)
     return tenants
 
 
@@ -144,7 +144,7 @@ def install_baseline_urls(tenant) -> None:
         def __str__(self) -> str:
             return self.name
 
-    owner_id = PlainMember.objects.get(tenant_id=tenant.pk, email=f"owner@{tenant.slug}.test").pk
+    owner_id = PlainMember.objects.get(tenant_id=tenant.pk, email=f"owner@{tenant.slug}.test").pk  # type: ignore[attr-defined]
 
     def baseline(request):
         # What member_required + member_list do, minus tenancy: session read, member lookup, page, render.
@@ -157,7 +157,7 @@ def install_baseline_urls(tenant) -> None:
         return render(request, "workspace/members.html", context)
 
     module = types.ModuleType("bench_tenancy_urls")
-    module.urlpatterns = [
+    module.urlpatterns = [  # type: ignore[attr-defined]
         path("__bench_baseline__/", baseline),
         path("", include("workspace.urls")),  # so {% url 'workspace:…' %} reverses in the template
     ]
@@ -205,7 +205,8 @@ def measure_queries(tenant, iterations: int, rounds: int = 5) -> tuple[float, fl
 
     rls_sql = "SELECT id, name, email FROM workspace_member ORDER BY name, id LIMIT 25"
     plain_sql = "SELECT id, name, email FROM public.bench_plain_member WHERE tenant_id = %s ORDER BY name, id LIMIT 25"
-    rls_times, plain_times = [], []
+    rls_times: list[float] = []
+    plain_times: list[float] = []
     with tenant_context(tenant) as alias:
         cursor = connections[alias].cursor()
         cursor.execute("EXPLAIN " + rls_sql)
@@ -232,9 +233,9 @@ def teardown(bench: str) -> None:
     for conn in connections.all():
         conn.close()
         if conn.settings_dict.get("OPTIONS", {}).get("pool"):
-            conn.close_pool()
-    with dbroles.admin_connect() as conn:
-        names = [r[0] for r in conn.execute("SELECT datname FROM pg_database WHERE starts_with(datname, %s)", [bench])]
+            conn.close_pool()  # type: ignore[attr-defined]  # the PostgreSQL backend's pool
+    with dbroles.admin_connect() as admin:
+        names = [r[0] for r in admin.execute("SELECT datname FROM pg_database WHERE starts_with(datname, %s)", [bench])]
     for name in names:
         dbroles.drop_database(name)
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeAlias
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import AbstractBaseUser
+    from django.contrib.auth.models import User
 
 
 @dataclass(frozen=True)
@@ -30,10 +30,10 @@ class SystemActor:
 
 SYSTEM = SystemActor("system")
 
-Actor: TypeAlias = "AbstractBaseUser | SystemActor"
+Actor: TypeAlias = "User | SystemActor"
 
 
-def actor_user(actor: Actor | None) -> AbstractBaseUser | None:
+def actor_user(actor: Actor | None) -> User | None:
     """The signed-in user behind `actor`, or None for system actors."""
     if actor is not None and not isinstance(actor, SystemActor) and getattr(actor, "is_authenticated", False):
         return actor

@@ -14,7 +14,8 @@ from functools import wraps
 from typing import Any
 
 from django.contrib.auth.views import redirect_to_login
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest
+from django.http.response import HttpResponseBase
 
 from core.errors import Forbidden
 
@@ -38,9 +39,9 @@ def operator_role(user: Any) -> Role | None:
         return None
     if user.is_superuser:
         return Role.ADMIN
-    cached = getattr(user, "_operator_role_cache", False)
+    cached: Role | None | bool = getattr(user, "_operator_role_cache", False)
     if cached is not False:
-        return cached
+        return cached  # type: ignore[return-value]  # a Role or None once cached
     names = user.groups.filter(name__in=ROLE_BY_GROUP).values_list("name", flat=True)
     role = max((ROLE_BY_GROUP[name] for name in names), default=None)
     user._operator_role_cache = role
@@ -58,12 +59,12 @@ def check_role(user: Any, role: Role) -> None:
         raise Forbidden(f"This needs the {role.group_name} role.")
 
 
-def role_required(role: Role) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
+def role_required(role: Role) -> Callable[[Callable[..., HttpResponseBase]], Callable[..., HttpResponseBase]]:
     """View decorator: anonymous users go to sign-in; signed-in users without the role get 403."""
 
-    def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    def decorator(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
         @wraps(view)
-        def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
             if not request.user.is_authenticated:
                 return redirect_to_login(request.get_full_path())
             check_role(request.user, role)

@@ -148,10 +148,12 @@ def install_statements(table: str, *, tenant_scoped: bool, with_indexes: bool = 
 
 def drop_statements(table: str) -> list[sql.Composable]:
     t = sql.Identifier(table)
-    return [
+    statements: list[sql.Composable] = [
         sql.SQL("DROP TRIGGER IF EXISTS {} ON {}").format(sql.Identifier(f"{table}_{name}"), t)
         for name in ("before_insert", "immutable", "no_truncate")
-    ] + [sql.SQL("DROP FUNCTION IF EXISTS {}()").format(sql.Identifier(f"{table}_before_insert"))]
+    ]
+    statements.append(sql.SQL("DROP FUNCTION IF EXISTS {}()").format(sql.Identifier(f"{table}_before_insert")))
+    return statements
 
 
 def grant_statements(table: str) -> list[sql.Composable]:

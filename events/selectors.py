@@ -118,7 +118,8 @@ def causation_chain(*, store: EventStore, event: Any, depth: int = 20) -> dict[s
     """Ancestors (what caused this, up to the root), direct consequences, and the correlation group."""
     with store.session() as alias:
         model = store.event_model.objects.using(alias)
-        ancestors, current = [], event
+        ancestors: list[Any] = []
+        current = event
         while current.causation_id and len(ancestors) < depth:
             parent = model.filter(event_uuid=current.causation_id).first()
             if parent is None:

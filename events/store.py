@@ -121,10 +121,11 @@ class EventStore:
         self,
         *,
         alias: str = "default",
-        event_model: type = Event,
-        snapshot_model: type = Snapshot,
-        checkpoint_model: type = Checkpoint,
-        key_model: type = SubjectKey,
+        # The control plane's models or a tenant log's (events.tenantlog): same columns, other tables.
+        event_model: Any = Event,
+        snapshot_model: Any = Snapshot,
+        checkpoint_model: Any = Checkpoint,
+        key_model: Any = SubjectKey,
         tenant_id: uuid.UUID | None = None,
         log_key: str = "control",
         context: Any = None,
@@ -276,7 +277,7 @@ class EventStore:
                         f"(SELECT coalesce(max(version), 0) + {index + 1:d} FROM {self.table_sql} "
                         f"WHERE aggregate_type = %s AND aggregate_id = %s{tenant_clause})"
                     )
-                    version_params = [aggregate_type, str(aggregate_id)] + (
+                    version_params: list[Any] = [aggregate_type, str(aggregate_id)] + (
                         [self.tenant_id] if self.tenant_scoped else []
                     )
                 else:

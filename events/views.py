@@ -8,12 +8,13 @@ import uuid
 from typing import Any
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from core.errors import InvalidInput, NotFound
+from core.http import OperatorRequest
 from core.permissions import Role, role_required
 from events import crypto, projections, selectors, services
 from events.filters import filters_from, instant, log_from
@@ -22,12 +23,12 @@ from events.models import ProjectionRebuild
 from events.store import EventStore, EventStoreError
 
 
-def store_from_request(request: HttpRequest) -> tuple[EventStore, TenantRef | None]:
+def store_from_request(request: OperatorRequest) -> tuple[EventStore, TenantRef | None]:
     log = log_from(request.GET)
     return log.store, log.tenant
 
 
-def _detail_log(request: HttpRequest) -> tuple[EventStore, TenantRef | None]:
+def _detail_log(request: OperatorRequest) -> tuple[EventStore, TenantRef | None]:
     """On detail pages an unknown log is a 404, not a form error."""
     try:
         return store_from_request(request)
@@ -36,7 +37,7 @@ def _detail_log(request: HttpRequest) -> tuple[EventStore, TenantRef | None]:
 
 
 @role_required(Role.VIEWER)
-def event_list(request: HttpRequest) -> HttpResponse:
+def event_list(request: OperatorRequest) -> HttpResponse:
     error, page, store, tenant, f = None, None, None, None, selectors.EventFilters()
     try:
         store, tenant = store_from_request(request)
@@ -63,7 +64,7 @@ def event_list(request: HttpRequest) -> HttpResponse:
 
 
 @role_required(Role.VIEWER)
-def event_tail(request: HttpRequest) -> HttpResponse:
+def event_tail(request: OperatorRequest) -> HttpResponse:
     """htmx live tail: rows committed after the durable feed cursor (tx_id, event_id) in ?after=tx:id."""
     try:
         store, tenant = store_from_request(request)
@@ -90,7 +91,7 @@ def _event_or_404(store: EventStore, event_id: int) -> Any:
 
 
 @role_required(Role.VIEWER)
-def event_detail(request: HttpRequest, event_id: int) -> HttpResponse:
+def event_detail(request: OperatorRequest, event_id: int) -> HttpResponse:
     store, tenant = _detail_log(request)
     event = _event_or_404(store, event_id)
     with store.session() as alias:
@@ -111,7 +112,7 @@ def event_detail(request: HttpRequest, event_id: int) -> HttpResponse:
 
 
 @role_required(Role.VIEWER)
-def event_by_uuid(request: HttpRequest, event_uuid: uuid.UUID) -> HttpResponse:
+def event_by_uuid(request: OperatorRequest, event_uuid: uuid.UUID) -> HttpResponse:
     store, tenant = _detail_log(request)
     event = selectors.event_by_uuid(store=store, event_uuid=event_uuid)
     if event is None:
@@ -121,7 +122,7 @@ def event_by_uuid(request: HttpRequest, event_uuid: uuid.UUID) -> HttpResponse:
 
 
 @role_required(Role.VIEWER)
-def aggregate_detail(request: HttpRequest, aggregate_type: str, aggregate_id: str) -> HttpResponse:
+def aggregate_detail(request: OperatorRequest, aggregate_type: str, aggregate_id: str) -> HttpResponse:
     """Timeline, state at T (slider over the stream's instants, or a picker), diff between two instants, chain check."""
     error = None
     store, tenant = _detail_log(request)
@@ -167,14 +168,14 @@ def aggregate_detail(request: HttpRequest, aggregate_type: str, aggregate_id: st
 
 
 @role_required(Role.VIEWER)
-def chain_verify(request: HttpRequest) -> HttpResponse:
+def chain_verify(request: OperatorRequest) -> HttpResponse:
     store, tenant = _detail_log(request)
     report = store.verify_chain()
     return render(request, "events/verify.html", {"report": report, "log_tenant": tenant})
 
 
 @role_required(Role.VIEWER)
-def projection_list(request: HttpRequest) -> HttpResponse:
+def projection_list(request: OperatorRequest) -> HttpResponse:
     rebuilds = list(ProjectionRebuild.objects.select_related("job")[:20])
     running = any(r.status in (ProjectionRebuild.Status.PENDING, ProjectionRebuild.Status.RUNNING) for r in rebuilds)
     template = "events/projections.html#rebuilds" if request.htmx else "events/projections.html"
@@ -183,7 +184,7 @@ def projection_list(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @role_required(Role.OPERATOR)
-def projection_rebuild(request: HttpRequest) -> HttpResponse:
+def projection_rebuild(request: OperatorRequest) -> HttpResponse:
     name = request.POST.get("projection", "")
     try:
         tenant = tenant_ref(request.POST["tenant"]).pk if request.POST.get("tenant") else None

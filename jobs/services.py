@@ -594,7 +594,8 @@ def job_sweep() -> dict[str, int]:
         with transaction.atomic():
             handler.lock(job)
             current = Job.objects.get(pk=job.pk)
-            if current.state != State.RUNNING or current.attempts != job.attempts or current.lease_expires_at >= now:
+            lease = current.lease_expires_at
+            if current.state != State.RUNNING or current.attempts != job.attempts or (lease and lease >= now):
                 continue
             counts["expired"] += 1
             if current.attempts >= current.max_attempts:

@@ -7,11 +7,12 @@ their own screens and rules). Checked here, server-side; the templates only hide
 from __future__ import annotations
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from core.errors import ApplicationError
+from core.http import OperatorRequest
 from core.permissions import Role, role_required
 from jobs import selectors, services
 from jobs.models import Job
@@ -19,7 +20,7 @@ from jobs.models import Job
 
 @require_GET
 @role_required(Role.VIEWER)
-def job_list(request: HttpRequest) -> HttpResponse:
+def job_list(request: OperatorRequest) -> HttpResponse:
     kind = request.GET.get("kind", "").strip()[:64].replace("\x00", "")
     state = request.GET.get("state", "").strip()[:16]
     before = request.GET.get("before", "")
@@ -41,7 +42,7 @@ def job_list(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @role_required(Role.VIEWER)
-def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
+def job_detail(request: OperatorRequest, job_id: int) -> HttpResponse:
     job = selectors.job_for(job_id=job_id, actor=request.user)
     context = {
         "job": job,
@@ -55,13 +56,13 @@ def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
 
 @require_GET
 @role_required(Role.VIEWER)
-def job_progress(request: HttpRequest, job_id: int) -> HttpResponse:
+def job_progress(request: OperatorRequest, job_id: int) -> HttpResponse:
     """The live progress fragment any screen can embed: `{% include "jobs/_progress.html" with job=… %}`."""
     job = selectors.job_for(job_id=job_id, actor=request.user)
     return render(request, "jobs/_progress.html", {"job": job})
 
 
-def _act(request: HttpRequest, job_id: int, action, done: str) -> HttpResponse:
+def _act(request: OperatorRequest, job_id: int, action, done: str) -> HttpResponse:
     try:
         job = action(job_id=job_id, actor=request.user, request=request)
     except ApplicationError as exc:
@@ -75,13 +76,13 @@ def _act(request: HttpRequest, job_id: int, action, done: str) -> HttpResponse:
 
 @require_POST
 @role_required(Role.OPERATOR)
-def job_cancel(request: HttpRequest, job_id: int) -> HttpResponse:
+def job_cancel(request: OperatorRequest, job_id: int) -> HttpResponse:
     selectors.job_for(job_id=job_id, actor=request.user)
     return _act(request, job_id, services.job_cancel, "Job #{job.pk}: cancellation recorded.")
 
 
 @require_POST
 @role_required(Role.OPERATOR)
-def job_retry(request: HttpRequest, job_id: int) -> HttpResponse:
+def job_retry(request: OperatorRequest, job_id: int) -> HttpResponse:
     selectors.job_for(job_id=job_id, actor=request.user)
     return _act(request, job_id, services.job_retry, "Job #{job.pk} is queued again.")

@@ -153,10 +153,7 @@ def run_jobs(request, run_id: uuid.UUID, status: str = "", offset: int = 0, limi
     require_api_role(request, Role.VIEWER)
     run = selectors.run_get(run_id=run_id, actor=request.auth)
     jobs = selectors.run_jobs(run, status=status)[max(0, offset) : max(0, offset) + max(1, min(limit, 1000))]
-    return [
-        {f: getattr(job, f) for f in JobOut.model_fields}  # type: ignore[attr-defined]
-        for job in jobs
-    ]
+    return [{f: getattr(job, f) for f in JobOut.model_fields} for job in jobs]
 
 
 def _act(request, run_id: uuid.UUID, fn):

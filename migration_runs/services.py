@@ -30,6 +30,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.db import connection, transaction
 from django.db.models import Count, Max
@@ -250,7 +251,7 @@ def run_resume(
     return run_start(actor=actor, target_keys=keys, resumed_from=run, via=via, request=request)
 
 
-def run_approve(*, actor: Actor, run: MigrationRun, request: HttpRequest | None = None) -> MigrationRun:
+def run_approve(*, actor: User, run: MigrationRun, request: HttpRequest | None = None) -> MigrationRun:
     """Four-eyes: a second Admin lets a proposed run fan out."""
     check_role(actor, Role.ADMIN)
     if run.created_by_id == actor.pk:
@@ -402,7 +403,7 @@ def _apply(mjob: MigrationJob) -> None:
             finally:
                 placements.unregister_alias(placements.TEMPLATE_ALIAS)
     else:
-        executor.apply_pending(Placement.objects.get(pk=mjob.placement_id))
+        executor.apply_pending(mjob.placement)
 
 
 @register

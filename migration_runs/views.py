@@ -10,11 +10,12 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from core.errors import ApplicationError, Forbidden
+from core.http import OperatorRequest
 from core.permissions import Role, has_role, role_required
 from migration_runs import selectors, services
 from migration_runs.models import MigrationJob, MigrationRun
@@ -24,7 +25,7 @@ MAX_CANARY = 10_000
 
 @require_GET
 @role_required(Role.VIEWER)
-def migration_status(request: HttpRequest) -> HttpResponse:
+def migration_status(request: OperatorRequest) -> HttpResponse:
     kind = request.GET.get("kind", "")
     state = request.GET.get("state", "")
     q = request.GET.get("q", "").strip()[:100]
@@ -52,7 +53,7 @@ def migration_status(request: HttpRequest) -> HttpResponse:
     return render(request, template, context)
 
 
-def _parse_start(request: HttpRequest) -> tuple[list[str] | None, int]:
+def _parse_start(request: OperatorRequest) -> tuple[list[str] | None, int]:
     scope = request.POST.get("scope", "all")
     keys = None
     if scope == "selected":
@@ -69,7 +70,7 @@ def _parse_start(request: HttpRequest) -> tuple[list[str] | None, int]:
 
 @require_POST
 @role_required(Role.ADMIN)
-def run_start(request: HttpRequest) -> HttpResponse:
+def run_start(request: OperatorRequest) -> HttpResponse:
     try:
         keys, canary = _parse_start(request)
         if request.POST.get("dry_run"):
@@ -86,7 +87,7 @@ def run_start(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @role_required(Role.VIEWER)
-def run_detail(request: HttpRequest, run_id) -> HttpResponse:
+def run_detail(request: OperatorRequest, run_id) -> HttpResponse:
     run = selectors.run_get(run_id=run_id, actor=request.user)
     status = request.GET.get("status", "")
     kind = request.GET.get("kind", "")
@@ -106,7 +107,7 @@ def run_detail(request: HttpRequest, run_id) -> HttpResponse:
     return render(request, template, context)
 
 
-def _action(request: HttpRequest, run_id, fn, done: str) -> HttpResponse:
+def _action(request: OperatorRequest, run_id, fn, done: str) -> HttpResponse:
     run = selectors.run_get(run_id=run_id, actor=request.user)
     try:
         result = fn(actor=request.user, run=run, request=request)
@@ -122,25 +123,25 @@ def _action(request: HttpRequest, run_id, fn, done: str) -> HttpResponse:
 
 @require_POST
 @role_required(Role.ADMIN)
-def run_cancel(request: HttpRequest, run_id) -> HttpResponse:
+def run_cancel(request: OperatorRequest, run_id) -> HttpResponse:
     return _action(request, run_id, services.run_cancel, "Run #{run.number}: no new jobs start; running ones finish.")
 
 
 @require_POST
 @role_required(Role.ADMIN)
-def run_approve(request: HttpRequest, run_id) -> HttpResponse:
+def run_approve(request: OperatorRequest, run_id) -> HttpResponse:
     return _action(request, run_id, services.run_approve, "Run #{run.number} approved and started.")
 
 
 @require_POST
 @role_required(Role.ADMIN)
-def run_reject(request: HttpRequest, run_id) -> HttpResponse:
+def run_reject(request: OperatorRequest, run_id) -> HttpResponse:
     return _action(request, run_id, services.run_reject, "Run #{run.number} rejected.")
 
 
 @require_POST
 @role_required(Role.ADMIN)
-def run_resume(request: HttpRequest, run_id) -> HttpResponse:
+def run_resume(request: OperatorRequest, run_id) -> HttpResponse:
     return _action(
         request, run_id, services.run_resume, "Run #{result.number} resumes what run #{run.number} did not finish."
     )

@@ -81,7 +81,7 @@ def me(request):
     return {
         "username": user.get_username(),
         "email": user.email,
-        "role": operator_role(user).group_name,
+        "role": role.group_name if (role := operator_role(user)) else "",
         "auth": "token" if getattr(request, "api_token", None) else "session",
     }
 

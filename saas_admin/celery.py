@@ -21,4 +21,4 @@ def ensure_filesystem_broker_folders() -> None:
     options = settings.CELERY_BROKER_TRANSPORT_OPTIONS
     for key in ("data_folder_in", "data_folder_out", "processed_folder", "control_folder"):
         if key in options:
-            Path(options[key]).mkdir(parents=True, exist_ok=True)
+            Path(str(options[key])).mkdir(parents=True, exist_ok=True)

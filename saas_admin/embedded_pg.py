@@ -15,6 +15,7 @@ import stat
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = BASE_DIR / ".data"
@@ -38,7 +39,7 @@ def _bin(name: str) -> str:
     return str(POSTGRES_BIN_PATH / name)
 
 
-def _run_as() -> dict[str, object]:
+def _run_as() -> dict[str, Any]:
     """subprocess kwargs so the server never runs as root."""
     if os.geteuid() != 0:
         return {}
@@ -108,7 +109,7 @@ def ensure_running() -> bool:
             ],
             check=True,
             stdout=subprocess.DEVNULL,
-            **kwargs,  # type: ignore[arg-type]
+            **kwargs,
         )
         with open(PGDATA / "postgresql.conf", "a") as conf:
             # Tuned for a 2-core development machine; fsync stays on.
@@ -135,7 +136,7 @@ def ensure_running() -> bool:
         ],
         check=True,
         stdout=subprocess.DEVNULL,
-        **kwargs,  # type: ignore[arg-type]
+        **kwargs,
     )
     for _ in range(100):
         if is_running():
@@ -151,5 +152,5 @@ def stop() -> None:
         [_bin("pg_ctl"), "-D", str(PGDATA), "-m", "fast", "-w", "stop"],
         check=False,
         stdout=subprocess.DEVNULL,
-        **_run_as(),  # type: ignore[arg-type]
+        **_run_as(),
     )

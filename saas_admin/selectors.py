@@ -23,7 +23,7 @@ def operator_list() -> list[Any]:
     )
     for user in users:
         roles = [ROLE_BY_GROUP[g.name] for g in user.groups.all()]
-        user.role = Role.ADMIN if user.is_superuser else max(roles, default=None)
+        user.role = Role.ADMIN if user.is_superuser else max(roles, default=None)  # type: ignore[attr-defined]  # for the template
     return users
 
 
@@ -40,7 +40,7 @@ def operator_counts_by_role() -> dict[str, int]:
 def operator_get(user_id: int) -> Any:
     user = User.objects.filter(pk=user_id, is_staff=True).first()
     if user is not None:
-        user.role = operator_role(user)
+        user.role = operator_role(user)  # type: ignore[attr-defined]  # for the template
     return user
 
 

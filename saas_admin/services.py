@@ -13,8 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, User
 from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
@@ -22,12 +21,9 @@ from django.utils import timezone
 from audit.actions import AuditAction
 from audit.models import AuditEntry
 from audit.services import audit_record
-from core.actors import Actor
 from core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from core.permissions import Role, operator_role
 from saas_admin.models import ApiToken
-
-User = get_user_model()
 
 TOKEN_PREFIX = "cpt_"
 
@@ -49,7 +45,7 @@ def _set_role(user: Any, role: Role) -> None:
 
 
 def operator_create(
-    *, actor: Actor, username: str, email: str, role: Role, request: HttpRequest | None = None
+    *, actor: User, username: str, email: str, role: Role, request: HttpRequest | None = None
 ) -> CreatedOperator:
     """Create a staff user with one role and a generated one-time password."""
     username = username.strip()
@@ -73,7 +69,7 @@ def operator_create(
     return CreatedOperator(user=user, password=password)
 
 
-def _operator_for_change(actor: Actor, user_id: int) -> Any:
+def _operator_for_change(actor: User, user_id: int) -> Any:
     try:
         user = User.objects.select_for_update().get(pk=user_id, is_staff=True)
     except User.DoesNotExist:
@@ -83,7 +79,7 @@ def _operator_for_change(actor: Actor, user_id: int) -> Any:
     return user
 
 
-def operator_change_role(*, actor: Actor, user_id: int, role: Role, request: HttpRequest | None = None) -> Any:
+def operator_change_role(*, actor: User, user_id: int, role: Role, request: HttpRequest | None = None) -> Any:
     with transaction.atomic():
         user = _operator_for_change(actor, user_id)
         if user.is_superuser:
@@ -104,7 +100,7 @@ def operator_change_role(*, actor: Actor, user_id: int, role: Role, request: Htt
     return user
 
 
-def operator_set_active(*, actor: Actor, user_id: int, active: bool, request: HttpRequest | None = None) -> Any:
+def operator_set_active(*, actor: User, user_id: int, active: bool, request: HttpRequest | None = None) -> Any:
     """Deactivate (or reactivate) an operator. Deactivation also revokes their API tokens."""
     with transaction.atomic():
         user = _operator_for_change(actor, user_id)
@@ -117,7 +113,7 @@ def operator_set_active(*, actor: Actor, user_id: int, active: bool, request: Ht
             revoked = ApiToken.objects.filter(user=user, revoked_at__isnull=True).update(revoked_at=timezone.now())
         audit_record(
             actor=actor,
-            action=AuditAction.OPERATOR_ACTIVATE if active else "operator.deactivate",
+            action=AuditAction.OPERATOR_ACTIVATE if active else AuditAction.OPERATOR_DEACTIVATE,
             target_type="user",
             target_id=user.pk,
             summary=f"{'Reactivated' if active else 'Deactivated'} operator {user.username}"
@@ -128,7 +124,7 @@ def operator_set_active(*, actor: Actor, user_id: int, active: bool, request: Ht
     return user
 
 
-def operator_reset_password(*, actor: Actor, user_id: int, request: HttpRequest | None = None) -> CreatedOperator:
+def operator_reset_password(*, actor: User, user_id: int, request: HttpRequest | None = None) -> CreatedOperator:
     """Replace an operator's password with a generated one-time password."""
     password = secrets.token_urlsafe(12)
     with transaction.atomic():
@@ -161,7 +157,7 @@ class CreatedToken:
 
 
 def token_create(
-    *, actor: Actor, name: str, expires_in_days: int | None, request: HttpRequest | None = None
+    *, actor: User, name: str, expires_in_days: int | None, request: HttpRequest | None = None
 ) -> CreatedToken:
     """Create a token for `actor` itself. The plaintext is returned once and never stored."""
     name = name.strip()
@@ -196,7 +192,7 @@ def token_create(
     return CreatedToken(token=token, plaintext=plaintext)
 
 
-def token_revoke(*, actor: Actor, token_id: int, request: HttpRequest | None = None) -> ApiToken:
+def token_revoke(*, actor: User, token_id: int, request: HttpRequest | None = None) -> ApiToken:
     """Revoke a token. Operators revoke their own; Admins may revoke anyone's."""
     with transaction.atomic():
         token = ApiToken.objects.select_for_update().select_related("user").filter(pk=token_id).first()

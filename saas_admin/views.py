@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from core import overview
 from core.errors import ApplicationError, NotFound
+from core.http import OperatorRequest
 from core.permissions import Role, has_role, role_required
 from saas_admin import selectors, services
 from saas_admin.forms import (
@@ -25,7 +26,7 @@ from saas_admin.health import broker_status, database_status
 
 
 @require_GET
-def healthz(request: HttpRequest) -> JsonResponse:
+def healthz(request: OperatorRequest) -> JsonResponse:
     """Unauthenticated liveness for load balancers: 200 when database and broker answer, else 503."""
     db_ok, db_detail = database_status()
     broker_ok, broker_detail = broker_status()
@@ -53,14 +54,14 @@ class SignOutView(auth_views.LogoutView):
 
 
 @role_required(Role.VIEWER)
-def home(request: HttpRequest) -> HttpResponse:
+def home(request: OperatorRequest) -> HttpResponse:
     return render(request, "dashboard/home.html", {"panels": overview.panels_for(request)})
 
 
 # --- Operators (Admin) ------------------------------------------------------------
 
 
-def _secret_response(request: HttpRequest, template: str, context: dict) -> HttpResponse:
+def _secret_response(request: OperatorRequest, template: str, context: dict) -> HttpResponse:
     """A page showing a one-time secret: never stored by browsers or proxies."""
     response = render(request, template, context)
     add_never_cache_headers(response)
@@ -68,7 +69,7 @@ def _secret_response(request: HttpRequest, template: str, context: dict) -> Http
 
 
 @role_required(Role.ADMIN)
-def operator_list(request: HttpRequest) -> HttpResponse:
+def operator_list(request: OperatorRequest) -> HttpResponse:
     return render(
         request,
         "operators/list.html",
@@ -83,7 +84,7 @@ def operator_list(request: HttpRequest) -> HttpResponse:
 
 @role_required(Role.ADMIN)
 @require_http_methods(["GET", "POST"])
-def operator_create(request: HttpRequest) -> HttpResponse:
+def operator_create(request: OperatorRequest) -> HttpResponse:
     form = OperatorCreateForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -107,7 +108,7 @@ def operator_create(request: HttpRequest) -> HttpResponse:
     return render(request, "operators/create.html", {"form": form}, status=status)
 
 
-def _operator_action(request: HttpRequest, action, success: str, **kwargs) -> HttpResponse:
+def _operator_action(request: OperatorRequest, action, success: str, **kwargs) -> HttpResponse:
     try:
         user = action(actor=request.user, request=request, **kwargs)
     except NotFound:
@@ -121,7 +122,7 @@ def _operator_action(request: HttpRequest, action, success: str, **kwargs) -> Ht
 
 @role_required(Role.ADMIN)
 @require_POST
-def operator_change_role(request: HttpRequest, user_id: int) -> HttpResponse:
+def operator_change_role(request: OperatorRequest, user_id: int) -> HttpResponse:
     form = RoleChangeForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Choose one of the roles Viewer, Operator or Admin.")
@@ -138,7 +139,7 @@ def operator_change_role(request: HttpRequest, user_id: int) -> HttpResponse:
 
 @role_required(Role.ADMIN)
 @require_POST
-def operator_deactivate(request: HttpRequest, user_id: int) -> HttpResponse:
+def operator_deactivate(request: OperatorRequest, user_id: int) -> HttpResponse:
     return _operator_action(
         request,
         services.operator_set_active,
@@ -150,7 +151,7 @@ def operator_deactivate(request: HttpRequest, user_id: int) -> HttpResponse:
 
 @role_required(Role.ADMIN)
 @require_POST
-def operator_activate(request: HttpRequest, user_id: int) -> HttpResponse:
+def operator_activate(request: OperatorRequest, user_id: int) -> HttpResponse:
     return _operator_action(
         request, services.operator_set_active, "{user.username} is active again.", user_id=user_id, active=True
     )
@@ -158,7 +159,7 @@ def operator_activate(request: HttpRequest, user_id: int) -> HttpResponse:
 
 @role_required(Role.ADMIN)
 @require_POST
-def operator_reset_password(request: HttpRequest, user_id: int) -> HttpResponse:
+def operator_reset_password(request: OperatorRequest, user_id: int) -> HttpResponse:
     try:
         result = services.operator_reset_password(actor=request.user, user_id=user_id, request=request)
     except NotFound:
@@ -174,7 +175,7 @@ def operator_reset_password(request: HttpRequest, user_id: int) -> HttpResponse:
 # --- Personal API tokens (every operator; Admins also see and revoke everyone's) -------
 
 
-def _token_page(request: HttpRequest, form: TokenCreateForm, *, created=None, status: int = 200) -> HttpResponse:
+def _token_page(request: OperatorRequest, form: TokenCreateForm, *, created=None, status: int = 200) -> HttpResponse:
     is_admin = has_role(request.user, Role.ADMIN)
     return render(
         request,
@@ -190,13 +191,13 @@ def _token_page(request: HttpRequest, form: TokenCreateForm, *, created=None, st
 
 
 @role_required(Role.VIEWER)
-def token_list(request: HttpRequest) -> HttpResponse:
+def token_list(request: OperatorRequest) -> HttpResponse:
     return _token_page(request, TokenCreateForm())
 
 
 @role_required(Role.VIEWER)
 @require_POST
-def token_create(request: HttpRequest) -> HttpResponse:
+def token_create(request: OperatorRequest) -> HttpResponse:
     form = TokenCreateForm(request.POST)
     if form.is_valid():
         try:
@@ -218,7 +219,7 @@ def token_create(request: HttpRequest) -> HttpResponse:
 
 @role_required(Role.VIEWER)
 @require_POST
-def token_revoke(request: HttpRequest, token_id: int) -> HttpResponse:
+def token_revoke(request: OperatorRequest, token_id: int) -> HttpResponse:
     try:
         token = services.token_revoke(actor=request.user, token_id=token_id, request=request)
     except NotFound:

@@ -103,19 +103,19 @@ class SagaStep(models.Model):
 
     @property
     def attempts(self) -> int:
-        return self.job.attempts if self.job_id else 0
+        return self.job.attempts if self.job is not None else 0
 
     @property
     def max_attempts(self) -> int:
-        return self.job.max_attempts if self.job_id else 0
+        return self.job.max_attempts if self.job is not None else 0
 
     @property
     def compensate_attempts(self) -> int:
-        return self.compensation_job.attempts if self.compensation_job_id else 0
+        return self.compensation_job.attempts if self.compensation_job is not None else 0
 
     @property
     def lease_expires_at(self):
-        return self.job.lease_expires_at if self.job_id else None
+        return self.job.lease_expires_at if self.job is not None else None
 
     @property
     def duration(self):

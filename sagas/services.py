@@ -401,8 +401,9 @@ def saga_retry(*, saga_id: Any, actor: Actor, request: HttpRequest | None = None
         saga = _locked(saga_id)
         label = actor_label(actor)
         if saga.state == SagaState.FAILED:
-            for step in saga.steps.select_related("compensation_job").filter(compensation_job__state=Job.State.FAILED):
-                job_requeue(step.compensation_job, extra_attempts=settings.SAGA_MAX_COMPENSATE_ATTEMPTS)
+            failed = Job.objects.filter(compensated_saga_step__saga=saga, state=Job.State.FAILED)
+            for comp in failed:
+                job_requeue(comp, extra_attempts=settings.SAGA_MAX_COMPENSATE_ATTEMPTS)
             _touch(saga, state=SagaState.COMPENSATING, finished_at=None)
             _record(saga, "SagaRetried", by=label, resume="compensation")
             _schedule_compensation(saga)
@@ -411,7 +412,9 @@ def saga_retry(*, saga_id: Any, actor: Actor, request: HttpRequest | None = None
             if step is None:
                 raise Conflict("This saga has no step left to retry.")
             job = step.job
-            if job is not None and job.state in (Job.State.RUNNING, Job.State.QUEUED):
+            if job is not None and job.state == Job.State.QUEUED:
+                raise Conflict("This step is already queued for a worker; it runs as soon as one is free.")
+            if job is not None and job.state == Job.State.RUNNING:
                 if job.lease_expires_at is None or job.lease_expires_at > timezone.now():
                     raise Conflict("A worker is running this step right now; retry it once it finishes or stalls.")
             if job is None:

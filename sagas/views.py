@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from core.errors import Conflict, NotFound
+from core.http import OperatorRequest
 from core.permissions import Role, check_role, role_required
 from sagas import selectors, services
 from sagas.models import SagaState
@@ -27,7 +28,7 @@ ACTIONS = {
 
 
 @role_required(Role.VIEWER)
-def saga_list(request: HttpRequest) -> HttpResponse:
+def saga_list(request: OperatorRequest) -> HttpResponse:
     filters = {key: request.GET.get(key, "").strip() for key in ("type", "state", "tenant", "age")}
     qs = selectors.saga_list(
         saga_type=filters["type"], state=filters["state"], tenant=filters["tenant"], age=filters["age"]
@@ -50,7 +51,7 @@ def saga_list(request: HttpRequest) -> HttpResponse:
 
 
 @role_required(Role.VIEWER)
-def saga_detail(request: HttpRequest, saga_id: str) -> HttpResponse:
+def saga_detail(request: OperatorRequest, saga_id: str) -> HttpResponse:
     saga = selectors.saga_get(saga_id=saga_id, actor=request.user)
     context = {
         "saga": saga,
@@ -65,7 +66,7 @@ def saga_detail(request: HttpRequest, saga_id: str) -> HttpResponse:
 
 @require_POST
 @role_required(Role.OPERATOR)
-def saga_action(request: HttpRequest, saga_id: str, action: str) -> HttpResponse:
+def saga_action(request: OperatorRequest, saga_id: str, action: str) -> HttpResponse:
     if action not in ACTIONS:
         raise NotFound("Unknown action; use retry, cancel or compensate.")
     role, service, done = ACTIONS[action]

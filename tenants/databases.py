@@ -72,7 +72,7 @@ def unregister_alias(alias: str) -> None:
             conn = connections[name]
             conn.close()
             if conn.settings_dict.get("OPTIONS", {}).get("pool"):
-                conn.close_pool()
+                conn.close_pool()  # type: ignore[attr-defined]  # the PostgreSQL backend's pool
             del connections[name]
             connections.settings.pop(name, None)
             settings.DATABASES.pop(name, None)

@@ -21,6 +21,8 @@ def _slug_field() -> forms.CharField:
 
 
 class _SlugMixin:
+    cleaned_data: dict
+
     def clean_slug(self) -> str:
         slug = self.cleaned_data["slug"].strip().lower()
         validate_slug(slug)
@@ -43,7 +45,7 @@ class SignupForm(_SlugMixin, forms.Form):
         return name
 
     def clean(self):
-        cleaned = super().clean()
+        cleaned = super().clean() or {}
         password = cleaned.get("password")
         if password:
             try:

@@ -17,6 +17,7 @@ from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
+from core.http import TenantRequest
 from tenants import selectors
 from tenants.context import tenant_context
 from tenants.models import Tenant
@@ -38,7 +39,7 @@ class TenantHostMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
-    def __call__(self, request: HttpRequest) -> HttpResponse:
+    def __call__(self, request: TenantRequest) -> HttpResponse:
         request.tenant = None
         host = request_host(request)
         if host in operator_hosts():

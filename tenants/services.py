@@ -62,7 +62,7 @@ def tenant_validate_new(*, slug: str, name: str, isolation: str, plan: str, owne
     return {"slug": slug, "name": name, "isolation": isolation, "plan": plan, "owner_email": owner_email}
 
 
-_TRANSITION_EVENTS = {Tenant.Status.SUSPENDED: "TenantSuspended", Tenant.Status.ACTIVE: "TenantResumed"}
+_TRANSITION_EVENTS: dict[str, str] = {Tenant.Status.SUSPENDED: "TenantSuspended", Tenant.Status.ACTIVE: "TenantResumed"}
 
 
 def _transition(
@@ -171,7 +171,9 @@ def domain_validate_new(*, tenant: Tenant, domain: str) -> str:
     return host
 
 
-def _domain_changed(*, actor: Actor, action: str, domain: Domain, summary: str, request: HttpRequest | None) -> None:
+def _domain_changed(
+    *, actor: Actor, action: AuditAction, domain: Domain, summary: str, request: HttpRequest | None
+) -> None:
     selectors.host_cache_clear()
     transaction.on_commit(selectors.host_cache_clear)
     audit_record(

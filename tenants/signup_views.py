@@ -10,12 +10,12 @@ from __future__ import annotations
 import uuid
 
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
-from core.http import client_ip
+from core.http import HtmxRequest, TenantRequest, client_ip
 from sagas.models import SagaState
 from sagas.registry import saga_definition
 from sagas.selectors import saga_progress
@@ -34,7 +34,7 @@ PLAN_HELP = {
 
 
 @require_http_methods(["GET", "POST"])
-def signup(request: HttpRequest) -> HttpResponse:
+def signup(request: HtmxRequest) -> HttpResponse:
     form = SignupForm(request.POST or None)
     request_key = request.POST.get("request_key") or str(uuid.uuid4())
     try:
@@ -59,7 +59,7 @@ def signup(request: HttpRequest) -> HttpResponse:
 
 
 @require_GET
-def slug_check(request: HttpRequest) -> HttpResponse:
+def slug_check(request: HtmxRequest) -> HttpResponse:
     """Live availability check for the slug field (htmx): one sentence, green or red."""
     slug = request.GET.get("slug", "").strip().lower()
     ok, message = False, ""
@@ -76,12 +76,12 @@ def slug_check(request: HttpRequest) -> HttpResponse:
 
 
 @require_GET
-def sent(request: HttpRequest) -> HttpResponse:
+def sent(request: HtmxRequest) -> HttpResponse:
     return render(request, "signup/sent.html", {"email": request.session.get("signup_email", "")})
 
 
 @require_GET
-def verify(request: HttpRequest, token: str) -> HttpResponse:
+def verify(request: HtmxRequest, token: str) -> HttpResponse:
     try:
         saga = services.signup_verify(token=token)
     except services.SignupError as exc:
@@ -95,7 +95,7 @@ def _steps(saga) -> list[dict]:
 
 
 @require_GET
-def progress(request: HttpRequest, token: str) -> HttpResponse:
+def progress(request: HtmxRequest, token: str) -> HttpResponse:
     saga = services.saga_for_progress_token(token)
     if saga is None:
         return render(request, "signup/problem.html", {"message": "This progress link is not valid."}, status=404)
@@ -112,14 +112,14 @@ def progress(request: HttpRequest, token: str) -> HttpResponse:
         context["welcome_url"] = services.welcome_url(saga)
         if request.htmx:
             response = HttpResponse(status=204)
-            response["HX-Redirect"] = context["welcome_url"]
+            response["HX-Redirect"] = str(context["welcome_url"])
             return response
     template = "signup/progress.html#progress-live" if request.htmx else "signup/progress.html"
     return render(request, template, context)
 
 
 @require_GET
-def welcome(request: HttpRequest, token: str) -> HttpResponse:
+def welcome(request: TenantRequest, token: str) -> HttpResponse:
     """On the tenant host: sign the new owner in once, then open the workspace."""
     tenant = getattr(request, "tenant", None)
     email = services.welcome_consume(token=token, tenant=tenant)

@@ -11,11 +11,12 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from core.errors import ApplicationError
+from core.http import OperatorRequest
 from core.permissions import Role, role_required
 from sagas.models import Saga
 from tenants import selectors, services
@@ -27,7 +28,7 @@ PAGE_SIZE = 25
 
 
 @role_required(Role.VIEWER)
-def tenant_list(request: HttpRequest) -> HttpResponse:
+def tenant_list(request: OperatorRequest) -> HttpResponse:
     isolation = request.GET.get("isolation", "")
     status = request.GET.get("status", "")
     search = request.GET.get("q", "").strip()
@@ -54,7 +55,7 @@ def tenant_list(request: HttpRequest) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 @role_required(Role.OPERATOR)
-def tenant_provision(request: HttpRequest) -> HttpResponse:
+def tenant_provision(request: OperatorRequest) -> HttpResponse:
     """The Provision form; its POST starts the provisioning saga and shows it live in the saga monitor.
 
     Each rendered form carries a fresh request key: submitting the same form twice (a double click,
@@ -88,7 +89,7 @@ def tenant_provision(request: HttpRequest) -> HttpResponse:
 
 
 @role_required(Role.VIEWER)
-def tenant_detail(request: HttpRequest, tenant_id) -> HttpResponse:
+def tenant_detail(request: OperatorRequest, tenant_id) -> HttpResponse:
     tenant = selectors.tenant_get(tenant_id=tenant_id, actor=request.user)
     context = {
         "tenant": tenant,
@@ -100,7 +101,7 @@ def tenant_detail(request: HttpRequest, tenant_id) -> HttpResponse:
     return render(request, "tenants/detail.html", context)
 
 
-def _act(request: HttpRequest, tenant_id, action, done: str, **kwargs) -> HttpResponse:
+def _act(request: OperatorRequest, tenant_id, action, done: str, **kwargs) -> HttpResponse:
     """Run one service action; show its one-sentence refusal or `done`; back to the tenant page."""
     try:
         result = action(actor=request.user, request=request, **kwargs)
@@ -113,7 +114,7 @@ def _act(request: HttpRequest, tenant_id, action, done: str, **kwargs) -> HttpRe
 
 @require_POST
 @role_required(Role.OPERATOR)
-def tenant_suspend(request: HttpRequest, tenant_id) -> HttpResponse:
+def tenant_suspend(request: OperatorRequest, tenant_id) -> HttpResponse:
     tenant = selectors.tenant_get(tenant_id=tenant_id, actor=request.user)
     reason = request.POST.get("reason", "").strip()[:300]
     return _act(
@@ -128,7 +129,7 @@ def tenant_suspend(request: HttpRequest, tenant_id) -> HttpResponse:
 
 @require_POST
 @role_required(Role.OPERATOR)
-def tenant_resume(request: HttpRequest, tenant_id) -> HttpResponse:
+def tenant_resume(request: OperatorRequest, tenant_id) -> HttpResponse:
     tenant = selectors.tenant_get(tenant_id=tenant_id, actor=request.user)
     return _act(request, tenant.pk, services.tenant_resume, "{result.name} is active again.", tenant=tenant)
 
@@ -141,7 +142,7 @@ def tenant_resume(request: HttpRequest, tenant_id) -> HttpResponse:
 
 @require_POST
 @role_required(Role.OPERATOR)
-def domain_add(request: HttpRequest, tenant_id) -> HttpResponse:
+def domain_add(request: OperatorRequest, tenant_id) -> HttpResponse:
     tenant = selectors.tenant_get(tenant_id=tenant_id, actor=request.user)
     return _act(
         request,
@@ -155,7 +156,7 @@ def domain_add(request: HttpRequest, tenant_id) -> HttpResponse:
 
 @require_POST
 @role_required(Role.OPERATOR)
-def domain_verify(request: HttpRequest, tenant_id, domain_id: int) -> HttpResponse:
+def domain_verify(request: OperatorRequest, tenant_id, domain_id: int) -> HttpResponse:
     domain = selectors.domain_get(tenant_id=tenant_id, domain_id=domain_id, actor=request.user)
     return _act(
         request,
@@ -168,7 +169,7 @@ def domain_verify(request: HttpRequest, tenant_id, domain_id: int) -> HttpRespon
 
 @require_POST
 @role_required(Role.OPERATOR)
-def domain_remove(request: HttpRequest, tenant_id, domain_id: int) -> HttpResponse:
+def domain_remove(request: OperatorRequest, tenant_id, domain_id: int) -> HttpResponse:
     domain = selectors.domain_get(tenant_id=tenant_id, domain_id=domain_id, actor=request.user)
     return _act(
         request,

@@ -16,8 +16,7 @@ import uuid
 from typing import Any
 
 import factory
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, User
 from django.utils import timezone
 
 from core.permissions import Role
@@ -29,11 +28,11 @@ PASSWORD = "a-long-test-password-1"
 _pool_numbers = itertools.count(1)
 
 
-class UserFactory(factory.django.DjangoModelFactory):
+class UserFactory(factory.django.DjangoModelFactory[User]):
     """A user who is not an operator (a tenant member signing in at the dashboard, say)."""
 
     class Meta:
-        model = get_user_model()
+        model = User
         django_get_or_create = ("username",)
         skip_postgeneration_save = True
 
@@ -54,12 +53,12 @@ class OperatorFactory(UserFactory):
     username = factory.Sequence(lambda n: f"operator{n}")
 
     @factory.post_generation
-    def role(self, create: bool, extracted: Role | None, **kwargs: Any) -> None:
+    def role(obj: User, create: bool, extracted: Role | None, **kwargs: Any) -> None:  # noqa: N805 - the created user
         if create and extracted is not None:
-            self.groups.add(Group.objects.get(name=extracted.group_name))
+            obj.groups.add(Group.objects.get(name=extracted.group_name))
 
 
-class JobFactory(factory.django.DjangoModelFactory):
+class JobFactory(factory.django.DjangoModelFactory[Job]):
     class Meta:
         model = Job
 
@@ -70,7 +69,7 @@ class JobFactory(factory.django.DjangoModelFactory):
     updated_at = factory.LazyFunction(timezone.now)
 
 
-class SagaFactory(factory.django.DjangoModelFactory):
+class SagaFactory(factory.django.DjangoModelFactory[Saga]):
     """A saga in a given state. `steps`: (name, state, attempts) per step, in order; a step with
     attempts gets its job (finished for a completed step, pending otherwise)."""
 
@@ -86,27 +85,27 @@ class SagaFactory(factory.django.DjangoModelFactory):
     updated_at = factory.LazyFunction(timezone.now)
 
     @factory.post_generation
-    def steps(self, create: bool, extracted: Any, **kwargs: Any) -> None:
+    def steps(obj: Saga, create: bool, extracted: Any, **kwargs: Any) -> None:  # noqa: N805 - the created saga
         if not create:
             return
         for index, (name, state, attempts) in enumerate(extracted or [("register_tenant", StepState.PENDING, 0)]):
-            job = None
+            job: Job | None = None
             if attempts:
-                job = JobFactory(
+                job = JobFactory.create(
                     kind="saga.step",
                     group_type="saga",
-                    group_id=str(self.id),
+                    group_id=str(obj.id),
                     state=Job.State.SUCCEEDED if state == StepState.COMPLETED else Job.State.PENDING,
                     attempts=attempts,
-                    payload={"saga_id": str(self.id), "step": name},
+                    payload={"saga_id": str(obj.id), "step": name},
                 )
-            step = SagaStep.objects.create(saga=self, index=index, name=name, state=state, job=job)
+            step = SagaStep.objects.create(saga=obj, index=index, name=name, state=state, job=job)
             if job is not None:
                 job.payload["step_id"] = step.pk
                 job.save(update_fields=["payload"])
 
 
-class TenantFactory(factory.django.DjangoModelFactory):
+class TenantFactory(factory.django.DjangoModelFactory[Tenant]):
     """A tenant row only (no placement, schema or database): for screens and filters."""
 
     class Meta:
@@ -119,7 +118,7 @@ class TenantFactory(factory.django.DjangoModelFactory):
     status = Tenant.Status.ACTIVE
 
 
-class PoolPlacementFactory(factory.django.DjangoModelFactory):
+class PoolPlacementFactory(factory.django.DjangoModelFactory[Placement]):
     """A pool placement row whose schema does not exist (status reads report it as missing)."""
 
     class Meta:

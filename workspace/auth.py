@@ -14,36 +14,40 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect
 
+from core.http import TenantRequest
 from core.tenancy import current_alias
 from workspace.models import Member
 
 SESSION_KEY = "workspace_member"
 
 
-def member_login(request: HttpRequest, member: Member) -> None:
+def member_login(request: TenantRequest, member: Member) -> None:
     request.session.cycle_key()
     request.session[SESSION_KEY] = {"tenant": str(request.tenant.pk), "member": member.pk}
 
 
-def member_logout(request: HttpRequest) -> None:
+def member_logout(request: TenantRequest) -> None:
     request.session.flush()
 
 
-def current_member(request: HttpRequest) -> Member | None:
+def current_member(request: TenantRequest) -> Member | None:
     data = request.session.get(SESSION_KEY) or {}
     tenant = getattr(request, "tenant", None)
     if tenant is None or data.get("tenant") != str(tenant.pk):
         return None
     # Routed to the tenant's placement and filtered by RLS: another tenant's member id finds nothing.
-    return Member.objects.using(current_alias()).filter(pk=data.get("member"), is_active=True).first()
+    member_id = data.get("member")
+    if not isinstance(member_id, int):
+        return None
+    return Member.objects.using(current_alias()).filter(pk=member_id, is_active=True).first()
 
 
 def member_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     @wraps(view)
-    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def wrapped(request: TenantRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         member = current_member(request)
         if member is None:
             return redirect(f"/login/?next={request.path}")

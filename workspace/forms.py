@@ -15,8 +15,8 @@ class SetPasswordForm(forms.Form):
         label="Repeat password", widget=forms.PasswordInput(attrs={"autocomplete": "new-password"})
     )
 
-    def clean(self):
-        data = super().clean()
+    def clean(self) -> dict:
+        data = super().clean() or {}
         if data.get("password") and data.get("password") != data.get("confirm"):
             raise forms.ValidationError("The two passwords differ.")
         if data.get("password"):

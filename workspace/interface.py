@@ -10,8 +10,7 @@ router sends the queries to the tenant's placement and RLS limits them to the te
 
 from __future__ import annotations
 
-from django.http import HttpRequest
-
+from core.http import TenantRequest
 from core.tenancy import current_alias
 from workspace.auth import member_login
 from workspace.models import Account, Member
@@ -54,7 +53,7 @@ def set_password_token(*, email: str) -> str:
     return member_set_password_token(Member.objects.using(_alias()).get(email=email))
 
 
-def member_sign_in(request: HttpRequest, *, email: str) -> bool:
+def member_sign_in(request: TenantRequest, *, email: str) -> bool:
     """Sign the active member with this email in on the tenant's host (the signup hand-over)."""
     member = Member.objects.using(_alias()).filter(email=email, is_active=True).first()
     if member is None:

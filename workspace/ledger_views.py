@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from core.http import TenantRequest
 from core.instants import parse_instant
 from workspace import ledger
 from workspace.auth import current_member, member_required
@@ -22,7 +23,7 @@ def _account(pk: int) -> Account:
 
 
 @member_required
-def account_ledger(request: HttpRequest, pk: int) -> HttpResponse:
+def account_ledger(request: TenantRequest, pk: int) -> HttpResponse:
     account = _account(pk)
     on_date, balance_then, error = request.GET.get("date", ""), None, ""
     asked = bool(on_date)
@@ -51,7 +52,7 @@ def account_ledger(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_POST
 @member_required
-def account_move(request: HttpRequest, pk: int) -> HttpResponse:
+def account_move(request: TenantRequest, pk: int) -> HttpResponse:
     account = _account(pk)
     kind, amount, note = request.POST.get("kind"), request.POST.get("amount", ""), request.POST.get("note", "")
     member = current_member(request)

@@ -5,11 +5,12 @@ from __future__ import annotations
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
+from core.http import TenantRequest
 from workspace import selectors, services
 from workspace.auth import current_member, member_login, member_logout, member_required
 from workspace.forms import AccountForm, LoginForm, MemberForm, SetPasswordForm
@@ -18,12 +19,12 @@ from workspace.models import Account, Member
 PAGE_SIZE = 25
 
 
-def home(request: HttpRequest) -> HttpResponse:
+def home(request: TenantRequest) -> HttpResponse:
     return redirect("workspace:members" if current_member(request) else "workspace:login")
 
 
 @require_http_methods(["GET", "POST"])
-def login(request: HttpRequest) -> HttpResponse:
+def login(request: TenantRequest) -> HttpResponse:
     form = LoginForm(request.POST or None)
     error = ""
     if request.method == "POST" and form.is_valid():
@@ -39,13 +40,13 @@ def login(request: HttpRequest) -> HttpResponse:
 
 
 @require_POST
-def logout(request: HttpRequest) -> HttpResponse:
+def logout(request: TenantRequest) -> HttpResponse:
     member_logout(request)
     return redirect("workspace:login")
 
 
 @require_http_methods(["GET", "POST"])
-def set_password(request: HttpRequest, token: str) -> HttpResponse:
+def set_password(request: TenantRequest, token: str) -> HttpResponse:
     member = services.member_for_set_password_token(token)
     if member is None:
         return render(request, "workspace/set_password_invalid.html", status=404)
@@ -59,12 +60,12 @@ def set_password(request: HttpRequest, token: str) -> HttpResponse:
     return render(request, "workspace/set_password.html", {"form": form, "member": member})
 
 
-def _page(request: HttpRequest, qs):
+def _page(request: TenantRequest, qs):
     return Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))
 
 
 @member_required
-def member_list(request: HttpRequest) -> HttpResponse:
+def member_list(request: TenantRequest) -> HttpResponse:
     search = request.GET.get("q", "").strip()
     page = _page(request, selectors.member_list(search=search))
     template = "workspace/members.html#table" if request.htmx else "workspace/members.html"
@@ -73,7 +74,7 @@ def member_list(request: HttpRequest) -> HttpResponse:
 
 @member_required
 @require_POST
-def member_new(request: HttpRequest) -> HttpResponse:
+def member_new(request: TenantRequest) -> HttpResponse:
     if not request.member.is_admin:
         return render(request, "workspace/forbidden.html", status=403)
     form = MemberForm(request.POST)
@@ -90,7 +91,7 @@ def member_new(request: HttpRequest) -> HttpResponse:
 
 
 @member_required
-def member_detail(request: HttpRequest, pk: int) -> HttpResponse:
+def member_detail(request: TenantRequest, pk: int) -> HttpResponse:
     member = Member.objects.filter(pk=pk).first()
     if member is None:
         raise Http404("No such member in this workspace.")
@@ -98,7 +99,7 @@ def member_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @member_required
-def account_list(request: HttpRequest) -> HttpResponse:
+def account_list(request: TenantRequest) -> HttpResponse:
     search = request.GET.get("q", "").strip()
     page = _page(request, selectors.account_list(search=search))
     template = "workspace/accounts.html#table" if request.htmx else "workspace/accounts.html"
@@ -107,7 +108,7 @@ def account_list(request: HttpRequest) -> HttpResponse:
 
 @member_required
 @require_POST
-def account_new(request: HttpRequest) -> HttpResponse:
+def account_new(request: TenantRequest) -> HttpResponse:
     form = AccountForm(request.POST)
     if form.is_valid():
         try:
@@ -122,7 +123,7 @@ def account_new(request: HttpRequest) -> HttpResponse:
 
 
 @member_required
-def account_detail(request: HttpRequest, pk: int) -> HttpResponse:
+def account_detail(request: TenantRequest, pk: int) -> HttpResponse:
     account = Account.objects.filter(pk=pk).first()
     if account is None:
         raise Http404("No such account in this workspace.")

@@ -7,6 +7,8 @@ the app role may not TRUNCATE, over the tables the owner alias migrates.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from django.db.backends.postgresql import base, introspection, operations
 
 from core.routers import is_owner_alias
@@ -22,7 +24,7 @@ _TRUNCATE_GUARDS = """
 """
 
 
-def _flush_with_truncate_guards_lifted(cursor, sql_list: list[str]) -> None:
+def _flush_with_truncate_guards_lifted(cursor, sql_list: Iterable[str]) -> None:
     cursor.execute(_TRUNCATE_GUARDS)
     guards = cursor.fetchall()
     for table, trigger in guards:
@@ -34,7 +36,7 @@ def _flush_with_truncate_guards_lifted(cursor, sql_list: list[str]) -> None:
 
 
 class DatabaseOperations(operations.DatabaseOperations):
-    def execute_sql_flush(self, sql_list: list[str]) -> None:
+    def execute_sql_flush(self, sql_list: Iterable[str]) -> None:
         if is_owner_alias(self.connection.alias):
             from django.db import transaction  # the backend module loads while django.db builds connections
 
@@ -60,7 +62,7 @@ def owner_alias_for(alias: str) -> str:
 
 
 class DatabaseIntrospection(introspection.DatabaseIntrospection):
-    def get_migratable_models(self):  # type: ignore[no-untyped-def]
+    def get_migratable_models(self):
         """The app role's alias migrates nothing, yet it sees the tables its owner alias migrates.
 
         Without this, `flush` on `default` (transactional tests) would find no tables and clear nothing.

@@ -40,11 +40,11 @@ def _naive(events, until):
 
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
-event_strategy = st.one_of(
+event_strategy: st.SearchStrategy = st.one_of(
     st.builds(lambda a: ("test.added", {"amount": a}), st.integers(-1000, 1000)),
     st.builds(
         lambda t: ("test.renamed", {"title": t}),
-        st.text(st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)), max_size=8),
+        st.text(st.characters(blacklist_characters="\x00", blacklist_categories=["Cs"]), max_size=8),
     ),
     st.just(("test.reset", {})),
 )

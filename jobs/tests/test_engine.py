@@ -30,7 +30,7 @@ IDLE: list[tuple[str, str]] = []
 class Echo(JobHandler):
     kind = "test.echo"
 
-    def run(self, ctx: JobContext) -> dict:
+    def run(self, ctx: JobContext) -> dict | Skipped:
         name = ctx.payload.get("name", "")
         RAN.append((name, ctx.attempt))
         if FAILS.get(name, 0) > 0:
@@ -330,7 +330,7 @@ def test_progress_reported_while_running_is_visible_and_a_running_job_stops_when
     mailbox.messages.clear()
     claimed, attempt = services.job_claim(job_id=job.pk)
     claimed.payload["pause"] = pause
-    outcome: list[str] = []
+    outcome: list = []
 
     def work() -> None:
         from django.db import connection

@@ -15,7 +15,7 @@ from tests.factories import JobFactory
 pytestmark = pytest.mark.django_db
 
 
-def _failed(**extra) -> Job:
+def _failed(**extra):
     return JobFactory(kind="test.echo", state=Job.State.FAILED, attempts=3, error="RuntimeError: boom", **extra)
 
 

@@ -264,13 +264,13 @@ def test_cancelling_a_proposed_run_ends_it(platform_admin, sent, settings, new_m
 # --- claims, redelivery and the sweeper -------------------------------------------------------
 
 
-def _queued_job(admin) -> MigrationJob:
+def _queued_job(admin):
     _fake_pools(1)
     run = services.run_start(actor=admin)
     return run.jobs.select_related("job").filter(job__state="queued").first()
 
 
-def _claim(mjob: MigrationJob) -> int:
+def _claim(mjob):
     claimed = jobs.job_claim(job_id=mjob.job_id)
     return claimed[1] if isinstance(claimed, tuple) else claimed
 

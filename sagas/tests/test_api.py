@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 
 from audit.models import AuditEntry
-from sagas.models import Saga, SagaState, StepState
+from sagas.models import SagaState, StepState
 from tests.factories import SagaFactory
 
 pytestmark = pytest.mark.django_db
 
 
-def _saga(state=SagaState.RUNNING) -> Saga:
+def _saga(state=SagaState.RUNNING):
     # Actions only queue work: the test's transaction never commits, so nothing is sent anywhere.
     return SagaFactory(state=state, steps=[("register_tenant", StepState.PENDING, 1)])
 

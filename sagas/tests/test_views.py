@@ -14,7 +14,7 @@ from tests.factories import SagaFactory
 pytestmark = pytest.mark.django_db
 
 
-def _saga(state=SagaState.RUNNING, slug="acme", saga_type="provision.shared", **extra) -> Saga:
+def _saga(state=SagaState.RUNNING, slug="acme", saga_type="provision.shared", **extra):
     # Actions only queue work: the test's transaction never commits, so nothing is sent anywhere.
     saga = SagaFactory(
         state=state,

@@ -93,9 +93,13 @@ def begin_compensate(tenant_id: TenantId) -> None:
 def activate(tenant_id: TenantId) -> None:
     tenant = _tenant(tenant_id)
     rows = Tenant.objects.filter(pk=tenant_id, status=Tenant.Status.PROVISIONING)
-    placement = tenant.placement if tenant.placement_id else None
-    where = {"placement_kind": placement.kind, "schema": placement.schema_name, "database": placement.db_name or None}
-    updated = _set_status(tenant_id, rows, Tenant.Status.ACTIVE, "TenantActivated", **(where if placement else {}))
+    placement = tenant.placement
+    where = (
+        {"placement_kind": placement.kind, "schema": placement.schema_name, "database": placement.db_name or None}
+        if placement is not None
+        else {}
+    )
+    updated = _set_status(tenant_id, rows, Tenant.Status.ACTIVE, "TenantActivated", **where)
     if not updated and not Tenant.objects.filter(pk=tenant_id, status=Tenant.Status.ACTIVE).exists():
         raise ProvisioningError("The tenant is no longer being provisioned.")
     host_cache_clear()

@@ -62,7 +62,7 @@ def _schema_exists(schema: str) -> bool:
         return cursor.fetchone() is not None
 
 
-def _assert_active(saga: Saga) -> None:
+def _assert_active(saga):
     tenant = Tenant.objects.select_related("placement").get(pk=saga.tenant_id)
     assert tenant.status == Tenant.Status.ACTIVE, saga.error
     assert Domain.objects.filter(tenant=tenant, is_primary=True).exists()
@@ -73,7 +73,7 @@ def _assert_active(saga: Saga) -> None:
         assert dbroles.database_exists(tenant.placement.db_name)
 
 
-def _assert_nothing_left(saga: Saga) -> None:
+def _assert_nothing_left(saga):
     slug = saga.input["slug"]
     assert not Tenant.objects.filter(pk=saga.tenant_id).exists()
     assert not Tenant.objects.filter(slug=slug).exists()

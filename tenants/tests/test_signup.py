@@ -42,7 +42,7 @@ def _post(client, **changes):
     )
 
 
-def _link() -> str:
+def _link():
     return re.search(r"http://testserver(/signup/verify/\S+/)", mail.outbox[-1].body).group(1)
 
 

@@ -106,7 +106,7 @@ def provision(isolation: str, slug: str, **kw: Any) -> Any:
     if saga.state != SagaState.COMPLETED:
         reason = saga.error.splitlines()[0] if saga.error else saga.state
         raise ProvisioningError(f"Provisioning failed and was rolled back: {reason}")
-    return Tenant.objects.select_related("placement").get(pk=saga.tenant_id)
+    return Tenant.objects.select_related("placement").get(pk=str(saga.tenant_id))
 
 
 def teardown_tenant(tenant_id: Any) -> None:
@@ -160,7 +160,7 @@ def tenant_world(tenancy_templates, django_db_blocker) -> Iterator[dict[str, tup
             pair = tuple(provision(isolation, unique_slug(isolation[:3] + l)) for l in "ab")  # noqa: E741
             for tenant in pair:
                 seed_tenant(tenant)
-            world[isolation] = pair  # type: ignore[assignment]
+            world[isolation] = (pair[0], pair[1])
         assert world["shared"][0].placement_id == world["shared"][1].placement_id, "shared tenants share a pool"
     yield world
     with django_db_blocker.unblock():

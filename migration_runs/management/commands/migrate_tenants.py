@@ -21,7 +21,7 @@ def resolve_targets(names: list[str]) -> list[str]:
     """Accept a target key (control, template_schema, template_database, placement:<id>), a placement id,
     a schema name or a dedicated database name."""
     found = plans.targets()
-    keys = []
+    keys: list[str] = []
     for name in names:
         match = [
             t
@@ -102,7 +102,7 @@ class Command(BaseCommand):
                 self.stdout.write(str(run.pk))
                 raise SystemExit(3)
             time.sleep(0.2)
-        for job in run.jobs.filter(status="failed"):
+        for job in run.jobs.select_related("job").filter(job__state="failed"):
             self.stderr.write(f"FAILED {job.label}: {job.error.splitlines()[0] if job.error else ''}")
         self.stdout.write(str(run.pk))
         if run.status != MigrationRun.Status.COMPLETED:
