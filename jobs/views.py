@@ -26,6 +26,8 @@ def job_list(request: OperatorRequest) -> HttpResponse:
     before = request.GET.get("before", "")
     qs = selectors.job_list(kind=kind, state=state)
     rows, next_before = selectors.job_page(qs, before=int(before) if before.isdigit() and len(before) < 19 else None)
+    for job in rows:
+        job.owner = selectors.owner_link(job)  # type: ignore[attr-defined]  # for the template
     context = {
         "jobs": rows,
         "next_before": next_before,

@@ -35,7 +35,7 @@ from django.utils import timezone
 
 from audit.actions import AuditAction
 from audit.services import audit_record
-from core.actors import SYSTEM, Actor, actor_label, actor_user
+from core.actors import SYSTEM, Actor, SystemActor, actor_label, actor_user
 from core.errors import Conflict
 from events.services import control_event_append
 from jobs.models import Job
@@ -126,12 +126,18 @@ def _payload(saga: Saga, step: SagaStep) -> dict[str, Any]:
     return payload
 
 
+def _requester(saga: Saga) -> Actor:
+    """Who the saga's jobs are done for: its requester (an operator, or a named part of the system)."""
+    return saga.requested_by or SystemActor(saga.requested_by_label or SYSTEM.label)
+
+
 def _schedule_step(saga: Saga, step: SagaStep, *, send: bool = True) -> Job:
     max_attempts = saga_definition(saga.saga_type).step(step.name).max_attempts or settings.SAGA_MAX_ATTEMPTS
     job = job_create(
         kind=STEP,
         payload=_payload(saga, step),
         group=("saga", saga.id),
+        actor=_requester(saga),
         max_attempts=max_attempts,
         correlation_id=saga.correlation_id,
         send=send,
@@ -197,6 +203,7 @@ def _schedule_compensation(saga: Saga, *, send: bool = True) -> Job | None:
         kind=COMPENSATE,
         payload=_payload(saga, target),
         group=("saga", saga.id),
+        actor=_requester(saga),
         max_attempts=settings.SAGA_MAX_COMPENSATE_ATTEMPTS,
         correlation_id=saga.correlation_id,
         send=send,
