@@ -43,4 +43,5 @@ class AuditAction(models.TextChoices):
     MIGRATION_RUN_APPROVE = "migration_run.approve", "Migration run approved"
     MIGRATION_RUN_REJECT = "migration_run.reject", "Migration run rejected"
     MIGRATION_RUN_CANCEL = "migration_run.cancel", "Migration run cancelled"
+    MIGRATION_STATE_VERIFY = "migration_state.verify", "Migration state verification started"
     PROJECTION_REBUILD = "events.projection_rebuild", "Projection rebuild requested"

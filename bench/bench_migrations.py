@@ -210,9 +210,10 @@ def main() -> None:
             results[case]["ours"] = took
             assert run.finished_at is not None, "migrate_tenants waits for the run to finish"
             results[case]["ours_run"] = (run.finished_at - run.created_at).total_seconds()
-            durations = [ms for ms in run.jobs.values_list("job__duration_ms", flat=True) if ms is not None]
-            results[case]["ours_jobs"] = len(durations)
-            results[case]["ours_job_ms"] = sum(durations) / max(1, len(durations))
+            durations = [ms for ms in run.jobs.values_list("duration_ms", flat=True) if ms is not None]
+            results[case]["ours_targets"] = len(durations)
+            results[case]["ours_target_ms"] = sum(durations) / max(1, len(durations))
+            results[case]["ours_jobs"] = run.jobs.exclude(job=None).values("job").distinct().count()
             if case == "b":
                 results[case]["ours_applied"] = trivial_applied_count()
                 reset_trivial()
@@ -279,6 +280,8 @@ def _pin(worker) -> None:
 
 
 def _report(r: dict, n_placements: int, n_schemas: int) -> None:
+    from django.conf import settings
+
     a, b = r["a"], r["b"]
     print()
     print(f"{'case':<34}{'ours':>10}{'dt standard':>14}{'dt multiproc':>14}{'std/ours':>10}{'mp/ours':>9}")
@@ -293,7 +296,8 @@ def _report(r: dict, n_placements: int, n_schemas: int) -> None:
               f" plane, 2 templates); dt standard {1000 * row['standard'] / dt_n:.1f} ms, dt multiprocessing "
               f"{1000 * row['multiprocessing'] / dt_n:.1f} ms over {dt_n} schemas")  # fmt: skip
     print(
-        f"  (b) ours: {b['ours_jobs']} jobs, mean job duration {b['ours_job_ms']:.0f} ms on the worker; run "
+        f"  (b) ours: {b['ours_targets']} targets in {b['ours_jobs']} jobs, mean {b['ours_target_ms']:.1f} ms per "
+        f"target on the worker (MIGRATIONS_PLACEMENTS_PER_JOB={settings.MIGRATIONS_PLACEMENTS_PER_JOB}); run "
         f"{b['ours_run']:.2f} s from request to last job (CLI wall includes Django start-up)"
     )
     print(
@@ -304,7 +308,8 @@ def _report(r: dict, n_placements: int, n_schemas: int) -> None:
     print()
     print(
         f"targets: (a) >= 5x faster than standard: {'met' if a['standard'] / a['ours'] >= 5 else 'NOT met'}; "
-        f"(b) >= 1.8x faster than standard on 2 cores: {'met' if b['standard'] / b['ours'] >= 1.8 else 'NOT met'}"
+        f"(b) >= 1.8x faster than standard on 2 cores: {'met' if b['standard'] / b['ours'] >= 1.8 else 'NOT met'}, "
+        f">= 1.5x faster than multiprocessing: {'met' if b['multiprocessing'] / b['ours'] >= 1.5 else 'NOT met'}"
     )
 
 

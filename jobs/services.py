@@ -94,8 +94,11 @@ def _fault_hook() -> Any:
     return import_string(path) if path else None
 
 
-def _fault(job: Job, point: str, attempt: int) -> None:
-    """Test settings only: let tests/support/faults.py kill the worker or raise at `point`."""
+def fault_point(job: Job, point: str, attempt: int) -> None:
+    """Test settings only: let tests/support/faults.py kill the worker or raise at `point`.
+
+    The engine calls it before ("run") and after ("after_run") a job's work; a handler whose job
+    does several things in turn may name finer points (e.g. after each placement it migrates)."""
     hook = _fault_hook()
     if hook is not None:
         hook(job, point, attempt)
@@ -443,9 +446,9 @@ def _run_claimed(job: Job, attempt: int, *, heartbeat: bool) -> tuple[Job, int] 
         beat.start()
     started = time.monotonic()
     try:
-        _fault(job, "run", attempt)
+        fault_point(job, "run", attempt)
         outcome = handler.run(ctx)
-        _fault(job, "after_run", attempt)
+        fault_point(job, "after_run", attempt)
     except Exception as exc:  # noqa: BLE001 - every failure is recorded, then retried or given up
         failure: BaseException | None = exc
     else:

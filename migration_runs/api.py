@@ -28,6 +28,9 @@ class TargetStatusOut(Schema):
     applied: list[str]
     pending: list[str]
     error: str
+    drift: str = ""
+    verified_at: datetime | None = None
+    recorded: bool = True  # false: a placement not recorded yet (applied/pending unknown until verified)
 
 
 class RunIn(Schema):
@@ -86,6 +89,9 @@ def _status_out(st: plans.TargetStatus) -> dict:
         "applied": [plans.fmt(k) for k in st.applied],
         "pending": [plans.fmt(k) for k in st.pending],
         "error": st.error,
+        "drift": st.drift,
+        "verified_at": st.verified_at,
+        "recorded": st.recorded,
     }
 
 
@@ -111,11 +117,18 @@ def _run_out(run: MigrationRun) -> dict:
     }
 
 
-@router.get("/status", response=list[TargetStatusOut], summary="Applied and pending migrations per placement")
-def migration_status(request, pending_only: bool = False):
+@router.get(
+    "/status",
+    response=list[TargetStatusOut],
+    summary="Applied and pending migrations per placement (control plane and templates first, then placements by id)",
+    description="Placements as the control plane recorded them (`verified_at`: when last re-read; `drift`: what "
+    "that found changed). Pages of at most 1,000 rows: `offset` and `limit` are clamped to that range.",
+)
+def migration_status(request, pending_only: bool = False, offset: int = 0, limit: int = 1000):
     require_api_role(request, Role.VIEWER)
-    rows = plans.status()
-    return [_status_out(st) for st in rows if st.pending or not pending_only]
+    rows = selectors.status_overview(state="pending" if pending_only else "").rows
+    start = max(0, min(offset, 10**9))
+    return [_status_out(st) for st in rows[start : start + max(1, min(limit, 1000))]]
 
 
 @router.get("/runs", response=list[RunOut], summary="Recent migration runs")

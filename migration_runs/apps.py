@@ -10,4 +10,4 @@ class MigrationRunsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from migration_runs import services  # noqa: F401  (registers the migration_runs.apply job kind)
+        from migration_runs import services  # noqa: F401  (registers the apply and verify job kinds)

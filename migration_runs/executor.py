@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import threading
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
@@ -102,8 +103,14 @@ def _alias_and_schema(placement: Any) -> tuple[str, str]:
     return placement.owner_alias, "public"
 
 
-def apply_pending(placement: Any) -> list[MigrationKey]:
-    """Apply this placement's pending TENANT_APPS migrations; returns what was applied ([] = nothing to do)."""
+@dataclass
+class Applied:
+    now: list[MigrationKey]  # what this call applied ([] = nothing to do)
+    after: set[MigrationKey] | None  # everything applied afterwards; None when Django's executor ran
+
+
+def apply_pending(placement: Any) -> Applied:
+    """Apply this placement's pending TENANT_APPS migrations."""
     loader_key, loader = _loader()
     order = _tenant_order(loader)
     alias, schema = _alias_and_schema(placement)
@@ -128,7 +135,7 @@ def apply_pending(placement: Any) -> list[MigrationKey]:
                     applied_rows = {(app, name) for app, name in cursor.fetchall()}
                 pending = [key for key in order if key not in applied_rows]
                 if not pending:
-                    return []
+                    return Applied([], applied_rows)
                 if loader.replacements or any(not loader.graph.nodes[key].atomic for key in pending):
                     raise NeedsFullExecutor
                 applied = frozenset(key for key in order if key in applied_rows)
@@ -144,9 +151,9 @@ def apply_pending(placement: Any) -> list[MigrationKey]:
                             "INSERT INTO django_migrations (app, name, applied) VALUES (%s, %s, %s)",
                             [key[0], key[1], timezone.now()],
                         )
-                return pending
+                return Applied(pending, applied_rows | set(pending))
         except NeedsFullExecutor:
-            return placements.migrate_placement(placement)
+            return Applied(placements.migrate_placement(placement), None)
         finally:
             if alias != PRIVATE_ALIAS:
                 connection.close()  # one connection per dedicated database would pile up in a long-lived worker

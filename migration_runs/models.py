@@ -49,6 +49,8 @@ class MigrationRun(models.Model):
     cancelled_by_label = models.CharField(max_length=150, blank=True)
     # {"app.name": number of targets that need it} when the run was planned.
     plan_summary = models.JSONField(default=dict)
+    # Targets per state when the run finished (lists of runs read this instead of counting every target).
+    final_counts = models.JSONField(default=dict, blank=True)
     note = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -66,13 +68,14 @@ class MigrationRun(models.Model):
 
 
 class MigrationJob(models.Model):
-    """One target of a run. Running it (state, attempts, lease, duration, error) is its `job`'s
-    (jobs.Job, kind migration_runs.apply, grouped by run, batch 0 = canary, keyed by server)."""
+    """One target of a run and its outcome. The engine job that carries it (jobs.Job, kind
+    migration_runs.apply, grouped by run, batch 0 = canary, keyed by server) may carry several
+    placements of one server, migrated one after another; a target with nothing to apply when the
+    run was planned has no job at all."""
 
-    # The job's states, with the meaning they have on the Migrations screens.
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"  # waiting for its turn (cap, canary, approval)
-        QUEUED = "queued", "Queued"  # a Celery message is on its way
+        QUEUED = "queued", "Queued"  # its job is on its way or migrating another placement first
         RUNNING = "running", "Running"
         SUCCEEDED = "succeeded", "Succeeded"
         FAILED = "failed", "Failed"
@@ -80,6 +83,7 @@ class MigrationJob(models.Model):
         CANCELLED = "cancelled", "Cancelled"
 
     OPEN = (Status.PENDING, Status.QUEUED, Status.RUNNING)
+    ENDED = (Status.SUCCEEDED, Status.FAILED, Status.SKIPPED, Status.CANCELLED)
 
     class Kind(models.TextChoices):
         CONTROL = "control", "Control plane"
@@ -90,7 +94,7 @@ class MigrationJob(models.Model):
         DATABASE = "database", "Dedicated database"
 
     run = models.ForeignKey(MigrationRun, on_delete=models.CASCADE, related_name="jobs")
-    job = models.OneToOneField("jobs.Job", on_delete=models.PROTECT, related_name="migration_job")
+    job = models.ForeignKey("jobs.Job", null=True, blank=True, on_delete=models.PROTECT, related_name="migration_jobs")
     target = models.CharField(max_length=80, help_text="control | template_schema | template_database | placement:<id>")
     kind = models.CharField(max_length=20, choices=Kind.choices)
     placement = models.ForeignKey(
@@ -101,6 +105,12 @@ class MigrationJob(models.Model):
     batch = models.PositiveSmallIntegerField(default=1, help_text="0 = canary, 1 = the rest.")
     plan = models.JSONField(default=list, help_text="Pending migrations when the run was planned (app.name).")
     applied = models.JSONField(default=list)
+    # This target's own outcome (its job's state says how the job as a whole went).
+    state = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True)
+    error = models.TextField(blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["batch", "id"]
@@ -109,35 +119,22 @@ class MigrationJob(models.Model):
     def __str__(self) -> str:
         return f"{self.label} in {self.run}"
 
-    # What the screens and the API read, from the job.
     @property
     def status(self) -> str:
-        return self.job.state
+        """The state as the screens show it: a pending target whose job is on its way is queued."""
+        if self.state == self.Status.PENDING and self.job is not None and self.job.state in ("queued", "running"):
+            return self.Status.QUEUED
+        return self.state
 
+    # From the carrying job (shared by the placements it carries).
     @property
     def attempts(self) -> int:
-        return self.job.attempts
+        return self.job.attempts if self.job is not None else 0
 
     @property
     def worker(self) -> str:
-        return self.job.worker
-
-    @property
-    def started_at(self):
-        return self.job.started_at
-
-    @property
-    def finished_at(self):
-        return self.job.finished_at
-
-    @property
-    def duration_ms(self) -> int | None:
-        return self.job.duration_ms
-
-    @property
-    def error(self) -> str:
-        return self.job.error
+        return self.job.worker if self.job is not None else ""
 
     @property
     def lease_expires_at(self):
-        return self.job.lease_expires_at
+        return self.job.lease_expires_at if self.job is not None else None

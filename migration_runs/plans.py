@@ -13,51 +13,26 @@ from __future__ import annotations
 
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+from django.conf import settings
 from django.db import connections
 from django.db.migrations.loader import MigrationLoader
 from psycopg import sql
 
-from core import dbroles
-from tenants import placements
-from tenants.crypto import decrypt_json
+from tenants import migration_state, placements
 from tenants.models import Placement
 
-CONTROL = "control"
-TEMPLATE_SCHEMA = "template_schema"
-TEMPLATE_DATABASE = "template_database"
+CONTROL = migration_state.CONTROL
+TEMPLATE_SCHEMA = migration_state.TEMPLATE_SCHEMA
+TEMPLATE_DATABASE = migration_state.TEMPLATE_DATABASE
 _UNION_CHUNK = 400  # schemas per UNION ALL statement
-_READ_THREADS = 8  # databases read concurrently by the status page
+_READ_THREADS = 8  # databases read concurrently
 
 MigrationKey = tuple[str, str]
-KIND_LABELS = {
-    "control": "Control plane",
-    "template_schema": "Template schema",
-    "template_database": "Template database",
-    "pool": "Pool schema",
-    "schema": "Own schema",
-    "database": "Dedicated database",
-}
-
-
-@dataclass
-class Target:
-    key: str  # control | template_schema | template_database | placement:<id>
-    kind: str  # MigrationJob.Kind
-    label: str
-    server: str
-    dbname: str
-    schema: str
-    tenant_apps_only: bool
-    placement_id: int | None = None
-    conninfo: dict[str, Any] = field(default_factory=dict, repr=False)
-
-    @property
-    def kind_label(self) -> str:
-        return KIND_LABELS.get(self.kind, self.kind)
+Target = migration_state.Location
 
 
 @dataclass
@@ -67,10 +42,19 @@ class TargetStatus:
     pending: list[MigrationKey]
     missing: bool = False  # no django_migrations table (schema/database gone or never migrated)
     error: str = ""
+    # From the control plane's record (selectors.status_overview), not from reading the target:
+    drift: str = ""
+    verified_at: Any = None
+    recorded_at: Any = None
 
     @property
     def is_current(self) -> bool:
-        return not self.pending and not self.missing and not self.error
+        return not self.pending and not self.missing and not self.error and self.recorded
+
+    @property
+    def recorded(self) -> bool:
+        """False for a placement the control plane has no record of yet (nothing is known of it)."""
+        return self.target.placement_id is None or self.recorded_at is not None
 
 
 def fmt(key: MigrationKey) -> str:
@@ -85,8 +69,23 @@ def parse(name: str) -> MigrationKey:
 # --- the graph ------------------------------------------------------------------------
 
 
+_orders: dict[str, tuple[list[MigrationKey], list[MigrationKey]]] = {}
+
+
 def migration_order() -> tuple[list[MigrationKey], list[MigrationKey]]:
-    """(every migration, TENANT_APPS migrations), each in the order the executor applies them."""
+    """(every migration, TENANT_APPS migrations), each in the order the executor applies them.
+
+    Read from the migration files once per process (and per MIGRATION_MODULES, which tests change):
+    a deploy that adds migrations restarts the processes."""
+    key = repr(sorted((settings.MIGRATION_MODULES or {}).items()))
+    if key not in _orders:
+        _orders.clear()
+        _orders[key] = _read_order()
+    everything, tenant_only = _orders[key]
+    return list(everything), list(tenant_only)
+
+
+def _read_order() -> tuple[list[MigrationKey], list[MigrationKey]]:
     loader = MigrationLoader(None, ignore_no_migrations=True)
     graph = loader.graph
     ordered: list[MigrationKey] = []
@@ -103,57 +102,10 @@ def migration_order() -> tuple[list[MigrationKey], list[MigrationKey]]:
 # --- targets --------------------------------------------------------------------------
 
 
-def _server(host: str | None, port: str | int | None) -> str:
-    return f"{host or 'localhost'}:{port or 5432}"
-
-
-def _control_conninfo() -> dict[str, Any]:
-    return dbroles.conninfo(connections.settings["owner"])
-
-
-def control_server() -> str:
-    owner = connections.settings["owner"]
-    return _server(owner.get("HOST"), owner.get("PORT"))
-
-
-def _placement_target(p: Placement, control_db: str) -> Target:
-    if p.kind == Placement.Kind.DATABASE:
-        info = _control_conninfo()
-        creds = decrypt_json(p.credentials_encrypted) if p.credentials_encrypted else {}
-        info.update(dbname=p.db_name)
-        if creds.get("owner_user"):
-            info.update(user=creds["owner_user"], password=creds.get("owner_password", ""))
-        if p.db_host:
-            info["host"] = p.db_host
-        if p.db_port:
-            info["port"] = p.db_port
-        return Target(
-            key=f"placement:{p.pk}",
-            kind="database",
-            label=p.db_name,
-            server=_server(info.get("host"), info.get("port")),
-            dbname=p.db_name,
-            schema="public",
-            tenant_apps_only=True,
-            placement_id=p.pk,
-            conninfo=info,
-        )
-    return Target(
-        key=f"placement:{p.pk}",
-        kind=p.kind,
-        label=p.schema_name,
-        server=control_server(),
-        dbname=control_db,
-        schema=p.schema_name,
-        tenant_apps_only=True,
-        placement_id=p.pk,
-    )
-
-
 def targets(*, keys: list[str] | None = None, include_templates: bool = True) -> list[Target]:
     """Every migration target in a stable order: control plane, templates, then placements by id."""
     control_db = placements.control_plane_db()
-    server = control_server()
+    server = migration_state.control_server()
     found: list[Target] = [
         Target(CONTROL, "control", f"control plane ({control_db})", server, control_db, "public", False),
     ]
@@ -169,7 +121,7 @@ def targets(*, keys: list[str] | None = None, include_templates: bool = True) ->
                 True,
             )
         )
-        if placements.database_exists(placements.template_database()):
+        if _database_exists(placements.template_database()):
             tpl = placements.template_database()
             found.append(Target(TEMPLATE_DATABASE, "template_database", tpl, server, tpl, "public", True))
     wanted_ids = None
@@ -180,14 +132,20 @@ def targets(*, keys: list[str] | None = None, include_templates: bool = True) ->
     query = Placement.objects.order_by("id")
     if wanted_ids is not None:
         query = query.filter(pk__in=wanted_ids)
-    found.extend(_placement_target(p, control_db) for p in query)
+    found.extend(migration_state.placement_location(p, control_db) for p in query)
     return found
+
+
+def _database_exists(name: str) -> bool:
+    with connections["owner"].cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
+        return cursor.fetchone() is not None
 
 
 def target_conninfo(target: Target) -> dict[str, Any]:
     if target.conninfo:
         return target.conninfo
-    info = _control_conninfo()
+    info = migration_state.control_conninfo()
     info["dbname"] = target.dbname
     return info
 
@@ -233,7 +191,24 @@ def applied_bulk(found: list[Target]) -> dict[str, set[MigrationKey] | None | Ex
         for t in group:
             out[t.key] = per_schema.get(t.schema)
 
-    groups = list(by_db.values())
+    control = (migration_state.control_server(), placements.control_plane_db())
+    owner = connections["owner"]
+    reuse = control in by_db and not owner.in_atomic_block
+    groups = [group for key, group in by_db.items() if key != control or not reuse]
+    if reuse:
+        # The control-plane database (its schemas, the template schema) through this process' owner
+        # connection, in autocommit (so a failed read cannot spoil anyone's transaction): no new connection.
+        group = by_db[control]
+        owner.ensure_connection()
+        try:
+            per_schema = _applied_in_schemas(owner.connection, sorted({t.schema for t in group}))
+        except psycopg.Error as exc:
+            per_schema = {}
+            for t in group:
+                out[t.key] = exc
+        else:
+            for t in group:
+                out[t.key] = per_schema.get(t.schema)
     if len(groups) <= 2:
         for group in groups:
             read(group)

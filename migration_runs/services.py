@@ -24,6 +24,8 @@ operator actions and by the job kind's hooks alike; they stay readable side by s
 from __future__ import annotations
 
 import logging
+import math
+import time
 from dataclasses import dataclass
 from io import StringIO
 from types import SimpleNamespace
@@ -44,11 +46,11 @@ from core.errors import Conflict, InvalidInput
 from core.permissions import Role, check_role
 from events.services import control_event_append
 from jobs.models import Job
-from jobs.registry import JobContext, JobHandler, Refuse, Skipped, register
-from jobs.services import jobs_cancel_open, jobs_create_many, jobs_release
-from migration_runs import executor, plans
+from jobs.registry import JobContext, JobHandler, PermanentError, Refuse, register
+from jobs.services import JobCancelled, error_text, fault_point, jobs_cancel_open, jobs_create_many, jobs_release
+from migration_runs import executor, plans, verification
 from migration_runs.models import MigrationJob, MigrationRun
-from tenants import placements
+from tenants import migration_state, placements
 from tenants.models import Placement
 
 logger = logging.getLogger(__name__)
@@ -117,6 +119,27 @@ def _validate_keys(keys: list[str]) -> list[plans.Target]:
     return found
 
 
+def _chunks(rows: list[tuple[plans.TargetStatus, int]]) -> list[list[tuple[plans.TargetStatus, int]]]:
+    """The targets with work, grouped into engine jobs: the control plane and each template alone;
+    placements of one batch and server together, at most MIGRATIONS_PLACEMENTS_PER_JOB per job, and
+    over at least MIGRATIONS_MAX_PER_SERVER jobs when there are enough, so every slot gets work."""
+    chunks: list[list[tuple[plans.TargetStatus, int]]] = []
+    by_server: dict[tuple[int, str], list[tuple[plans.TargetStatus, int]]] = {}
+    for st, batch in rows:
+        if not st.pending:
+            continue
+        if st.target.placement_id is None:
+            chunks.append([(st, batch)])
+        else:
+            by_server.setdefault((batch, st.target.server), []).append((st, batch))
+    cap = max(1, int(settings.MIGRATIONS_MAX_PER_SERVER))
+    most = max(1, int(settings.MIGRATIONS_PLACEMENTS_PER_JOB))
+    for members in by_server.values():
+        size = max(1, min(most, math.ceil(len(members) / cap)))
+        chunks.extend(members[i : i + size] for i in range(0, len(members), size))
+    return chunks
+
+
 def run_start(
     *,
     actor: Actor,
@@ -132,6 +155,7 @@ def run_start(
     if canary_size < 0:
         raise MigrationRunError("The canary batch size cannot be negative.")
     found = plans.targets() if target_keys is None else _validate_keys(target_keys)
+    read_started = timezone.now()
     statuses = plans.status(found)
     summary: dict[str, int] = {}
     for st in statuses:
@@ -169,30 +193,29 @@ def run_start(
                 if t.placement_id:
                     canary_left -= 1
             rows.append((st, batch))
-        jobs = [
-            Job(
-                kind=APPLY,
-                group_type=GROUP,
-                group_id=str(run.pk),
-                batch=batch,
-                concurrency_key=st.target.server,
-                held=needs_approval,
-                payload={"target": st.target.key},
-                correlation_id=run.pk,
-                requested_by_label=run.created_by_label,
-                # Nothing to apply: skipped at planning, never queued (no executor opened).
-                state=Job.State.PENDING if st.pending else Job.State.SKIPPED,
-                finished_at=None if st.pending else now,
-                error=st.error,
-            )
-            for st, batch in rows
-        ]
-        created = jobs_create_many(jobs)
+        chunks = _chunks(rows)
+        created = jobs_create_many(
+            [
+                Job(
+                    kind=APPLY,
+                    group_type=GROUP,
+                    group_id=str(run.pk),
+                    batch=chunk[0][1],
+                    concurrency_key=chunk[0][0].target.server,
+                    held=needs_approval,
+                    payload={"targets": len(chunk)},
+                    correlation_id=run.pk,
+                    requested_by_label=run.created_by_label,
+                )
+                for chunk in chunks
+            ]
+        )
+        carrier = {st.target.key: job for job, chunk in zip(created, chunks, strict=True) for st, _ in chunk}
         MigrationJob.objects.bulk_create(
             [
                 MigrationJob(
                     run=run,
-                    job=job,
+                    job=carrier.get(st.target.key),
                     target=st.target.key,
                     kind=st.target.kind,
                     placement_id=st.target.placement_id,
@@ -200,11 +223,16 @@ def run_start(
                     server=st.target.server,
                     batch=batch,
                     plan=[plans.fmt(k) for k in st.pending],
+                    # Nothing to apply: skipped at planning, never queued (no executor opened).
+                    state=Status.PENDING if st.pending else Status.SKIPPED,
+                    finished_at=None if st.pending else now,
+                    error=st.error,
                 )
-                for job, (st, batch) in zip(created, rows, strict=True)
+                for st, batch in rows
             ],
             batch_size=1000,
         )
+        verification.reconcile(statuses, read_started=read_started)  # planning read the truth: record it
         work = sum(1 for st, _ in rows if st.pending)
         data = {
             "number": run.number,
@@ -244,7 +272,7 @@ def run_resume(
     if not run.is_finished:
         raise MigrationRunError("This run is still going; cancel it or wait for it to finish before re-running.")
     unfinished = [Status.FAILED, Status.PENDING, Status.CANCELLED, Status.QUEUED, Status.RUNNING]
-    keys = list(run.jobs.filter(job__state__in=unfinished).values_list("target", flat=True))
+    keys = list(run.jobs.filter(state__in=unfinished).values_list("target", flat=True))
     keys = [k for k in keys if not k.startswith("placement:") or Placement.objects.filter(pk=k[10:]).exists()]
     if not keys:
         raise MigrationRunError("Nothing to resume: every placement of this run succeeded or had nothing to apply.")
@@ -288,7 +316,9 @@ def run_reject(*, actor: Actor, run: MigrationRun, request: HttpRequest | None =
         )
         if not updated:
             raise Conflict("This run is not awaiting approval.")
-        jobs_cancel_open(group=(GROUP, run.pk), reason=f"Run rejected by {actor_label(actor)}.")
+        reason = f"Run rejected by {actor_label(actor)}."
+        jobs_cancel_open(group=(GROUP, run.pk), reason=reason)
+        _targets_cancel_waiting(run, reason)
         run.refresh_from_db()
         _run_event(run, "MigrationRunRejected", {"number": run.number, "rejected_by": actor_label(actor)})
         audit_record(
@@ -311,7 +341,9 @@ def run_cancel(*, actor: Actor, run: MigrationRun, request: HttpRequest | None =
         ).update(cancel_requested=True, cancelled_by_label=actor_label(actor))
         if not updated:
             raise Conflict("This run has already finished or is being cancelled.")
-        cancelled = jobs_cancel_open(group=(GROUP, run.pk), reason=f"Cancelled by {actor_label(actor)}.")
+        reason = f"Cancelled by {actor_label(actor)}."
+        jobs_cancel_open(group=(GROUP, run.pk), reason=reason)
+        cancelled = _targets_cancel_waiting(run, reason)  # a running job stops at its next placement
         # A proposed run never started: it ends here. A running one ends when its last job does.
         MigrationRun.objects.filter(pk=run.pk, status=Run.AWAITING_APPROVAL).update(
             status=Run.CANCELLED, finished_at=timezone.now()
@@ -335,6 +367,13 @@ def run_cancel(*, actor: Actor, run: MigrationRun, request: HttpRequest | None =
     return run
 
 
+def _targets_cancel_waiting(run: MigrationRun, reason: str) -> int:
+    """End the run's targets whose job was cancelled before it started; returns how many."""
+    return run.jobs.filter(state=Status.PENDING, job__state=Job.State.CANCELLED).update(
+        state=Status.CANCELLED, error=reason, finished_at=timezone.now()
+    )
+
+
 def run_finalize_if_done(*, run_id: Any) -> MigrationRun | None:
     """Close the run when no job can make progress any more (all done, canary failed, or cancelled)."""
     with transaction.atomic():
@@ -342,10 +381,12 @@ def run_finalize_if_done(*, run_id: Any) -> MigrationRun | None:
         if run is None or run.status != Run.RUNNING:
             return run
         jobs = run.jobs.all()
-        if jobs.filter(job__state__in=[Status.QUEUED, Status.RUNNING]).exists():
+        if Job.objects.filter(
+            group_type=GROUP, group_id=str(run.pk), state__in=[Job.State.QUEUED, Job.State.RUNNING]
+        ).exists():
             return run
-        canary_failed = bool(run.canary_size) and jobs.filter(batch=0, job__state=Status.FAILED).exists()
-        pending = jobs.filter(job__state=Status.PENDING).exists()
+        canary_failed = bool(run.canary_size) and jobs.filter(batch=0, state=Status.FAILED).exists()
+        pending = jobs.filter(state__in=[Status.PENDING, Status.RUNNING]).exists()
         if pending and not canary_failed and not run.cancel_requested:
             return run
         counts = _counts(run)
@@ -356,7 +397,8 @@ def run_finalize_if_done(*, run_id: Any) -> MigrationRun | None:
         else:
             run.status = Run.COMPLETED
         run.finished_at = timezone.now()
-        run.save(update_fields=["status", "finished_at"])
+        run.final_counts = counts
+        run.save(update_fields=["status", "finished_at", "final_counts"])
         data: dict[str, Any] = {"number": run.number, "status": run.status, "counts": counts}
         if canary_failed and pending:
             data["stopped"] = "The canary batch failed; the remaining placements were not started."
@@ -365,7 +407,7 @@ def run_finalize_if_done(*, run_id: Any) -> MigrationRun | None:
 
 
 def _counts(run: MigrationRun) -> dict[str, int]:
-    rows = dict(run.jobs.values_list("job__state").annotate(n=Count("id")))
+    rows = dict(run.jobs.values_list("state").annotate(n=Count("id")))
     return {status: rows.get(status, 0) for status in Status.values}
 
 
@@ -373,7 +415,7 @@ def run_counts(run: MigrationRun) -> dict[str, int]:
     return _counts(run)
 
 
-# --- one job: the engine runs it ------------------------------------------------------------------
+# --- one job: the engine runs it, one target after another ----------------------------------------
 
 
 def _target_for(mjob: MigrationJob) -> plans.Target | None:
@@ -402,18 +444,97 @@ def _apply(mjob: MigrationJob) -> None:
                 executor.apply_pending(placements.TemplatePlacement())
             finally:
                 placements.unregister_alias(placements.TEMPLATE_ALIAS)
+
+
+def _migrate(mjob: MigrationJob) -> list[str]:
+    """Apply the target's pending migrations; returns what this call applied ("app.name").
+
+    A placement's outcome is recorded in the control plane's MigrationState by the caller's
+    transaction; the control plane and templates are read again by the next verification."""
+    if mjob.target.startswith("placement:"):
+        if mjob.placement is None:
+            raise MigrationRunError("The placement no longer exists.")
+        # Reads the placement's applied migrations and applies what is pending in one transaction.
+        outcome = executor.apply_pending(mjob.placement)
+        mjob._applied_after = outcome.after  # type: ignore[attr-defined]  # for _record_target
+        return [plans.fmt(k) for k in outcome.now]
+    target = _target_for(mjob)
+    if target is None:
+        raise MigrationRunError("The target no longer exists.")
+    st = plans.status([target])[0]
+    if st.error:
+        raise MigrationRunError(st.error)
+    if st.pending:
+        _apply(mjob)
+    return [plans.fmt(k) for k in st.pending]
+
+
+def _target_event(mjob: MigrationJob, job: Job, event_type: str, **data: Any) -> None:
+    info = {"attempt": job.attempts, "worker": job.worker, "applied": mjob.applied, "duration_ms": mjob.duration_ms}
+    _job_event(mjob, event_type, {**info, **data})
+
+
+def _record_target(
+    mjob: MigrationJob, job: Job, *, applied: list[str], error: str, started: float, resumed: bool
+) -> None:
+    """The target's outcome, its placement's migration record and the evidence, in one transaction."""
+    now = timezone.now()
+    if error:
+        state = Status.FAILED
+    elif applied:
+        state = Status.SUCCEEDED
+    elif resumed and mjob.plan:
+        # An earlier attempt of this job started this placement and died after its migration
+        # committed: what the plan listed is applied now, by this run.
+        state, applied = Status.SUCCEEDED, list(mjob.plan)
     else:
-        executor.apply_pending(mjob.placement)
+        state = Status.SKIPPED  # applied meanwhile (e.g. by another run): no executor opened
+    mjob.state, mjob.applied, mjob.error = state, applied, error
+    mjob.finished_at, mjob.duration_ms = now, int((time.monotonic() - started) * 1000)
+    with transaction.atomic():
+        mjob.save(update_fields=["state", "applied", "error", "finished_at", "duration_ms"])
+        if mjob.placement is not None and not error:
+            after = getattr(mjob, "_applied_after", None)
+            if after is None:
+                migration_state.placement_state_refresh(mjob.placement)
+            else:
+                location = migration_state.placement_location(mjob.placement)
+                migration_state.state_record(location, [plans.fmt(k) for k in after])
+        if error:
+            _target_event(mjob, job, "MigrationJobFailed", error=error)
+        else:
+            kind = "MigrationJobSucceeded" if state == Status.SUCCEEDED else "MigrationJobSkipped"
+            _target_event(mjob, job, kind, error="")
+
+
+def _targets_end(
+    job: Job, state: str, error: str, *, states: tuple[str, ...] = (Status.PENDING, Status.RUNNING)
+) -> list[MigrationJob]:
+    """End the job's targets that have not ended (in the engine's transaction); returns them."""
+    open_targets = list(MigrationJob.objects.select_related("run").filter(job_id=job.pk, state__in=states))
+    ended = state in MigrationJob.ENDED
+    MigrationJob.objects.filter(pk__in=[m.pk for m in open_targets]).update(
+        state=state, error=error, finished_at=timezone.now() if ended else None
+    )
+    for mjob in open_targets:
+        mjob.state, mjob.error = state, error
+    return open_targets
 
 
 @register
 class ApplyMigrations(JobHandler):
-    """Migrates one target of a run: its pending migrations, in one transaction where it can."""
+    """Migrates the targets a run gave this job, one after another, each in its own transaction.
+
+    A target that fails is recorded and the job moves on to the next; the job ends failed if any
+    did (so a failed canary halts the run). A worker that dies mid-way leaves the finished targets
+    recorded; the next attempt carries on with the rest (the one it was migrating rolled back, or
+    committed and then counts as applied by this run).
+    """
 
     kind = APPLY
-    title = "Migrate one placement"
+    title = "Migrate placements"
     halt_after_failed_batch = True  # a failed canary stops the rest of the run
-    record_events = False  # the run's own events (MigrationJobSucceeded …) are the evidence
+    record_events = False  # the run's own events (MigrationJobSucceeded …, one per target) are the evidence
     operator_actions = False  # cancel and re-run from the Migrations screen
 
     def cap(self) -> int | None:
@@ -426,7 +547,7 @@ class ApplyMigrations(JobHandler):
         return float(settings.MIGRATIONS_JOB_LEASE_SECONDS)
 
     def retryable(self, job: Job, exc: BaseException) -> bool:
-        return False  # the migration rolled back; a re-run resumes it (only lost workers are retried)
+        return False  # only lost workers are retried; a re-run (run_resume) picks up what failed
 
     def admit(self, job: Job) -> Refuse | None:
         run = MigrationRun.objects.get(pk=job.group_id)
@@ -434,46 +555,54 @@ class ApplyMigrations(JobHandler):
             return Refuse("The run was cancelled before this placement started.")
         return None
 
-    def run(self, ctx: JobContext) -> dict[str, Any] | Skipped:
-        mjob = MigrationJob.objects.select_related("run", "placement").get(job_id=ctx.job.pk)
-        if mjob.placement is not None:
-            # Reads the placement's applied migrations and applies what is pending in one transaction.
-            applied = [plans.fmt(k) for k in executor.apply_pending(mjob.placement)]
-        else:
-            target = _target_for(mjob)
-            if target is None:
-                raise MigrationRunError("The placement no longer exists.")
-            st = plans.status([target])[0]
-            if st.error:
-                raise MigrationRunError(st.error)
-            applied = [plans.fmt(k) for k in st.pending]
-            if applied:
-                _apply(mjob)
-        if not applied:
-            return Skipped({"applied": []})  # applied meanwhile (e.g. by another run): no executor opened
-        return {"applied": applied}
-
-    def _ended(self, job: Job, event_type: str, **data: Any) -> None:
-        mjob = MigrationJob.objects.select_related("run").get(job_id=job.pk)
-        if "applied" in job.result:
-            MigrationJob.objects.filter(pk=mjob.pk).update(applied=job.result["applied"])
-        info = {"attempt": job.attempts, "worker": job.worker, "applied": job.result.get("applied", []),
-                "duration_ms": job.duration_ms}  # fmt: skip
-        _job_event(mjob, event_type, {**info, **data})
-
-    def on_succeeded(self, job: Job, result: dict[str, Any]) -> None:
-        self._ended(job, "MigrationJobSkipped" if job.state == Job.State.SKIPPED else "MigrationJobSucceeded", error="")
+    def run(self, ctx: JobContext) -> dict[str, Any]:
+        carried = MigrationJob.objects.select_related("run", "placement").filter(job_id=ctx.job.pk).order_by("id")
+        total = carried.count()
+        todo = list(carried.filter(state__in=[Status.PENDING, Status.RUNNING]))
+        done, failed = total - len(todo), []
+        for mjob in todo:
+            if ctx.cancel_requested() or MigrationRun.objects.filter(pk=mjob.run_id, cancel_requested=True).exists():
+                raise JobCancelled("The run was cancelled before this placement started.")
+            ctx.progress(done, total, mjob.label)
+            started = time.monotonic()
+            resumed = mjob.started_at is not None  # an earlier attempt got this far and died
+            if not resumed:
+                mjob.started_at = timezone.now()
+            MigrationJob.objects.filter(pk=mjob.pk).update(state=Status.RUNNING, started_at=mjob.started_at)
+            try:
+                applied, error = _migrate(mjob), ""
+                fault_point(ctx.job, "target_migrated", ctx.attempt)  # tests: die before recording it
+            except Exception as exc:  # noqa: BLE001 - one target's failure is its outcome; the others go on
+                applied, error = [], error_text(exc)
+                logger.warning("migration of %s failed: %s", mjob.label, error.splitlines()[0] if error else "")
+            _record_target(mjob, ctx.job, applied=applied, error=error, started=started, resumed=resumed)
+            if error:
+                failed.append(mjob)
+            done += 1
+        ctx.progress(done, total, "")
+        if failed:
+            first = failed[0]
+            raise PermanentError(
+                f"{len(failed)} of {total} placements failed; {first.label}: {first.error.splitlines()[0]}"
+            )
+        return {"targets": total}
 
     def on_failed(self, job: Job, error: str) -> None:
         if error == "The worker running it died.":
-            self._ended(job, "MigrationJobFailed", error="worker lost")
+            for mjob in _targets_end(job, Status.FAILED, job.error or error):
+                _target_event(mjob, job, "MigrationJobFailed", error="worker lost")
         else:
-            self._ended(job, "MigrationJobFailed", error=error)
-            logger.warning("migration job %s failed: %s", job.pk, error.splitlines()[0] if error else "")
+            for mjob in _targets_end(job, Status.FAILED, error):  # failed outside any one target's migration
+                _target_event(mjob, job, "MigrationJobFailed", error=error)
 
     def on_lost(self, job: Job) -> None:
-        mjob = MigrationJob.objects.select_related("run").get(job_id=job.pk)
-        _job_event(mjob, "MigrationJobWorkerLost", {"attempt": job.attempts, "worker": job.worker})
+        # The target it was migrating waits for the next attempt (its transaction rolled back, or
+        # committed: the next attempt finds nothing pending and records it as applied by this run).
+        for mjob in _targets_end(job, Status.PENDING, job.error, states=(Status.RUNNING,)):
+            _job_event(mjob, "MigrationJobWorkerLost", {"attempt": job.attempts, "worker": job.worker})
+
+    def on_cancelled(self, job: Job, reason: str) -> None:
+        _targets_end(job, Status.CANCELLED, reason)
 
     def on_group_idle(self, group_type: str, group_id: str) -> None:
         run_finalize_if_done(run_id=group_id)

@@ -7,6 +7,7 @@ from migration_runs import views
 app_name = "migration_runs"
 urlpatterns = [
     path("", views.migration_status, name="list"),
+    path("verify/", views.verify, name="verify"),
     path("runs/", views.run_start, name="run_start"),
     path("runs/<uuid:run_id>/", views.run_detail, name="run_detail"),
     path("runs/<uuid:run_id>/cancel/", views.run_cancel, name="run_cancel"),

@@ -17,7 +17,7 @@ from django.views.decorators.http import require_GET, require_POST
 from core.errors import ApplicationError, Forbidden
 from core.http import OperatorRequest
 from core.permissions import Role, has_role, role_required
-from migration_runs import selectors, services
+from migration_runs import selectors, services, verification
 from migration_runs.models import MigrationJob, MigrationRun
 
 MAX_CANARY = 10_000
@@ -47,10 +47,33 @@ def migration_status(request: OperatorRequest) -> HttpResponse:
             ("schema", "Schemas"),
             ("database", "Dedicated databases"),
         ],
-        "states": [("", "Any state"), ("pending", "Has pending"), ("current", "Up to date"), ("error", "Unreachable")],
+        "states": [
+            ("", "Any state"),
+            ("pending", "Has pending"),
+            ("current", "Up to date"),
+            ("error", "Unreachable"),
+            ("drift", "Drifted"),
+            ("unrecorded", "Not recorded yet"),
+        ],
+        "verification": verification.verification_latest(),
+        "can_verify": has_role(request.user, Role.OPERATOR),
     }
     template = "migration_runs/status.html#status-table" if request.htmx else "migration_runs/status.html"
     return render(request, template, context)
+
+
+@require_POST
+@role_required(Role.OPERATOR)
+def verify(request: OperatorRequest) -> HttpResponse:
+    """Re-read every placement's migrations now (the schedule does it every
+    MIGRATIONS_VERIFY_INTERVAL_SECONDS); progress shows on the Migrations screen."""
+    try:
+        verification.verification_start(actor=request.user, request=request)
+    except ApplicationError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, "Verification started: every placement's migrations are read again.")
+    return redirect("migration_runs:list")
 
 
 def _parse_start(request: OperatorRequest) -> tuple[list[str] | None, int]:

@@ -132,3 +132,35 @@ class Domain(models.Model):
     def verification_record(self) -> str:
         """The DNS record that proves control of a custom domain."""
         return f"_saas-verify.{self.domain}"
+
+
+class MigrationState(models.Model):
+    """Which migrations one placement has applied, as the control plane last recorded it.
+
+    Written by whatever changes a placement's migrations (provisioning, migration runs) in the
+    transaction that records the outcome, and re-read from the placements by the periodic
+    verification job (migration_runs), which flags any difference as drift. The Migrations
+    screen reads these rows, so it never opens a connection to a tenant database
+    (docs/migration_runs.md).
+    """
+
+    placement = models.OneToOneField(Placement, on_delete=models.CASCADE, related_name="migration_state")
+    # Copied from the placement so the screen filters one table: kind, schema or database name, server.
+    kind = models.CharField(max_length=10, db_index=True)
+    label = models.CharField(max_length=200)
+    server = models.CharField(max_length=300)
+    applied = models.JSONField(default=list, help_text='Applied migrations, "app.name", sorted.')
+    # md5 of the sorted list: placements with the same history share it, so the screen works out
+    # "pending" once per distinct history instead of once per placement.
+    digest = models.CharField(max_length=32, db_index=True)
+    missing = models.BooleanField(default=False, help_text="No django_migrations table was found.")
+    recorded_at = models.DateTimeField()
+    verified_at = models.DateTimeField(null=True, blank=True)
+    drift = models.CharField(max_length=500, blank=True, help_text="What the last verification found changed.")
+    error = models.CharField(max_length=500, blank=True, help_text="Why the last verification could not read it.")
+
+    class Meta:
+        ordering = ["placement_id"]
+
+    def __str__(self) -> str:
+        return f"migrations of {self.label}"

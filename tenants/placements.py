@@ -71,7 +71,8 @@ def expected_migrations() -> set[tuple[str, str]]:
     return {key for key in loader.disk_migrations if key[0] in labels}
 
 
-def _applied(cursor: psycopg.Cursor, schema: str) -> set[tuple[str, str]] | None:
+def applied_in(cursor: Any, schema: str) -> set[tuple[str, str]] | None:
+    """The migrations recorded in `schema` (None: no django_migrations table); a psycopg cursor or Django's."""
     cursor.execute("SELECT 1 FROM pg_tables WHERE schemaname = %s AND tablename = 'django_migrations'", [schema])
     if cursor.fetchone() is None:
         return None
@@ -126,7 +127,7 @@ def migrate_placement(placement: Any, *, plan_only: bool = False) -> list[tuple[
 
 def template_schema_is_current() -> bool:
     with owner_connect(autocommit=True) as conn, conn.cursor() as cursor:
-        applied = _applied(cursor, template_schema())
+        applied = applied_in(cursor, template_schema())
     return applied is not None and expected_migrations() <= applied
 
 
@@ -249,7 +250,7 @@ def template_database_is_current() -> bool:
     if not database_exists(name):
         return False
     with owner_connect(name, autocommit=True) as conn, conn.cursor() as cursor:
-        applied = _applied(cursor, "public")
+        applied = applied_in(cursor, "public")
     return applied is not None and expected_migrations() <= applied
 
 

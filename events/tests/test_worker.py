@@ -38,7 +38,7 @@ def test_a_rebuild_requested_by_an_operator_runs_on_the_worker_and_reports_progr
             break
         time.sleep(0.2)
     assert rebuild.status == ProjectionRebuild.Status.COMPLETED, rebuild.error
-    assert rebuild.processed >= 25 and rebuild.percent == 100
+    assert rebuild.percent == 100
     counts = {(s.event_type, s.count) for s in EventTypeStat.objects.filter(aggregate_type=kind)}
     # A transaction left open elsewhere on a shared server can hold the feed back (see docs/events.md);
     # the rebuild then completes with what was safe to read, and a later catch-up adds the rest.
@@ -50,4 +50,6 @@ def test_a_rebuild_requested_by_an_operator_runs_on_the_worker_and_reports_progr
             projections.catch_up("control.event_type_stats")
             counts = {(s.event_type, s.count) for s in EventTypeStat.objects.filter(aggregate_type=kind)}
             time.sleep(0.2)
+    else:
+        assert rebuild.processed >= 25  # nothing held the feed back: the rebuild read every event
     assert counts == {("t0", 13), ("t1", 12)}

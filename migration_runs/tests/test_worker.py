@@ -9,17 +9,21 @@ from __future__ import annotations
 
 import psycopg
 import pytest
+from django.contrib.auth.models import Group
 from django.core.management import call_command
 from django.db.backends.base.base import BaseDatabaseWrapper
 from psycopg import sql
 
 from core import dbroles
 from events.models import Event
-from jobs.services import job_sweep
+from jobs import services as engine
+from jobs.models import Job
+from jobs.services import job_claim, job_sweep, jobs_work_inline
 from migration_runs import plans, services
 from migration_runs.models import MigrationJob, MigrationRun
 from tenants import placements
 from tenants.context import tenant_context
+from tenants.models import MigrationState
 from tests.support.migrations import (
     CONSTRAINT,
     MIGRATION_NAME,
@@ -147,6 +151,10 @@ def test_a_new_migration_is_pending_everywhere_and_one_run_applies_it_at_every_i
     assert {job.status for job in jobs.values()} == {MigrationJob.Status.SUCCEEDED}
     assert all(job.duration_ms is not None and job.attempts == 1 for job in jobs.values())
     assert jobs["database"].applied == [plans.fmt(migration.key)]
+    # The control plane recorded what each placement applied, so the screen needs no tenant database.
+    for tenant in (shared, own_schema, dedicated):
+        recorded = MigrationState.objects.get(placement_id=tenant.placement_id)
+        assert plans.fmt(migration.key) in recorded.applied and not recorded.drift
     after = plans.status()
     assert all(not st.pending for st in after), [(st.target.label, st.pending) for st in after if st.pending]
     assert all(_has_constraint(st.target) for st in after)
@@ -168,13 +176,15 @@ def test_a_new_migration_is_pending_everywhere_and_one_run_applies_it_at_every_i
     newcomer = provision("schema", "mig-late", name="Late")
     status = plans.status(plans.targets(keys=[f"placement:{newcomer.placement_id}"]))[0]
     assert status.pending == [] and migration.key in status.applied
+    assert plans.fmt(migration.key) in MigrationState.objects.get(placement_id=newcomer.placement_id).applied
 
     # A second run finds nothing to apply and opens no executor: every job is skipped at planning.
     again = services.run_start(actor=platform_admin)
     again.refresh_from_db()
     assert again.status == MigrationRun.Status.COMPLETED
-    assert set(again.jobs.values_list("job__state", flat=True)) == {MigrationJob.Status.SKIPPED}
-    assert not again.jobs.filter(job__started_at__isnull=False).exists()
+    assert set(again.jobs.values_list("state", flat=True)) == {MigrationJob.Status.SKIPPED}
+    assert not again.jobs.filter(started_at__isnull=False).exists()
+    assert not again.jobs.filter(job__isnull=False).exists()
 
 
 def test_one_placement_violating_the_migration_fails_alone_and_a_fixed_rerun_completes(env, platform_admin):
@@ -188,10 +198,10 @@ def test_one_placement_violating_the_migration_fails_alone_and_a_fixed_rerun_com
     _wait_finished(run, env.worker)
 
     assert run.status == MigrationRun.Status.COMPLETED_WITH_ERRORS
-    failed = run.jobs.get(job__state=MigrationJob.Status.FAILED)
+    failed = run.jobs.get(state=MigrationJob.Status.FAILED)
     assert failed.placement_id == bad_db.placement_id
     assert CONSTRAINT in failed.error and "violated" in failed.error
-    assert run.jobs.filter(job__state=MigrationJob.Status.SUCCEEDED).count() == run.jobs.count() - 1
+    assert run.jobs.filter(state=MigrationJob.Status.SUCCEEDED).count() == run.jobs.count() - 1
     failure_event = Event.objects.get(correlation_id=run.pk, event_type="MigrationJobFailed")
     assert CONSTRAINT in failure_event.event_data["error"]
 
@@ -241,3 +251,84 @@ def _terminate_backends_of_dead_worker() -> None:
                 "WHERE datname = current_database() AND query LIKE 'SELECT pg_sleep%%' AND pid <> pg_backend_pid()"
             )
         )
+
+
+# --- several placements per job ------------------------------------------------------------------
+
+
+def test_one_job_migrates_several_placements_and_a_failing_one_fails_alone(env, platform_admin):
+    env.settings.MIGRATIONS_MAX_PER_SERVER = 1  # one server, one slot: every placement rides in one job
+    env.settings.MIGRATIONS_PLACEMENTS_PER_JOB = 25
+    good_a, bad, good_b = env.tenants("schema", "schema", "schema")
+    with tenant_context(bad) as alias:
+        Member.objects.using(alias).create(name="forbidden", email="f@example.test")
+    migration = env.add_migration()
+    keys = [f"placement:{t.placement_id}" for t in (good_a, bad, good_b)]
+
+    run = services.run_start(actor=platform_admin, target_keys=keys)
+    assert run.jobs.values("job_id").distinct().count() == 1
+    jobs_work_inline(group=(services.GROUP, run.pk))
+
+    run.refresh_from_db()
+    assert run.status == MigrationRun.Status.COMPLETED_WITH_ERRORS
+    outcome = {m.placement_id: m for m in run.jobs.all()}
+    assert outcome[bad.placement_id].state == MigrationJob.Status.FAILED
+    assert CONSTRAINT in outcome[bad.placement_id].error
+    for tenant in (good_a, good_b):  # the one after the failure still ran
+        assert outcome[tenant.placement_id].state == MigrationJob.Status.SUCCEEDED
+        assert plans.fmt(migration.key) in MigrationState.objects.get(placement_id=tenant.placement_id).applied
+    assert plans.fmt(migration.key) not in MigrationState.objects.get(placement_id=bad.placement_id).applied
+    carrier = run.jobs.first().job
+    assert carrier.state == "failed" and carrier.error.startswith("1 of 3 placements failed")
+
+
+def test_a_worker_killed_between_two_placements_of_one_job_leaves_none_half_done(
+    env, platform_admin, django_user_model
+):
+    """The first placement's migration committed, then the worker died before recording it: the next
+    attempt records it as applied by this run and migrates the second."""
+    env.settings.MIGRATIONS_MAX_PER_SERVER = 1
+    env.settings.MIGRATIONS_PLACEMENTS_PER_JOB = 25
+    env.settings.MIGRATIONS_REQUIRE_APPROVAL = True  # held until the fault is armed and the worker listens
+    first, second = env.tenants("schema", "dedicated")
+    migration = env.add_migration()
+    keys = [f"placement:{t.placement_id}" for t in (first, second)]
+    run = services.run_start(actor=platform_admin, target_keys=keys)
+    Job.objects.filter(group_id=str(run.pk)).update(payload={"_fault": {"point": "target_migrated", "mode": "kill"}})
+    env.start_worker(JOBS_FAULT_INJECTION="1")
+    approver = django_user_model.objects.create_user(
+        username="bo_admin", password="a-long-test-password-2", is_staff=True
+    )
+    approver.groups.add(Group.objects.get(name="Admin"))
+    services.run_approve(actor=approver, run=run)
+
+    wait_for(lambda: job_sweep()["retried"] == 1, timeout=30, worker=env.worker)  # the lease ran out
+    _wait_finished(run, env.worker)
+
+    assert run.status == MigrationRun.Status.COMPLETED, env.worker.logs()
+    rows = {m.placement_id: m for m in run.jobs.select_related("job")}
+    assert {m.state for m in rows.values()} == {MigrationJob.Status.SUCCEEDED}
+    assert all(m.attempts == 2 for m in rows.values())
+    assert rows[first.placement_id].applied == [plans.fmt(migration.key)]  # applied by the dead attempt
+    assert Event.objects.filter(correlation_id=run.pk, event_type="MigrationJobWorkerLost").count() == 1
+    for tenant in (first, second):
+        assert plans.fmt(migration.key) in MigrationState.objects.get(placement_id=tenant.placement_id).applied
+    assert not any(st.pending for st in plans.status(plans.targets(keys=keys)))
+
+
+def test_cancelling_a_run_stops_a_running_job_before_its_next_placement(env, platform_admin):
+    env.settings.MIGRATIONS_MAX_PER_SERVER = 1
+    env.settings.MIGRATIONS_PLACEMENTS_PER_JOB = 25
+    a, b = env.tenants("schema", "schema")
+    env.add_migration()
+    run = services.run_start(actor=platform_admin, target_keys=[f"placement:{t.placement_id}" for t in (a, b)])
+    carrier = run.jobs.first().job
+    claimed = job_claim(job_id=carrier.pk)
+    assert isinstance(claimed, tuple)  # the job is running when the operator cancels
+    services.run_cancel(actor=platform_admin, run=run)
+    engine._run_claimed(*claimed, heartbeat=False)
+
+    run.refresh_from_db()
+    assert run.status == MigrationRun.Status.CANCELLED
+    assert set(run.jobs.values_list("state", flat=True)) == {MigrationJob.Status.CANCELLED}
+    assert plans.status(plans.targets(keys=[f"placement:{a.placement_id}"]))[0].pending  # nothing was migrated

@@ -248,6 +248,14 @@ MIGRATIONS_MAX_PER_SERVER = env.int("MIGRATIONS_MAX_PER_SERVER", default=4)  # c
 MIGRATIONS_REQUIRE_APPROVAL = env.bool("MIGRATIONS_REQUIRE_APPROVAL", default=False)  # four-eyes: a second Admin
 MIGRATIONS_JOB_LEASE_SECONDS = env.float("MIGRATIONS_JOB_LEASE_SECONDS", default=60.0)  # renewed while running
 MIGRATIONS_JOB_MAX_ATTEMPTS = env.int("MIGRATIONS_JOB_MAX_ATTEMPTS", default=3)  # lost workers before "failed"
+# Placements one job migrates one after another (per-job bookkeeping is paid once for all of them).
+MIGRATIONS_PLACEMENTS_PER_JOB = env.int("MIGRATIONS_PLACEMENTS_PER_JOB", default=25)
+# How often every placement's migrations are read and compared with the control plane's record.
+MIGRATIONS_VERIFY_INTERVAL_SECONDS = env.float("MIGRATIONS_VERIFY_INTERVAL_SECONDS", default=3600.0)
+CELERY_BEAT_SCHEDULE["migration-state-verify"] = {
+    "task": "migration_runs.verify",
+    "schedule": MIGRATIONS_VERIFY_INTERVAL_SECONDS,
+}
 # Event store: async projections follow the gap-safe feed; one pg_notify per poll when they advanced.
 CELERY_BEAT_SCHEDULE["events-projections"] = {"task": "events.projections_catch_up", "schedule": 10.0}
 EVENTS_NOTIFY = env.str("EVENTS_NOTIFY", default="off")  # "transaction": also notify from appends (see docs/events.md)

@@ -29,6 +29,7 @@ from tenants.crypto import encrypt_json
 from tenants.databases import register_placement, unregister_alias
 from tenants.lifecycle import tenant_event
 from tenants.logs import tenant_log_purge
+from tenants.migration_state import placement_state_refresh
 from tenants.models import Domain, Placement, Tenant
 from tenants.selectors import host_cache_clear, primary_domain_for
 from tenants.validation import schema_name_for_slug
@@ -121,9 +122,11 @@ def _open_pool() -> Placement:
     schema = f"pool_{max(numbers, default=0) + 1}"
     if not placements.schema_exists(schema):
         placements.clone_template_schema(schema)
-    return Placement.objects.create(
+    pool = Placement.objects.create(
         kind=Placement.Kind.POOL, schema_name=schema, capacity=settings.TENANCY_POOL_CAPACITY
     )
+    placement_state_refresh(pool)  # in this transaction: no pool without its migration record
+    return pool
 
 
 def place_in_pool(tenant_id: TenantId) -> None:
@@ -173,6 +176,7 @@ def create_schema(tenant_id: TenantId) -> None:
         raise ProvisioningError(f"The schema {schema} already belongs to something else.")
     if not placements.schema_exists(schema):
         placements.clone_template_schema(schema)
+    placement_state_refresh(placement)
     if tenant.placement_id != placement.pk:
         Tenant.objects.filter(pk=tenant.pk).update(placement=placement)
 
@@ -255,6 +259,7 @@ def verify_database(tenant_id: TenantId) -> None:
             "WHERE n.nspname = 'public' AND c.relkind = 'r' AND c.relrowsecurity AND c.relforcerowsecurity"
         )
         protected = {row[0] for row in cursor.fetchall()}
+        placement_state_refresh(tenant.placement, cursor=cursor)  # the app role may read django_migrations
     missing = expected - protected
     if missing:
         raise ProvisioningError(f"The dedicated database lacks protected tables: {', '.join(sorted(missing))}.")

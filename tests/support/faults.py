@@ -5,6 +5,8 @@ their input's `_fault` into each step's jobs; a job without steps leaves "step" 
 
 - "kill": end the worker process after the work's side effects happened but before they were
   recorded — the hardest case for resuming (the work must be idempotent); first attempt only.
+  With `"point": name`, at the handler's own fault point of that name instead (jobs.services.fault_point),
+  the first time the first attempt reaches it.
 - "raise": the work raises on every attempt; "raise_once": on the first attempt only.
 - "kill_compensation" / "raise_compensation": the same for a saga step's compensation.
 
@@ -34,7 +36,7 @@ def inject(job: Any, point: str, attempt: int) -> None:
         if point == "run" and mode == "raise_compensation":
             raise RuntimeError(f"Injected fault compensating {name} (attempt {attempt}).")
         return
-    if point == "after_run" and mode == "kill" and attempt == 1:
+    if point == fault.get("point", "after_run") and mode == "kill" and attempt == 1:
         logger.warning("fault injection: killing the worker after %s", name)
         os._exit(137)
     if point == "run" and (mode == "raise" or (mode == "raise_once" and attempt == 1)):

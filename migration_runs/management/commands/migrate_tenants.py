@@ -102,7 +102,7 @@ class Command(BaseCommand):
                 self.stdout.write(str(run.pk))
                 raise SystemExit(3)
             time.sleep(0.2)
-        for job in run.jobs.select_related("job").filter(job__state="failed"):
+        for job in run.jobs.filter(state="failed"):
             self.stderr.write(f"FAILED {job.label}: {job.error.splitlines()[0] if job.error else ''}")
         self.stdout.write(str(run.pk))
         if run.status != MigrationRun.Status.COMPLETED:
