@@ -59,3 +59,24 @@ def django_db_setup(django_db_blocker, django_test_environment):  # noqa: ARG001
             if pool is not None:
                 conn.close_pool()
         dbroles.drop_database(name)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_shared_caches(request):
+    """Rate limits and lockouts live in database tables (the shared caches) that flush does not
+    empty: every test that touches the database starts with them empty."""
+    names = set(request.fixturenames)
+    if not ({"db", "transactional_db", "django_db_setup"} & names or request.node.get_closest_marker("django_db")):
+        yield
+        return
+    request.getfixturevalue("transactional_db" if _is_transactional(request) else "db")
+    from django.core.cache import caches
+
+    for alias in ("default", "limits", "tenant_limits"):
+        caches[alias].clear()
+    yield
+
+
+def _is_transactional(request) -> bool:
+    marker = request.node.get_closest_marker("django_db")
+    return "transactional_db" in request.fixturenames or bool(marker and marker.kwargs.get("transaction"))

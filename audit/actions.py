@@ -21,8 +21,16 @@ class AuditAction(models.TextChoices):
     OPERATOR_DEACTIVATE = "operator.deactivate", "Operator deactivated"
     OPERATOR_ACTIVATE = "operator.activate", "Operator reactivated"
     OPERATOR_PASSWORD_RESET = "operator.password_reset", "Operator password reset"
+    OPERATOR_UNLOCK = "operator.unlock", "Operator sign-in unlocked"
+    OPERATOR_MFA_RESET = "operator.mfa_reset", "Operator two-factor devices reset"
+    MFA_DEVICE_ADD = "mfa.device_add", "Two-factor device added"
+    MFA_DEVICE_REMOVE = "mfa.device_remove", "Two-factor device removed"
+    MFA_RECOVERY_CODES = "mfa.recovery_codes", "Recovery codes generated"
+    AUTH_MFA_VERIFIED = "auth.mfa_verified", "Two-factor sign-in completed"
+    AUTH_MFA_FAILED = "auth.mfa_failed", "Two-factor code refused"
     TOKEN_CREATE = "token.create", "API token created"
     TOKEN_REVOKE = "token.revoke", "API token revoked"
+    TOKEN_REFUSED = "token.refused", "API token refused (expired, revoked or over its scope)"
     # The audit trail itself.
     AUDIT_EXPORT = "audit.export", "Audit trail exported"
     # Tenants (tenants.services, tenants.provisioning).

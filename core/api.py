@@ -15,22 +15,46 @@ catch and re-map them.
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from ninja import NinjaAPI
+from ninja.errors import ValidationError as NinjaValidationError
 
-from core.errors import ApplicationError, Forbidden
+from core.errors import ApplicationError, Forbidden, ScopeExceeded
 from core.permissions import Role, has_role
 
 
 def require_api_role(request: HttpRequest, role: Role) -> None:
-    """Raise a 403 API error unless the authenticated operator holds `role` or higher."""
+    """Raise a 403 API error unless the authenticated operator holds `role` or higher, and the token
+    the request came with (if any) has a scope that reaches it (`request.api_scope_role`)."""
     user = getattr(request, "auth", None) or getattr(request, "user", None)
     if not has_role(user, role):
         raise Forbidden(f"This needs the {role.group_name} role.")
+    scope = getattr(request, "api_scope_role", None)
+    if scope is not None and scope < role:
+        raise ScopeExceeded(f"This token's scope does not reach what this needs ({role.group_name}).", needed=role)
+
+
+def request_error_sentence(errors: list[dict[str, Any]]) -> str:
+    """One sentence for a request the schema refuses: where, then what (the first problem only)."""
+    if not errors:
+        return "The request is not valid."
+    first = errors[0]
+    where = [str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path", "payload", "filters")]
+    message = str(first.get("msg", "is not valid")).rstrip(".")
+    if first.get("type") in ("model_attributes_type", "dict_type", "model_type"):
+        message = "must be a JSON object"
+    return f"{'.'.join(where) or 'The request'}: {message}."[:300]
 
 
 def install_error_handlers(api: NinjaAPI) -> None:
+    @api.exception_handler(NinjaValidationError)
+    def request_invalid(request: HttpRequest, exc: NinjaValidationError) -> HttpResponse:
+        # Query, path or body that the schema refuses (wrong type, out of range, an array for an object).
+        return api.create_response(request, {"detail": request_error_sentence(list(exc.errors))}, status=400)
+
     @api.exception_handler(ApplicationError)
     def application_error(request: HttpRequest, exc: ApplicationError) -> HttpResponse:
         return api.create_response(request, {"detail": exc.message}, status=exc.status)

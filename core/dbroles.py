@@ -3,9 +3,20 @@
 Two roles, never the bootstrap superuser at run time:
 - owner (`DB_OWNER_ROLE`): owns the database, schemas and tables; runs
   migrations and provisioning DDL; CREATEDB for dedicated tenant databases.
-- app (`DB_APP_ROLE`): what web requests and Celery tasks log in as.
+- app (`DB_APP_ROLE`): what operator requests and Celery tasks log in as.
   NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE, owns nothing, and gets only
-  DML on tables the owner creates (default privileges), so RLS always applies.
+  DML on tables the owner creates (default privileges), so RLS always applies;
+  `least_privilege()` then takes back what it never uses.
+- data (`DB_DATA_ROLE`): requests on a tenant's host. Like app, but with DML on
+  the TENANT_APPS tables of pool and tenant schemas only (granted when a schema is
+  cloned) and the one cache table of workspace lockouts; it cannot read a single
+  control-plane table (placements, users, sagas, audit, domains).
+- Dedicated tenant databases get their own owner and app login roles
+  (`ensure_login_role`, tenants/provisioning/steps.py), so one tenant database's
+  credentials never open another's.
+
+Every database sets `search_path` to end with an explicit `pg_temp` for each role
+(`ALTER ROLE … IN DATABASE … SET`), so a temporary table can never shadow a real one.
 
 Every identifier goes through psycopg.sql.Identifier; every value is a parameter.
 """
@@ -57,6 +68,41 @@ def ensure_roles() -> None:
             settings.DB_APP_PASSWORD,
             "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS NOINHERIT",
         )
+        _ensure_role(
+            cur,
+            settings.DB_DATA_ROLE,
+            settings.DB_DATA_PASSWORD,
+            "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS NOINHERIT",
+        )
+
+
+LOGIN_ROLE_ATTRIBUTES = "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS NOINHERIT"
+SAFE_SEARCH_PATH = "public, pg_temp"
+
+
+def ensure_login_role(name: str, password: str, *, comment: str) -> None:
+    """Create (or update) one login role of a dedicated database; idempotent statement by statement."""
+    with admin_connect() as conn, conn.cursor() as cur:
+        _ensure_role(cur, name, password, LOGIN_ROLE_ATTRIBUTES)
+        cur.execute(sql.SQL("COMMENT ON ROLE {} IS {}").format(sql.Identifier(name), sql.Literal(comment)))
+
+
+def drop_login_roles(*names: str) -> None:
+    with admin_connect() as conn:
+        for name in names:
+            if name:
+                conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(name)))
+
+
+def roles_commented(prefix: str) -> list[str]:
+    """Login roles whose comment starts with `prefix` (the dedicated databases' roles, for cleanup)."""
+    with admin_connect() as conn:
+        rows = conn.execute(
+            "SELECT r.rolname FROM pg_roles r JOIN pg_shdescription d ON d.objoid = r.oid "
+            "AND d.classoid = 'pg_authid'::regclass WHERE starts_with(d.description, %s)",
+            [prefix],
+        ).fetchall()
+    return [row[0] for row in rows]
 
 
 def database_exists(name: str) -> bool:
@@ -82,24 +128,32 @@ def ensure_database(name: str, *, recreate: bool = False) -> None:
 
 
 def grant_database(name: str) -> None:
-    """Grants inside one database (control plane or a dedicated tenant database)."""
+    """Grants inside the control-plane database (and the template database). Every statement is
+    idempotent and all of them run every time, so an interrupted run is finished by the next."""
     owner, app = sql.Identifier(settings.DB_OWNER_ROLE), sql.Identifier(settings.DB_APP_ROLE)
+    data = sql.Identifier(settings.DB_DATA_ROLE)
     db = sql.Identifier(name)
     with admin_connect() as conn:
         conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(db))
         conn.execute(sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}").format(db, app))
+        conn.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(db, data))
         conn.execute(sql.SQL("GRANT ALL ON DATABASE {} TO {}").format(db, owner))
+        for role in (owner, app, data):
+            conn.execute(sql.SQL("ALTER ROLE {} IN DATABASE {} SET search_path = " + SAFE_SEARCH_PATH).format(role, db))
     with admin_connect(name) as conn:
         for statement in (
             "ALTER SCHEMA public OWNER TO {owner}",
-            "REVOKE CREATE ON SCHEMA public FROM PUBLIC",
+            "REVOKE ALL ON SCHEMA public FROM PUBLIC",
             "GRANT USAGE ON SCHEMA public TO {app}",
+            # The data-plane role sees public only for the workspace-lockout cache table (migration
+            # saas_admin/0005); it has no privilege on any other table there.
+            "GRANT USAGE ON SCHEMA public TO {data}",
             "ALTER DEFAULT PRIVILEGES FOR ROLE {owner} GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {app}",
             "ALTER DEFAULT PRIVILEGES FOR ROLE {owner} GRANT USAGE, SELECT ON SEQUENCES TO {app}",
             "ALTER DEFAULT PRIVILEGES FOR ROLE {owner} GRANT EXECUTE ON FUNCTIONS TO {app}",
             "ALTER DEFAULT PRIVILEGES FOR ROLE {owner} GRANT USAGE ON SCHEMAS TO {app}",
         ):
-            conn.execute(sql.SQL(statement).format(owner=owner, app=app))
+            conn.execute(sql.SQL(statement).format(owner=owner, app=app, data=data))
 
 
 def bootstrap() -> str:

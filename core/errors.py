@@ -13,6 +13,8 @@ that lets them propagate answers the 404 or 403 page, exactly as Django would.
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 
@@ -52,3 +54,17 @@ class Forbidden(ApplicationError, PermissionDenied):
     """The actor lacks the role for this action."""
 
     status = 403
+
+
+class Unauthenticated(ApplicationError):
+    """The request is not (fully) signed in: no credentials, or a second factor still missing."""
+
+    status = 401
+
+
+class ScopeExceeded(Forbidden):
+    """An API token used beyond its scope (the caller's role would allow it; the token does not)."""
+
+    def __init__(self, message: str, *, needed: Any = None) -> None:
+        super().__init__(message)
+        self.needed = needed

@@ -5,7 +5,9 @@
   create tables; schema changes go through `owner` (see dbroles.py) or
   `<alias>__owner` for a dedicated tenant database.
 - TenantRouter: data-plane models (TENANT_APPS) go to the alias of the open
-  tenant_context (see tenants/context.py); outside one they go to `default`,
+  tenant_context (see tenants/context.py); in a request on a tenant's host *every*
+  model goes there (the data-plane role: control-plane tables are out of reach);
+  outside a tenant context they go to `default`,
   whose empty RLS'd copies return zero rows. In a placement (pool/schema
   migration, or any dedicated database) only TENANT_APPS migrate.
 """
@@ -16,7 +18,7 @@ from typing import Any
 
 from django.conf import settings
 
-from core.tenancy import current_alias, migrating_placement
+from core.tenancy import current_alias, data_plane_request, migrating_placement
 
 
 def is_owner_alias(alias: str) -> bool:
@@ -34,8 +36,18 @@ class OwnerMigratesRouter:
         return None
 
 
+CACHE_APP = "django_cache"  # the app label of Django's database-cache model
+
+
 class TenantRouter:
     def _alias(self, model: Any) -> str | None:
+        if data_plane_request():
+            # A tenant host's request: everything on the data-plane role. The workspace-lockout
+            # cache lives in the control-plane database, which the data-plane alias `data` reaches
+            # even for a dedicated tenant.
+            if model._meta.app_label == CACHE_APP:
+                return "data" if current_alias() != "default" else "default"
+            return current_alias()
         if not is_tenant_app(model._meta.app_label):
             return None
         return current_alias()

@@ -20,6 +20,9 @@ class ActiveTenant:
     tenant_id: uuid.UUID
     alias: str
     schema_name: str
+    # A request on the tenant's host: every query of every model goes to `alias` (the data-plane
+    # role), so nothing in it can reach a control-plane table (core.routers.TenantRouter).
+    data_plane: bool = False
 
 
 _active: ContextVar[ActiveTenant | None] = ContextVar("active_tenant", default=None)
@@ -40,6 +43,11 @@ def current_tenant_id() -> uuid.UUID | None:
 def current_alias() -> str | None:
     active = _active.get()
     return active.alias if active else None
+
+
+def data_plane_request() -> bool:
+    active = _active.get()
+    return bool(active and active.data_plane)
 
 
 def migrating_placement() -> bool:

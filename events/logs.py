@@ -52,6 +52,35 @@ def provide_tenant_resolver(resolver: Resolver) -> None:
     _resolver = resolver
 
 
+NamesResolver = Callable[[set[uuid.UUID]], dict[uuid.UUID, str]]
+_names: NamesResolver | None = None
+
+
+def provide_tenant_names(resolver: NamesResolver) -> None:
+    """Called by the tenants app: tenant ids → names, so the viewer shows names instead of uuids."""
+    global _names
+    _names = resolver
+
+
+ChoicesResolver = Callable[[], list[tuple[str, str]]]
+_choices: ChoicesResolver | None = None
+
+
+def provide_tenant_choices(resolver: ChoicesResolver) -> None:
+    """Called by the tenants app: (slug, name) of tenants that have a log, for the viewer's pickers."""
+    global _choices
+    _choices = resolver
+
+
+def tenant_choices() -> list[tuple[str, str]]:
+    return _choices() if _choices is not None else []
+
+
+def tenant_names(ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
+    ids = {i for i in ids if i}
+    return _names(ids) if (_names is not None and ids) else {}
+
+
 def tenant_ref(ref: str) -> TenantRef:
     """The tenant a slug or uuid names (for the control log's tenant filter)."""
     return _resolve(ref)[0]

@@ -105,6 +105,24 @@ def estimated_total(store: EventStore) -> int:
     return store.estimated_count()
 
 
+def exact_total(store: EventStore) -> int:
+    """Events in this store as its context sees them (a tenant's log: only that tenant's, under RLS)."""
+    with store.session() as alias:
+        return store.event_model.objects.using(alias).count()
+
+
+def type_choices(store: EventStore, *, limit: int = 300) -> dict[str, list[str]]:
+    """The aggregate and event types that occur in this log, for the viewer's filter menus."""
+    with store.session() as alias:
+        rows = store.event_model.objects.using(alias)
+        return {
+            "aggregate_types": list(
+                rows.order_by("aggregate_type").values_list("aggregate_type", flat=True).distinct()[:limit]
+            ),
+            "event_types": list(rows.order_by("event_type").values_list("event_type", flat=True).distinct()[:limit]),
+        }
+
+
 def event_get(*, store: EventStore, event_id: int) -> Any | None:
     return store.get(event_id)
 

@@ -18,7 +18,7 @@ from core.http import OperatorRequest
 from core.permissions import Role, role_required
 from events import crypto, projections, selectors, services
 from events.filters import filters_from, instant, log_from
-from events.logs import TenantRef, tenant_ref
+from events.logs import TenantRef, tenant_choices, tenant_names, tenant_ref
 from events.models import ProjectionRebuild
 from events.store import EventStore, EventStoreError
 
@@ -48,12 +48,17 @@ def event_list(request: OperatorRequest) -> HttpResponse:
         error = str(exc)
     params = request.GET.copy()
     params.pop("before", None)
+    events = page.events if page else []
     context = {
         "page": page,
         "filters": f,
         "error": error,
         "log_tenant": tenant,
-        "estimated_total": selectors.estimated_total(store) if store is not None else 0,
+        # A tenant's log: an exact count of its own events (the table's estimate would count its pool's).
+        "total": (selectors.exact_total(store) if tenant else selectors.estimated_total(store)) if store else 0,
+        "choices": selectors.type_choices(store) if store is not None else {},
+        "tenant_choices": tenant_choices(),
+        "tenant_names": {str(k): v for k, v in tenant_names({e.tenant_id for e in events}).items()},
         "querystring": params.urlencode(),
         "params": request.GET,
     }
@@ -76,10 +81,17 @@ def event_tail(request: OperatorRequest) -> HttpResponse:
     events, cursor = selectors.event_tail(store=store, filters=f, after=after)
     params = request.GET.copy()
     params["after"] = f"{cursor[0]}:{cursor[1]}"
+    names = {str(k): v for k, v in tenant_names({e.tenant_id for e in events}).items()}
     return render(
         request,
         "events/list.html#tail",
-        {"new_events": events, "tail_query": params.urlencode(), "log_tenant": tenant, "params": request.GET},
+        {
+            "new_events": events,
+            "tail_query": params.urlencode(),
+            "log_tenant": tenant,
+            "params": request.GET,
+            "tenant_names": names,
+        },
     )
 
 

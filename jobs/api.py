@@ -5,7 +5,7 @@ No `from __future__ import annotations`: ninja reads the annotations at runtime.
 
 from datetime import datetime
 
-from ninja import Field, Router, Schema
+from ninja import Field, Query, Router, Schema
 
 from core.api import require_api_role
 from core.errors import InvalidInput
@@ -45,7 +45,13 @@ class JobPageOut(Schema):
 
 
 @router.get("/", response=JobPageOut, summary="Background jobs, newest first (Viewer+)")
-def jobs_list(request, kind: str = "", state: str = "", before: int | None = None, limit: int = 50):
+def jobs_list(
+    request,
+    kind: str = Query("", max_length=100),
+    state: str = Query("", max_length=20),
+    before: int | None = Query(None, ge=1, le=2**62),
+    limit: int = Query(50, ge=1, le=500),
+):
     """Keyset pages: pass `next_before` as `before` for the next (older) page. `state=open`: not finished."""
     require_api_role(request, Role.VIEWER)
     if not 1 <= limit <= 500:

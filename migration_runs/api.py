@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from ninja import Router, Schema
+from ninja import Field, Query, Router, Schema
 
 from core.api import require_api_role
 from core.errors import InvalidInput
@@ -34,8 +34,8 @@ class TargetStatusOut(Schema):
 
 
 class RunIn(Schema):
-    placements: list[str] | None = None  # target keys (see GET /status); null = all
-    canary_size: int = 0
+    placements: list[str] | None = Field(None, max_length=10000)  # target keys (see GET /status); null = all
+    canary_size: int = Field(0, ge=0, le=100000, description="Placements migrated first, alone; 0: none.")
     dry_run: bool = False
 
 
@@ -132,7 +132,7 @@ def migration_status(request, pending_only: bool = False, offset: int = 0, limit
 
 
 @router.get("/runs", response=list[RunOut], summary="Recent migration runs")
-def run_list(request, limit: int = 20):
+def run_list(request, limit: int = Query(20, ge=1, le=100)):
     require_api_role(request, Role.VIEWER)
     return [_run_out(run) for run in selectors.run_list(limit=max(1, min(limit, 100)))]
 
@@ -162,7 +162,13 @@ def run_detail(request, run_id: uuid.UUID):
 
 
 @router.get("/runs/{run_id}/jobs", response=list[JobOut], summary="Per-placement jobs (failed and running first)")
-def run_jobs(request, run_id: uuid.UUID, status: str = "", offset: int = 0, limit: int = 100):
+def run_jobs(
+    request,
+    run_id: uuid.UUID,
+    status: str = Query("", max_length=40),
+    offset: int = Query(0, ge=0, le=10**9),
+    limit: int = Query(100, ge=1, le=1000),
+):
     require_api_role(request, Role.VIEWER)
     run = selectors.run_get(run_id=run_id, actor=request.auth)
     jobs = selectors.run_jobs(run, status=status)[max(0, offset) : max(0, offset) + max(1, min(limit, 1000))]

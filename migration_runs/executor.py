@@ -126,7 +126,7 @@ def apply_pending(placement: Any) -> Applied:
             with transaction.atomic(using=alias):
                 with connection.cursor() as cursor:
                     cursor.execute(
-                        sql.SQL("SET LOCAL search_path TO {}").format(sql.Identifier(schema)).as_string(None)
+                        sql.SQL("SET LOCAL search_path TO {}, pg_temp").format(sql.Identifier(schema)).as_string(None)
                     )
                     cursor.execute("SELECT to_regclass('django_migrations') IS NOT NULL")
                     if not cursor.fetchone()[0]:

@@ -11,20 +11,56 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from ninja import NinjaAPI, Router, Schema
+from ninja import Field, NinjaAPI, Router, Schema
 
 from audit.api import router as audit_router
 from compliance.api import router as compliance_router
 from core.api import install_error_handlers, require_api_role
-from core.errors import InvalidInput
+from core.errors import InvalidInput, ScopeExceeded
 from core.permissions import Role, operator_role
 from events.api import router as events_router
 from saas_admin import services
 from saas_admin.api_auth import operator_auth
+from saas_admin.models import TokenScope
 from saas_admin.selectors import token_list_for
 from tenants.api import router as tenants_router
 
-api = NinjaAPI(
+ERROR_STATUSES = {
+    400: "The request is malformed: one sentence says which parameter and why.",
+    401: "No credentials, an unknown, expired or revoked token, or a session without two-factor sign-in.",
+    403: "The operator's role, or the token's scope, does not allow this.",
+    404: "No such object (a malformed id is not found either).",
+    409: "The object's current state forbids this.",
+    422: "The input is well-formed but not acceptable (a taken slug, an unknown placement).",
+}
+
+
+class ControlPlaneAPI(NinjaAPI):
+    """The OpenAPI document says what every operation can answer: besides its own responses, any of
+    the errors of the one handler (core.api), each `{"detail": sentence}`."""
+
+    def get_openapi_schema(self, *args, **kwargs):
+        schema = super().get_openapi_schema(*args, **kwargs)
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components["Error"] = {
+            "type": "object",
+            "properties": {"detail": {"type": "string", "description": "One sentence."}},
+            "required": ["detail"],
+        }
+        error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                if not isinstance(operation, dict) or "responses" not in operation:
+                    continue
+                public = not operation.get("security")
+                for status, description in ERROR_STATUSES.items():
+                    if public and status in (401, 403):
+                        continue
+                    operation["responses"].setdefault(status, {"description": description, "content": error})
+        return schema
+
+
+api = ControlPlaneAPI(
     title="Tenant control plane API",
     version="1",
     description="Operator API. Authenticate with `Authorization: Bearer <token>` (create one at /account/tokens/).",
@@ -33,6 +69,14 @@ api = NinjaAPI(
     auth=operator_auth,
 )
 install_error_handlers(api)
+
+
+@api.exception_handler(ScopeExceeded)
+def scope_exceeded(request, exc: ScopeExceeded):
+    if getattr(request, "api_token", None) is not None:
+        services.token_scope_refused(request=request, needed=exc.needed)
+    return api.create_response(request, {"detail": exc.message}, status=403)
+
 
 account = Router(tags=["account"])
 
@@ -47,6 +91,7 @@ class MeOut(Schema):
 class TokenOut(Schema):
     id: int
     name: str
+    scope: TokenScope
     prefix: str
     state: str
     created_at: datetime
@@ -55,8 +100,9 @@ class TokenOut(Schema):
 
 
 class TokenIn(Schema):
-    name: str
-    expires_in_days: int | None = 90
+    name: str = Field(min_length=1, max_length=100)
+    scope: TokenScope = TokenScope.READ
+    expires_in_days: int | None = Field(90, ge=1, le=365, description="Days until it expires; null: never.")
 
 
 class TokenCreatedOut(TokenOut):
@@ -67,6 +113,7 @@ def _token_out(token) -> dict:
     return {
         "id": token.pk,
         "name": token.name,
+        "scope": token.scope,
         "prefix": token.prefix,
         "state": token.state,
         "created_at": token.created_at,
@@ -97,7 +144,11 @@ def token_create(request, payload: TokenIn):
     if payload.expires_in_days is not None and not 1 <= payload.expires_in_days <= 365:
         raise InvalidInput("expires_in_days must be between 1 and 365, or null for no expiry.")
     created = services.token_create(
-        actor=request.auth, name=payload.name, expires_in_days=payload.expires_in_days, request=request
+        actor=request.auth,
+        name=payload.name,
+        expires_in_days=payload.expires_in_days,
+        scope=payload.scope,
+        request=request,
     )
     return 201, {**_token_out(created.token), "token": created.plaintext}
 

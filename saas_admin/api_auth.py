@@ -15,7 +15,9 @@ cpt_…`, created at /account/tokens/) or the signed-in dashboard session of
 an operator (then CSRF is enforced for unsafe methods, as for forms). Both
 set `request.user` (and `request.auth`) to the operator; a token request
 also sets `request.api_token`. No credentials, an unknown/revoked/expired
-token, or a non-operator ⇒ 401. The role check is done per endpoint with
+token, a non-operator, or a session that has not passed two-factor sign-in ⇒ 401. A token also
+carries a scope (read/write/admin, never above its owner's role): `require_api_role` refuses a
+token used beyond it with 403, audited. The role check is done per endpoint with
 `require_api_role`, which raises a ninja 403 with one sentence.
 """
 
@@ -27,8 +29,10 @@ from django.conf import settings
 from django.http import HttpRequest
 from ninja.security import APIKeyCookie, HttpBearer
 
+from core.errors import Unauthenticated
 from core.permissions import operator_role
-from saas_admin.services import token_authenticate
+from saas_admin.mfa import mfa_satisfied
+from saas_admin.services import scope_role, token_authenticate
 
 
 class OperatorTokenAuth(HttpBearer):
@@ -43,12 +47,13 @@ class OperatorTokenAuth(HttpBearer):
         return self.authenticate(request, token.strip())
 
     def authenticate(self, request: HttpRequest, token: str) -> Any:
-        found = token_authenticate(token)
+        found = token_authenticate(token, request=request)
         if found is None:
             return None
         user, api_token = found
         request.user = user
         request.api_token = api_token  # type: ignore[attr-defined]
+        request.api_scope_role = scope_role(api_token.scope)  # type: ignore[attr-defined]  # core.api checks it
         return user
 
 
@@ -68,6 +73,8 @@ class OperatorSessionAuth(APIKeyCookie):
         user = getattr(request, "user", None)
         if key is None or operator_role(user) is None:
             return None
+        if not mfa_satisfied(request):
+            raise Unauthenticated("Finish two-factor sign-in at /account/mfa/verify/ first, or use an API token.")
         return user
 
 

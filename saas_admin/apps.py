@@ -16,6 +16,8 @@ def ensure_operator_groups(sender: Any, using: str, apps: Any = None, **kwargs: 
     from core.permissions import Role
 
     Group = (apps or global_apps).get_model("auth", "Group")
+    if using == "data":  # tenant hosts' role: the same database, and it may not touch auth tables
+        return
     if not router.allow_migrate_model(owner_alias_for(using), Group):
         return
     for role in Role:

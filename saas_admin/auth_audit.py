@@ -2,8 +2,8 @@
 
 Passwords never reach the trail: only the attempted username, the address
 and the user agent are stored. Usernames are stored lower-cased in
-`target_id` (target_type "user_login") so the sign-in limiter in
-services.login_lockout_reason can count failures per account.
+`target_id` (target_type "user_login"); the lockout counters themselves live in the shared
+`limits` cache (saas_admin.services.login_failed, core/limits.py).
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from django.dispatch import receiver
 from audit.actions import AuditAction
 from audit.services import audit_record
 from core.actors import SystemActor
+from core.http import client_ip
+from saas_admin.services import login_failed, login_succeeded
 
 
 def _login_key(username: str) -> str:
@@ -33,6 +35,7 @@ def audit_login(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
         summary=f"{user.get_username()} signed in",
         request=request,
     )
+    login_succeeded(username=user.get_username(), ip_address=client_ip(request))
 
 
 @receiver(user_logged_out, dispatch_uid="saas_admin.audit_logout")
@@ -63,3 +66,4 @@ def audit_login_failed(sender: Any, credentials: dict, request: Any = None, **kw
         summary=f"Failed sign-in for “{username}”",
         request=request,
     )
+    login_failed(username=username, ip_address=client_ip(request))

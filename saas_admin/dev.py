@@ -54,6 +54,14 @@ def _prepare_control_plane() -> None:
     name = dbroles.bootstrap()
     print(f"database {name!r} ready; migrating as the owner role", flush=True)
     call_command("migrate", interactive=False, verbosity=1)
+    # The tenant templates follow the TENANT_APPS migrations now, not at the first provisioning:
+    # a fresh install shows no pending migrations, and a pull with new migrations updates them.
+    from tenants import placements
+
+    placements.template_schema_ensure()
+    placements.template_database_ensure()
+    print("tenant templates (schema and database) are current", flush=True)
+    placements.data_plane_grants_all()  # placements older than the data-plane role serve their hosts too
     # Creating the demo operator is a bootstrap step, done as the owner role.
     User = get_user_model()
     if not User.objects.using("owner").filter(username="demo").exists():
@@ -69,10 +77,12 @@ def _prepare_control_plane() -> None:
         print("=" * 60 + "\n", flush=True)
     else:
         print("demo operator 'demo' exists (its password was printed on the first run)", flush=True)
+    print("Its first sign-in goes straight to two-factor enrolment (an authenticator app or a passkey).", flush=True)
 
 
 def run() -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "saas_admin.settings.development")
+    (BASE_DIR / ".data").mkdir(exist_ok=True)  # beat's schedule file and the mailbox live there
     started = _start_database()
     children: list[subprocess.Popen[bytes]] = []
     try:

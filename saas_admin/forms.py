@@ -10,7 +10,8 @@ from audit.services import audit_record
 from core.actors import SystemActor
 from core.http import client_ip
 from core.permissions import Role
-from saas_admin.services import LOGIN_BLOCKED, login_lockout_reason
+from saas_admin.models import TokenScope
+from saas_admin.services import LOGIN_BLOCKED, login_failed, login_lockout_reason
 
 ROLE_CHOICES = [(role.name.lower(), role.group_name) for role in sorted(Role, reverse=True)]
 ROLE_HELP = {
@@ -60,6 +61,7 @@ class OperatorLoginForm(AuthenticationForm):
                 summary=f"Failed sign-in for “{user.get_username()}” (not an operator)",
                 request=self.request,
             )
+            login_failed(username=user.get_username(), ip_address=client_ip(self.request))
             raise forms.ValidationError(self.error_messages["invalid_login"], code="invalid_login")
 
 
@@ -88,7 +90,16 @@ EXPIRY_CHOICES = [("30", "30 days"), ("90", "90 days"), ("365", "1 year"), ("nev
 
 class TokenCreateForm(forms.Form):
     name = forms.CharField(max_length=100, help_text="What will use it, e.g. “terraform” or “billing sync”.")
+    scope = forms.ChoiceField(
+        choices=TokenScope.choices,
+        initial=TokenScope.READ,
+        required=False,
+        help_text="Read: every GET. Read and write: day-to-day actions. Admin: everything your role may do.",
+    )
     expires = forms.ChoiceField(choices=EXPIRY_CHOICES, initial="90")
+
+    def clean_scope(self) -> str:
+        return self.cleaned_data.get("scope") or TokenScope.READ
 
     def expires_in_days(self) -> int | None:
         value = self.cleaned_data["expires"]

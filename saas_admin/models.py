@@ -7,6 +7,15 @@ from django.db import models
 from django.utils import timezone
 
 
+class TokenScope(models.TextChoices):
+    """What a token may do, never more than its owner's current role: read (Viewer), write (Operator),
+    admin (Admin)."""
+
+    READ = "read", "Read"
+    WRITE = "write", "Read and write"
+    ADMIN = "admin", "Admin"
+
+
 class ApiToken(models.Model):
     """A personal API token. Only a SHA-256 hash and a short display prefix are stored.
 
@@ -17,6 +26,7 @@ class ApiToken(models.Model):
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
     name = models.CharField(max_length=100)
+    scope = models.CharField(max_length=8, choices=TokenScope.choices, default=TokenScope.READ)
     prefix = models.CharField(max_length=16, help_text="First characters of the token, to recognise it.")
     token_hash = models.CharField(max_length=64, unique=True)
     created_at = models.DateTimeField(default=timezone.now)

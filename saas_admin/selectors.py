@@ -8,8 +8,11 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db.models import Prefetch, QuerySet
 
+from core import limits
 from core.permissions import ROLE_BY_GROUP, Role, operator_role
+from saas_admin.mfa import device_summary
 from saas_admin.models import ApiToken
+from saas_admin.services import LOCK_SCOPE
 
 User = get_user_model()
 
@@ -24,6 +27,8 @@ def operator_list() -> list[Any]:
     for user in users:
         roles = [ROLE_BY_GROUP[g.name] for g in user.groups.all()]
         user.role = Role.ADMIN if user.is_superuser else max(roles, default=None)  # type: ignore[attr-defined]  # for the template
+        user.locks = limits.signin_locks(LOCK_SCOPE, user.username)  # type: ignore[attr-defined]  # for the template
+        user.mfa_devices = device_summary(user)  # type: ignore[attr-defined]
     return users
 
 

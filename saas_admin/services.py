@@ -12,18 +12,17 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from django.conf import settings
 from django.contrib.auth.models import Group, User
 from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
 from audit.actions import AuditAction
-from audit.models import AuditEntry
 from audit.services import audit_record
+from core import limits
 from core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from core.permissions import Role, operator_role
-from saas_admin.models import ApiToken
+from saas_admin.models import ApiToken, TokenScope
 
 TOKEN_PREFIX = "cpt_"
 
@@ -156,21 +155,47 @@ class CreatedToken:
     plaintext: str
 
 
+SCOPE_ROLE = {TokenScope.READ: Role.VIEWER, TokenScope.WRITE: Role.OPERATOR, TokenScope.ADMIN: Role.ADMIN}
+
+
+def scope_role(scope: str) -> Role:
+    return SCOPE_ROLE[TokenScope(scope)]
+
+
 def token_create(
-    *, actor: User, name: str, expires_in_days: int | None, request: HttpRequest | None = None
+    *,
+    actor: User,
+    name: str,
+    expires_in_days: int | None,
+    scope: str = TokenScope.READ,
+    request: HttpRequest | None = None,
 ) -> CreatedToken:
-    """Create a token for `actor` itself. The plaintext is returned once and never stored."""
+    """Create a token for `actor` itself. The plaintext is returned once and never stored.
+
+    The scope may not exceed the operator's role, nor — when the request itself came with a token —
+    that token's scope (a token never mints a stronger one)."""
     name = name.strip()
     if not name:
         raise InvalidInput("Give the token a name so you can recognise it later.")
-    if operator_role(actor) is None:
+    if "\x00" in name or len(name) > 100:
+        raise InvalidInput("A token name is at most 100 characters, without NUL characters.")
+    role = operator_role(actor)
+    if role is None:
         raise Forbidden("Only operators can have API tokens.")
+    if scope not in TokenScope.values:
+        raise InvalidInput(f"The scope must be one of: {', '.join(TokenScope.values)}.")
+    if scope_role(scope) > role:
+        raise Forbidden(f"Your role ({role.group_name}) cannot have a token with the {scope} scope.")
+    presenting = getattr(request, "api_token", None)
+    if presenting is not None and scope_role(scope) > scope_role(presenting.scope):
+        raise Forbidden(f"A {presenting.scope} token cannot create a token with the {scope} scope.")
     plaintext = TOKEN_PREFIX + secrets.token_urlsafe(32)
     now = timezone.now()
     with transaction.atomic():
         token = ApiToken.objects.create(
             user=actor,
             name=name,
+            scope=scope,
             prefix=plaintext[:12],
             token_hash=hash_token(plaintext),
             created_at=now,
@@ -185,6 +210,7 @@ def token_create(
             request=request,
             details={
                 "name": name,
+                "scope": scope,
                 "prefix": token.prefix,
                 "expires_at": token.expires_at.isoformat() if token.expires_at else None,
             },
@@ -218,12 +244,26 @@ def token_revoke(*, actor: User, token_id: int, request: HttpRequest | None = No
 TOKEN_TOUCH_INTERVAL = timedelta(minutes=1)
 
 
-def token_authenticate(plaintext: str) -> tuple[Any, ApiToken] | None:
-    """The operator and token for a presented plaintext, or None (unknown, revoked, expired, not an operator)."""
-    if not plaintext.startswith(TOKEN_PREFIX) or len(plaintext) > 200:
+def token_authenticate(plaintext: str, *, request: HttpRequest | None = None) -> tuple[Any, ApiToken] | None:
+    """The operator and token for a presented plaintext, or None (unknown, revoked, expired, not an operator).
+
+    A known token that is refused (expired, revoked, its owner no longer an operator) is audited."""
+    if not plaintext.startswith(TOKEN_PREFIX) or len(plaintext) > 200 or "\x00" in plaintext:
         return None
     token = ApiToken.objects.select_related("user").filter(token_hash=hash_token(plaintext)).first()
-    if token is None or not token.is_usable or operator_role(token.user) is None:
+    if token is None:
+        return None
+    if not token.is_usable or operator_role(token.user) is None:
+        why = token.state if not token.is_usable else "owner is no longer an operator"
+        audit_record(
+            actor=token.user,
+            action=AuditAction.TOKEN_REFUSED,
+            target_type="api_token",
+            target_id=token.pk,
+            summary=f"Refused API token “{token.name}” ({token.prefix}…): {why}",
+            request=request,
+            details={"prefix": token.prefix, "reason": why, "path": request.path[:200] if request else ""},
+        )
         return None
     now = timezone.now()
     if token.last_used_at is None or now - token.last_used_at > TOKEN_TOUCH_INTERVAL:
@@ -233,37 +273,73 @@ def token_authenticate(plaintext: str) -> tuple[Any, ApiToken] | None:
 
 
 # --- Sign-in lockout ------------------------------------------------------------
-# Failed sign-ins are already in the audit trail (auth_audit.py), so the
-# limiter counts those rows: it works across processes and hosts with no
-# extra service, and an operator can see exactly why an account was locked.
+# Counted per account *and* client address in the shared `limits` cache (core/limits.py): wrong
+# passwords from an attacker's address slow down and lock out that address only, never the
+# operator signing in from elsewhere. Failed sign-ins are also in the audit trail (auth_audit.py).
 
-LOGIN_FAILED = AuditAction.AUTH_LOGIN_FAILED
-LOGIN_SUCCEEDED = AuditAction.AUTH_LOGIN
 LOGIN_BLOCKED = AuditAction.AUTH_LOGIN_BLOCKED
+LOCK_SCOPE = "operator"
+
+
+def _wait_sentence(seconds: float) -> str:
+    seconds = max(1, int(seconds + 0.999))
+    if seconds < 90:
+        return f"{seconds} second{'s' if seconds != 1 else ''}"
+    return f"{(seconds + 59) // 60} minutes"
 
 
 def login_lockout_reason(*, username: str, ip_address: str | None) -> str | None:
-    """One sentence if sign-in must be refused before checking the password, else None."""
-    window = timedelta(seconds=settings.LOGIN_FAILURE_WINDOW_SECONDS)
-    since = timezone.now() - window
-    minutes = max(1, settings.LOGIN_FAILURE_WINDOW_SECONDS // 60)
-    key = username.strip().lower()
-    if key:
-        last_success = (
-            AuditEntry.objects.filter(
-                action=LOGIN_SUCCEEDED, target_type="user_login", target_id=key, occurred_at__gte=since
-            )
-            .order_by("-occurred_at")
-            .values_list("occurred_at", flat=True)
-            .first()
+    """One sentence if this sign-in must wait before its password is checked, else None."""
+    wait = limits.signin_wait(LOCK_SCOPE, username, ip_address)
+    if wait <= 0:
+        return None
+    return (
+        f"Too many failed sign-ins for this account from your network address; try again in {_wait_sentence(wait)} "
+        "or ask an admin to unlock it."
+    )
+
+
+def login_failed(*, username: str, ip_address: str | None) -> None:
+    limits.signin_failed(LOCK_SCOPE, username, ip_address, label=username)
+
+
+def login_succeeded(*, username: str, ip_address: str | None) -> None:
+    limits.signin_succeeded(LOCK_SCOPE, username, ip_address)
+
+
+def operator_locks(username: str) -> list[limits.Lock]:
+    return limits.signin_locks(LOCK_SCOPE, username)
+
+
+def operator_unlock(*, actor: User, user_id: int, request: HttpRequest | None = None) -> Any:
+    """Forget every failed sign-in of an operator, from every address (Admin); audited."""
+    with transaction.atomic():
+        user = _operator_for_change(actor, user_id)
+        locked = operator_locks(user.username)
+        if not locked:
+            raise Conflict(f"{user.username} is not locked out.")
+        limits.signin_unlock(LOCK_SCOPE, user.username)
+        audit_record(
+            actor=actor,
+            action=AuditAction.OPERATOR_UNLOCK,
+            target_type="user",
+            target_id=user.pk,
+            summary=f"Unlocked {user.username} ({len(locked)} locked address{'es' if len(locked) != 1 else ''})",
+            request=request,
+            details={"username": user.username, "addresses": [lock.address for lock in locked]},
         )
-        failures = AuditEntry.objects.filter(
-            action=LOGIN_FAILED, target_type="user_login", target_id=key, occurred_at__gte=last_success or since
-        ).count()
-        if failures >= settings.LOGIN_FAILURE_LIMIT:
-            return f"Too many failed sign-ins for this account; try again in {minutes} minutes or ask an admin."
-    if ip_address:
-        failures = AuditEntry.objects.filter(action=LOGIN_FAILED, ip_address=ip_address, occurred_at__gte=since).count()
-        if failures >= settings.LOGIN_FAILURE_IP_LIMIT:
-            return f"Too many failed sign-ins from your network address; try again in {minutes} minutes."
-    return None
+    return user
+
+
+def token_scope_refused(*, request: HttpRequest, needed: Role) -> None:
+    """Audit a token used beyond its scope (the API answers 403)."""
+    token = request.api_token  # type: ignore[attr-defined]
+    audit_record(
+        actor=token.user,
+        action=AuditAction.TOKEN_REFUSED,
+        target_type="api_token",
+        target_id=token.pk,
+        summary=f"Refused API token “{token.name}” ({token.prefix}…): {token.scope} scope, {needed.group_name} needed",
+        request=request,
+        details={"prefix": token.prefix, "reason": "scope", "scope": token.scope, "needed": needed.group_name},
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
-from django.http import HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -13,7 +13,7 @@ from core import overview
 from core.errors import ApplicationError, NotFound
 from core.http import OperatorRequest
 from core.permissions import Role, has_role, role_required
-from saas_admin import selectors, services
+from saas_admin import devmail, mfa, selectors, services
 from saas_admin.forms import (
     ROLE_HELP,
     OperatorCreateForm,
@@ -159,6 +159,28 @@ def operator_activate(request: OperatorRequest, user_id: int) -> HttpResponse:
 
 @role_required(Role.ADMIN)
 @require_POST
+def operator_unlock(request: OperatorRequest, user_id: int) -> HttpResponse:
+    return _operator_action(
+        request,
+        services.operator_unlock,
+        "{user.username} is unlocked: every address may try to sign in again.",
+        user_id=user_id,
+    )
+
+
+@role_required(Role.ADMIN)
+@require_POST
+def operator_reset_mfa(request: OperatorRequest, user_id: int) -> HttpResponse:
+    return _operator_action(
+        request,
+        mfa.operator_mfa_reset,
+        "{user.username}'s two-factor devices are removed; they enrol again at their next sign-in.",
+        user_id=user_id,
+    )
+
+
+@role_required(Role.ADMIN)
+@require_POST
 def operator_reset_password(request: OperatorRequest, user_id: int) -> HttpResponse:
     try:
         result = services.operator_reset_password(actor=request.user, user_id=user_id, request=request)
@@ -205,6 +227,7 @@ def token_create(request: OperatorRequest) -> HttpResponse:
                 actor=request.user,
                 name=form.cleaned_data["name"],
                 expires_in_days=form.expires_in_days(),
+                scope=form.cleaned_data["scope"],
                 request=request,
             )
         except ApplicationError as exc:
@@ -229,3 +252,28 @@ def token_revoke(request: OperatorRequest, token_id: int) -> HttpResponse:
     else:
         messages.success(request, f"Token “{token.name}” is revoked; it stops working immediately.")
     return redirect("dashboard:tokens")
+
+
+# --- Development Outbox (exists only with the development mailbox backend) ----------------------
+
+
+@role_required(Role.VIEWER)
+def outbox(request: HttpRequest) -> HttpResponse:
+    return render(request, "dashboard/outbox.html", {"mails": devmail.mailbox_list()})
+
+
+@role_required(Role.VIEWER)
+def outbox_mail(request: HttpRequest, mail_id: str) -> HttpResponse:
+    mail = devmail.mailbox_get(mail_id)
+    if mail is None:
+        raise NotFound("No such email in the development mailbox.")
+    return render(request, "dashboard/outbox.html", {"mails": devmail.mailbox_list(), "mail": mail})
+
+
+def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """404: `{"detail": …}` under /api/, the 404 page elsewhere."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "There is no such API path."}, status=404)
+    from django.views.defaults import page_not_found  # only for the HTML case
+
+    return page_not_found(request, exception)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from uuid import UUID
 
-from ninja import Query, Router, Schema
+from ninja import Field, Query, Router, Schema
 
 from core.api import require_api_role
 from core.errors import NotFound
@@ -54,8 +54,8 @@ class SagaFilters(Schema):
     state: str = ""
     tenant: str = ""
     age: str = ""
-    limit: int = 50
-    offset: int = 0
+    limit: int = Field(50, ge=1, le=200)
+    offset: int = Field(0, ge=0, le=10**9)
 
 
 def _out(saga, steps: bool = False) -> dict:

@@ -10,7 +10,7 @@ ninja reads the annotations at runtime.
 import uuid
 from datetime import datetime
 
-from ninja import Query, Router, Schema
+from ninja import Field, Query, Router, Schema
 from ninja.pagination import PageNumberPagination, paginate
 
 from core.api import require_api_role
@@ -21,6 +21,8 @@ from tenants.models import Tenant
 from tenants.provisioning.services import tenant_provision
 
 router = Router(tags=["tenants"])
+Isolation = Tenant.Isolation
+Plan = Tenant.Plan
 
 
 class PlacementOut(Schema):
@@ -68,12 +70,12 @@ class SuspendIn(Schema):
 
 
 class ProvisionIn(Schema):
-    slug: str
-    isolation: str
-    name: str = ""
-    plan: str = "free"
-    owner_email: str = ""
-    idempotency_key: str | None = None
+    slug: str = Field(max_length=40)
+    isolation: Isolation
+    name: str = Field("", max_length=200)
+    plan: Plan = Plan.FREE
+    owner_email: str = Field("", max_length=254)
+    idempotency_key: str | None = Field(None, max_length=200)
 
 
 class ProvisionOut(Schema):

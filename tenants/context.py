@@ -26,15 +26,17 @@ from psycopg import sql
 
 from core import tenancy
 from core.rls import GUC
-from tenants.databases import register_placement
+from tenants.databases import data_plane_alias, register_placement
 from tenants.models import Tenant
 
 
 def search_path_for(schema_name: str) -> str:
-    # The placement's schema first; `public` after it for control-plane tables (sessions) in
-    # the same transaction. In a dedicated database the schema *is* public.
+    # The placement's schema first; `public` after it for control-plane tables in the same
+    # transaction (the data-plane role has no privilege there). In a dedicated database the
+    # schema *is* public. Always an explicit `pg_temp` last: a temporary table can never shadow a
+    # tenant table (without it PostgreSQL searches pg_temp *first*).
     names = [schema_name] if schema_name == "public" else [schema_name, "public"]
-    return sql.SQL(", ").join(sql.Identifier(n) for n in names).as_string(None)
+    return sql.SQL(", ").join(sql.Identifier(n) for n in names).as_string(None) + ", pg_temp"
 
 
 def load_tenant(tenant: Any) -> Tenant:
@@ -51,23 +53,30 @@ class NoPlacement(Exception):
 
 
 @contextmanager
-def tenant_context(tenant: Any) -> Iterator[str]:
-    """Enter `tenant`'s data plane (Tenant instance or id); yields the connection alias to use."""
+def tenant_context(tenant: Any, *, data_plane: bool = False) -> Iterator[str]:
+    """Enter `tenant`'s data plane (Tenant instance or id); yields the connection alias to use.
+
+    `data_plane=True` (requests on the tenant's host): the data-plane role's alias, and every
+    model routed to it."""
     tenant = load_tenant(tenant)
     placement = tenant.placement
     if placement is None:
         raise NoPlacement(f"Tenant {tenant.slug} has no placement.")
-    alias = register_placement(placement)
-    with applied(alias, tenant_id=tenant.pk, schema_name=placement.schema_name):
+    alias = data_plane_alias(placement) if data_plane else register_placement(placement)
+    with applied(alias, tenant_id=tenant.pk, schema_name=placement.schema_name, data_plane=data_plane):
         yield alias
 
 
 @contextmanager
-def applied(alias: str, *, tenant_id: uuid.UUID | None, schema_name: str) -> Iterator[str]:
+def applied(alias: str, *, tenant_id: uuid.UUID | None, schema_name: str, data_plane: bool = False) -> Iterator[str]:
     """Lower level: apply a tenant id (or None = no tenant) and schema to `alias` inside a transaction."""
     conn = connections[alias]
     nested = conn.in_atomic_block
-    active = tenancy.ActiveTenant(tenant_id=tenant_id, alias=alias, schema_name=schema_name) if tenant_id else None
+    active = (
+        tenancy.ActiveTenant(tenant_id=tenant_id, alias=alias, schema_name=schema_name, data_plane=data_plane)
+        if tenant_id
+        else None
+    )
     with tenancy.activated(active):
         with transaction.atomic(using=alias):
             with conn.cursor() as cursor:

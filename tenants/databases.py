@@ -61,6 +61,32 @@ def register_placement(placement: Any) -> str:
     return alias
 
 
+DATA_ALIAS = "data"
+# Tests that run inside one transaction point tenant-host requests at `default` so they see the
+# test's own rows (tests/support/tenancy.py); nothing else sets it.
+data_alias_override: str | None = None
+
+
+def data_plane_alias(placement: Any) -> str:
+    """The alias requests on a tenant's host use: the data-plane role for placements in the
+    control-plane database (registered at first use), the dedicated database's own app role
+    (which has nothing but the data plane) for dedicated ones."""
+    if placement.database_alias != "default":
+        return register_placement(placement)
+    if data_alias_override:
+        return data_alias_override
+    if not alias_registered(DATA_ALIAS):
+        with _lock:
+            if not alias_registered(DATA_ALIAS):
+                config = copy.deepcopy(connections.settings["default"])  # normalised, the test database too
+                config.update(
+                    USER=settings.DATA_PLANE_DATABASE["USER"], PASSWORD=settings.DATA_PLANE_DATABASE["PASSWORD"]
+                )
+                connections.settings[DATA_ALIAS] = config
+                settings.DATABASES[DATA_ALIAS] = config
+    return DATA_ALIAS
+
+
 def unregister_alias(alias: str) -> None:
     """Close and forget both aliases of a dedicated placement (before dropping its database)."""
     if alias in ("default", "owner"):

@@ -68,3 +68,16 @@ def resolve_log(ref: str) -> tuple[TenantRef, Callable[[], EventStore] | None]:
         raise LogNotFound(f"There is no tenant {ref[:60]!r}.")
     factory = (lambda: tenant_log_store(found)) if found.placement_id else None
     return TenantRef(pk=found.pk, slug=found.slug, name=found.name), factory
+
+
+def tenant_names(ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """Names of these tenants (the event viewer shows them instead of uuids)."""
+    return {
+        pk: f"{name} ({slug})" for pk, name, slug in Tenant.objects.filter(pk__in=ids).values_list("pk", "name", "slug")
+    }
+
+
+def tenant_choices(limit: int = 500) -> list[tuple[str, str]]:
+    """(slug, name) of tenants with a placement (so with a log), for the event viewer's pickers."""
+    rows = Tenant.objects.filter(placement__isnull=False).order_by("name").values_list("slug", "name")[:limit]
+    return list(rows)

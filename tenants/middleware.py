@@ -4,8 +4,10 @@
 - `<slug>.BASE_DOMAIN` or a verified custom domain: the tenant's workspace
   (settings.TENANCY_HOST_URLCONF), served only while the tenant is active; suspended or
   moving tenants get a clear page, anything else a 404 page.
-- The whole view runs in tenant_context (one transaction; GUC + search_path
-  transaction-local); a 5xx response rolls that transaction back.
+- The rest of the request (sessions, authentication, the view) runs in tenant_context with
+  the data-plane role (one transaction; GUC + search_path transaction-local); a 5xx response
+  rolls that transaction back. Members' sessions live in the tenant's own placement
+  (workspace.sessions), chosen by `HostSessionMiddleware`.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from django.conf import settings
+from django.contrib.sessions.middleware import SessionMiddleware
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -21,6 +24,7 @@ from core.http import TenantRequest
 from tenants import selectors
 from tenants.context import tenant_context
 from tenants.models import Tenant
+from workspace import sessions as member_sessions
 
 
 def operator_hosts() -> set[str]:
@@ -51,9 +55,20 @@ class TenantHostMiddleware:
         if tenant.status != Tenant.Status.ACTIVE or tenant.placement_id is None:
             return TemplateResponse(request, "tenants/unavailable.html", {"tenant": tenant}, status=503).render()
         request.urlconf = settings.TENANCY_HOST_URLCONF
-        with tenant_context(tenant) as alias:
+        with tenant_context(tenant, data_plane=True) as alias:
             request.tenant_alias = alias
             response = self.get_response(request)
             if response.status_code >= 500:
                 transaction.set_rollback(True, using=alias)
         return response
+
+
+class HostSessionMiddleware(SessionMiddleware):
+    """Operator hosts keep Django's sessions; a tenant host's sessions are the tenant's own rows
+    (workspace.sessions, in its placement under RLS): a session key from one tenant's host means
+    nothing on another's, and the data-plane role never touches the control plane's session table."""
+
+    def process_request(self, request: HttpRequest) -> None:
+        store = member_sessions.SessionStore if getattr(request, "tenant", None) is not None else self.SessionStore
+        session_key = request.COOKIES.get(settings.SESSION_COOKIE_NAME)
+        request.session = store(session_key)

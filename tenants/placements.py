@@ -10,11 +10,18 @@
 - `create_database_from_template(name)`: CREATE DATABASE … TEMPLATE, then grants.
 - `migrate_placement(placement)`: run TENANT_APPS migrations in one placement
   (reused by cross-tenant migrations).
+- `create_dedicated_database(name, credentials=…)`: a dedicated database with its own login roles;
+  `data_plane_grants(schema)`: what tenant hosts' role may do in a pool or tenant schema.
+
+Why one module: every function here is DDL or grants on placements, run as the owner (or the
+bootstrap user) under the same template lock; kept together, the statement-by-statement
+idempotency each one needs can be checked side by side.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
 import logging
 import uuid
 from typing import Any
@@ -27,6 +34,7 @@ from django.db.migrations.loader import MigrationLoader
 from psycopg import sql
 
 from core import dbroles, rls, tenancy
+from events.ddl import TENANT_EVENT_TABLES
 from tenants.crypto import encrypt_json
 from tenants.databases import register_placement, unregister_alias
 from tenants.validation import validate_database_name, validate_schema_name
@@ -99,7 +107,7 @@ def _executor_run(alias: str, schema: str, *, plan_only: bool) -> list[tuple[str
         with tenancy.placement_migration():
             connection.ensure_connection()
             with connection.cursor() as cursor:
-                cursor.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)).as_string(None))
+                cursor.execute(sql.SQL("SET search_path TO {}, pg_temp").format(sql.Identifier(schema)).as_string(None))
             executor = MigrationExecutor(connection)
             labels = set(tenant_app_labels())
             targets = [key for key in executor.loader.graph.leaf_nodes() if key[0] in labels]
@@ -173,7 +181,7 @@ def clone_template_schema(dest: str) -> None:
                 )
             )
         # Foreign keys are not copied by LIKE: read their definitions unqualified, recreate in dest.
-        cur.execute(sql.SQL("SET LOCAL search_path TO {}").format(S))
+        cur.execute(sql.SQL("SET LOCAL search_path TO {}, pg_temp").format(S))
         cur.execute(
             "SELECT t.relname, con.conname, pg_get_constraintdef(con.oid) FROM pg_constraint con "
             "JOIN pg_class t ON t.oid = con.conrelid JOIN pg_namespace n ON n.oid = t.relnamespace "
@@ -181,7 +189,7 @@ def clone_template_schema(dest: str) -> None:
             [src],
         )
         foreign_keys = cur.fetchall()
-        cur.execute(sql.SQL("SET LOCAL search_path TO {}").format(D))
+        cur.execute(sql.SQL("SET LOCAL search_path TO {}, pg_temp").format(D))
         for table, name, definition in foreign_keys:
             # `definition` is PostgreSQL's own rendering of a catalog constraint, not user input.
             cur.execute(
@@ -195,12 +203,55 @@ def clone_template_schema(dest: str) -> None:
         from events.ddl import after_schema_clone  # event logs: triggers, functions, grants (not copied by LIKE)
 
         after_schema_clone(cur)
+        for grant in data_plane_grants(dest):
+            cur.execute(grant)
         cur.execute(
             sql.SQL(
                 "INSERT INTO {}.django_migrations (app, name, applied) SELECT app, name, applied FROM {}.django_migrations"
             ).format(D, S)
         )
         conn.commit()
+
+
+def data_plane_grants(schema: str) -> list[sql.Composed]:
+    """What the data-plane role of tenant hosts may do in a pool or tenant schema: DML on its
+    TENANT_APPS tables (events: read and append only), nothing on its migration history. Every
+    statement is idempotent; tables added by later migrations get the same by default privileges."""
+    S, data = sql.Identifier(schema), sql.Identifier(settings.DB_DATA_ROLE)
+    owner = sql.Identifier(settings.DB_OWNER_ROLE)
+    statements = [
+        sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(S, data),
+        sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {} TO {}").format(S, data),
+        sql.SQL("GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {} TO {}").format(S, data),
+        sql.SQL(
+            "ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA {} GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {}"
+        ).format(owner, S, data),
+        sql.SQL("ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA {} GRANT USAGE, SELECT ON SEQUENCES TO {}").format(
+            owner, S, data
+        ),
+        sql.SQL("REVOKE ALL ON {}.django_migrations FROM {}").format(S, data),
+    ]
+    for table in TENANT_EVENT_TABLES:
+        statements.append(
+            sql.SQL("REVOKE UPDATE, DELETE, TRUNCATE ON {}.{} FROM {}").format(S, sql.Identifier(table), data)
+        )
+    return statements
+
+
+def data_plane_grants_all() -> int:
+    """Re-apply the data-plane grants to every pool and tenant schema (idempotent; `make run`
+    does it so placements made before the role existed serve their hosts too)."""
+    # At call time: placements (DDL) sits below the models that record them.
+    from tenants.models import Placement
+
+    schemas = list(Placement.objects.exclude(kind=Placement.Kind.DATABASE).values_list("schema_name", flat=True))
+    with owner_connect() as conn, conn.cursor() as cur:
+        for schema in schemas:
+            if schema_exists(schema):
+                for statement in data_plane_grants(schema):
+                    cur.execute(statement)
+        conn.commit()
+    return len(schemas)
 
 
 def drop_schema(schema: str) -> None:
@@ -287,6 +338,98 @@ def templates_rebuild() -> None:
     """Rebuild both templates from the current TENANT_APPS migrations."""
     template_schema_rebuild()
     template_database_rebuild()
+
+
+def dedicated_roles(db_name: str) -> tuple[str, str]:
+    """The owner and app login roles of one dedicated database (names ≤ 63 bytes whatever the slug)."""
+    digest = hashlib.sha256(db_name.encode()).hexdigest()[:16]
+    return f"tdb_{digest}_owner", f"tdb_{digest}_app"
+
+
+def role_comment(db_name: str) -> str:
+    return f"dedicated:{db_name}"
+
+
+def create_dedicated_database(name: str, *, credentials: dict[str, str]) -> None:
+    """A dedicated tenant database from the template, owned by its own owner role, with its own app
+    role as the only other role that may connect.
+
+    Statement-level crash safety: every statement below is idempotent and they all run every time
+    (nothing is skipped because the database already exists), so a worker killed between any two of
+    them leaves something the retry completes — e.g. a database whose `REVOKE … FROM PUBLIC` ran but
+    whose `GRANT CONNECT` did not."""
+    name = validate_database_name(name)
+    owner_role, app_role = credentials["owner_user"], credentials["app_user"]
+    comment = role_comment(name)
+    dbroles.ensure_login_role(owner_role, credentials.get("owner_password", ""), comment=comment)
+    dbroles.ensure_login_role(app_role, credentials.get("app_password", ""), comment=comment)
+    statement = sql.SQL("CREATE DATABASE {} OWNER {} TEMPLATE {}").format(
+        sql.Identifier(name), sql.Identifier(owner_role), sql.Identifier(template_database())
+    )
+
+    def create() -> None:
+        if not database_exists(name):
+            with dbroles.admin_connect() as admin:
+                admin.execute(statement)
+
+    with owner_connect(autocommit=True) as conn:
+        _with_template_lock(conn, create)
+    OWN, A, D = sql.Identifier(owner_role), sql.Identifier(app_role), sql.Identifier(name)
+    with dbroles.admin_connect() as admin:
+        admin.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(D))
+        admin.execute(sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}").format(D, A))
+        for role in (OWN, A):
+            admin.execute(sql.SQL("ALTER ROLE {} IN DATABASE {} SET search_path = public, pg_temp").format(role, D))
+    with dbroles.admin_connect(name) as admin:
+        _transfer_ownership(admin, owner_role)
+        for text in (
+            "REVOKE ALL ON SCHEMA public FROM PUBLIC",
+            "GRANT USAGE ON SCHEMA public TO {app}",
+            "REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {shared_app}",
+            "REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM {shared_app}",
+            "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {app}",
+            "GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {app}",
+            "REVOKE ALL ON django_migrations FROM {app}",
+            "ALTER DEFAULT PRIVILEGES FOR ROLE {owner} GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {app}",
+            "ALTER DEFAULT PRIVILEGES FOR ROLE {owner} GRANT USAGE, SELECT ON SEQUENCES TO {app}",
+        ):
+            admin.execute(sql.SQL(text).format(owner=OWN, app=A, shared_app=sql.Identifier(settings.DB_APP_ROLE)))
+        for table in TENANT_EVENT_TABLES:
+            admin.execute(sql.SQL("REVOKE UPDATE, DELETE, TRUNCATE ON {} FROM {}").format(sql.Identifier(table), A))
+
+
+def _transfer_ownership(admin: psycopg.Connection, owner_role: str) -> None:
+    """Everything the template's owner owned in `public` now belongs to the database's own owner.
+
+    One ALTER per object, each chosen by asking the catalog again: a rerun only does what is left."""
+    OWN = sql.Identifier(owner_role)
+    admin.execute(sql.SQL("ALTER SCHEMA public OWNER TO {}").format(OWN))
+    tables = admin.execute(
+        "SELECT c.oid::regclass::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'v', 'm') AND pg_get_userbyid(c.relowner) <> %s",
+        [owner_role],
+    ).fetchall()
+    for (table,) in tables:  # regclass text: already quoted by PostgreSQL
+        admin.execute(sql.SQL("ALTER TABLE {} OWNER TO {}").format(sql.SQL(table), OWN))  # noqa: S608
+    sequences = admin.execute(
+        "SELECT c.oid::regclass::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = 'public' AND c.relkind = 'S' AND pg_get_userbyid(c.relowner) <> %s "
+        "AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = c.oid AND d.deptype IN ('a', 'i'))",
+        [owner_role],
+    ).fetchall()
+    for (sequence,) in sequences:
+        admin.execute(sql.SQL("ALTER SEQUENCE {} OWNER TO {}").format(sql.SQL(sequence), OWN))  # noqa: S608
+    functions = admin.execute(
+        "SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
+        "WHERE n.nspname = 'public' AND pg_get_userbyid(p.proowner) <> %s",
+        [owner_role],
+    ).fetchall()
+    for (function,) in functions:
+        admin.execute(sql.SQL("ALTER FUNCTION {} OWNER TO {}").format(sql.SQL(function), OWN))  # noqa: S608
+
+
+def drop_dedicated_roles(db_name: str) -> None:
+    dbroles.drop_login_roles(*dedicated_roles(db_name))
 
 
 def create_database_from_template(name: str) -> None:

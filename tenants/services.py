@@ -6,6 +6,7 @@ every change is audited in its transaction.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import re
 import secrets
@@ -141,9 +142,21 @@ def domain_normalise(value: str) -> str:
     host = re.sub(r"^[a-z][a-z0-9+.-]*://", "", host)
     host = host.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
     host = host.rsplit("@", 1)[-1]
+    if host.startswith("["):  # an IPv6 literal: refused by the caller, never cut at its colons
+        return host.split("]", 1)[0] + "]"
     if ":" in host:
         host = host.split(":", 1)[0]
     return host.rstrip(".")
+
+
+def _is_ip_literal(host: str) -> bool:
+    """0.0.0.0, 10.1.2.3, [::1], ::1, and dotted numbers whose last label is a number (no TLD is)."""
+    candidate = host.strip("[]")
+    try:
+        ipaddress.ip_address(candidate)
+        return True
+    except ValueError:
+        return host.rsplit(".", 1)[-1].isdigit()
 
 
 def domain_validate_new(*, tenant: Tenant, domain: str) -> str:
@@ -153,6 +166,10 @@ def domain_validate_new(*, tenant: Tenant, domain: str) -> str:
         raise InvalidInput("Enter a domain name, for example shop.example.com.")
     if len(host) > 253:
         raise InvalidInput("A domain name may be at most 253 characters long.")
+    if _is_ip_literal(host):
+        raise InvalidInput(
+            f"“{host[:80]}” is an IP address; a custom domain must be a host name such as shop.example.com."
+        )
     if not _HOSTNAME_RE.match(host):
         raise InvalidInput(
             f"“{host[:80]}” is not a valid domain name: use letters, digits and hyphens in dot-separated "

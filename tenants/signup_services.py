@@ -6,14 +6,14 @@
 - Idempotency: the token carries the form's one-time request key, and the saga is
   started with idempotency key `signup:<request key>`. Refreshing, double-clicking or
   following the link twice always lands on the same saga, never a second tenant.
-- Rate limit: SIGNUP_RATE_LIMIT verification emails per client IP (cache counter).
+- Rate limit: SIGNUP_RATE_LIMIT verification emails per client IP, counted in the shared `limits`
+  cache (core/limits.py): the same across processes and restarts.
 - After the saga completes, a one-time signed link signs the owner in on their workspace
   host (the session cookie belongs to `<slug>.BASE_DOMAIN`, so it must be set there).
 """
 
 from __future__ import annotations
 
-import hashlib
 import time
 from typing import Any
 
@@ -21,11 +21,11 @@ from cryptography.fernet import InvalidToken
 from django.conf import settings
 from django.contrib.auth.hashers import make_password
 from django.core import signing
-from django.core.cache import cache
 from django.core.mail import send_mail
 from django.db import connection
 from django.template.loader import render_to_string
 
+from core import limits
 from core.actors import SystemActor
 from core.errors import InvalidInput
 from sagas.models import Saga, SagaState
@@ -45,22 +45,10 @@ class SignupError(Exception):
 # --- rate limit -------------------------------------------------------------------
 
 
-def _rate() -> tuple[int, int]:
-    count, _, unit = settings.SIGNUP_RATE_LIMIT.partition("/")
-    return int(count), {"s": 1, "m": 60, "h": 3600, "d": 86400}[unit or "h"]
-
-
 def signup_rate_limited(ip: str | None) -> bool:
-    """Count one attempt for this IP; True once it is over the limit for the window."""
-    limit, window = _rate()
-    key = "signup-rate:" + hashlib.sha256((ip or "unknown").encode()).hexdigest()[:32]
-    cache.add(key, 0, timeout=window)
-    try:
-        count = cache.incr(key)
-    except ValueError:  # expired between add and incr
-        cache.set(key, 1, timeout=window)
-        count = 1
-    return count > limit
+    """Count one attempt for this IP; True once it is over the limit for the window (shared cache)."""
+    limit, window = limits.parse_rate(settings.SIGNUP_RATE_LIMIT)
+    return limits.rate_limit_hit("signup", ip or "unknown", limit=limit, window=window)
 
 
 # --- request and verification ----------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django.contrib.auth.hashers import check_password, make_password
+from django.contrib.sessions.base_session import AbstractBaseSession
 from django.db import models
 
 from core.tenancy import current_tenant_id
@@ -62,3 +63,22 @@ class Account(TenantScoped):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.currency})"
+
+
+class MemberSession(AbstractBaseSession):
+    """A signed-in member's session, kept in the tenant's own placement (workspace.sessions).
+
+    RLS scopes it like every data-plane row: a session key copied to another tenant's host finds
+    nothing, and requests on tenant hosts never need the control plane's session table."""
+
+    tenant_id = models.UUIDField(default=current_tenant_id, editable=False)
+
+    class Meta(AbstractBaseSession.Meta):  # type: ignore[name-defined]  # the stubs do not declare it
+        indexes = [models.Index(fields=["tenant_id", "expire_date"], name="membersession_tenant_expiry")]
+
+    @classmethod
+    def get_session_store_class(cls):
+        # At call time: workspace.sessions imports this module.
+        from workspace.sessions import SessionStore
+
+        return SessionStore

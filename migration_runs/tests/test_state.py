@@ -165,3 +165,9 @@ def test_the_schedule_never_starts_a_second_verification(operator):
 def test_the_status_api_clamps_its_paging_instead_of_failing(api_client_for, viewer, query):
     response = api_client_for(viewer).get("/api/migrations/status", query)
     assert response.status_code == 200 and isinstance(response.json(), list)
+
+
+def test_the_status_api_refuses_a_non_number_in_one_sentence(api_client_for, viewer):
+    response = api_client_for(viewer).get("/api/migrations/status", {"offset": "ten"})
+    assert response.status_code in (400, 422)
+    assert response.json()["detail"].endswith(".")

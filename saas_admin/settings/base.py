@@ -27,6 +27,12 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "django_htmx",
     "template_partials",
+    "ninja",  # /api/docs from its own static files (no CDN)
+    # Operator two-factor sign-in: TOTP apps, one-time recovery codes, passkeys (docs/accounts.md).
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
+    "django_otp_webauthn",
     # Ours, bottom layer first (an app imports only apps above it in this list; docs/architecture.md).
     "core",
     "audit",
@@ -44,15 +50,20 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    # A NUL character anywhere in the request: 400 with one sentence, never a database error.
+    "core.middleware.RejectMalformedInputMiddleware",
+    # Host → tenant; on a tenant's host the rest runs in its context as the data-plane role.
+    "tenants.middleware.TenantHostMiddleware",
+    "tenants.middleware.HostSessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    # Two-factor sign-in, server-side, for every dashboard view and session API call.
+    "saas_admin.mfa.OperatorMFAMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
-    # Last, so tenant resolution sees sessions/auth and wraps only the view in the tenant's transaction.
-    "tenants.middleware.TenantHostMiddleware",
 ]
 
 ROOT_URLCONF = "saas_admin.urls"
@@ -86,6 +97,9 @@ DB_OWNER_ROLE = env.str("DB_OWNER_ROLE", default="saas_owner")
 DB_OWNER_PASSWORD = env.str("DB_OWNER_PASSWORD", default="")
 DB_APP_ROLE = env.str("DB_APP_ROLE", default="saas_app")
 DB_APP_PASSWORD = env.str("DB_APP_PASSWORD", default="")
+# Requests on a tenant's host run as this role: DML on TENANT_APPS tables only (docs/accounts.md).
+DB_DATA_ROLE = env.str("DB_DATA_ROLE", default="saas_data")
+DB_DATA_PASSWORD = env.str("DB_DATA_PASSWORD", default="")
 DB_POOL = env.bool("DB_POOL", default=True)
 DB_ENGINE = "core.db_backend"
 
@@ -110,6 +124,9 @@ DATABASES = {
     "default": _database(DB_APP_ROLE, DB_APP_PASSWORD, pool=DB_POOL),
     "owner": _database(DB_OWNER_ROLE, DB_OWNER_PASSWORD, pool=False),
 }
+# The data plane on the control-plane server (pool and schema placements): the alias `data`, used by
+# requests on tenant hosts only, is registered at first use from these (tenants/databases.py).
+DATA_PLANE_DATABASE = _database(DB_DATA_ROLE, DB_DATA_PASSWORD, pool=DB_POOL)
 DATABASE_ROUTERS = ["core.routers.OwnerMigratesRouter", "core.routers.TenantRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -130,7 +147,8 @@ TENANCY_DEDICATED_PORT = env.str("TENANCY_DEDICATED_PORT", default="")
 TENANCY_DEDICATED_POOL_MAX = env.int("TENANCY_DEDICATED_POOL_MAX", default=4)
 # How links to a tenant workspace are written (e.g. in the owner's set-password link).
 TENANCY_WORKSPACE_SCHEME = env.str("TENANCY_WORKSPACE_SCHEME", default="http")
-TENANCY_WORKSPACE_PORT = env.str("TENANCY_WORKSPACE_PORT", default="8000")
+# The port defaults to PORT, the one `make run` serves on, so links work on `PORT=8101 make run`.
+TENANCY_WORKSPACE_PORT = env.str("TENANCY_WORKSPACE_PORT", default=env.str("PORT", default="8000"))
 # Host → tenant lookups are cached per process this long (0 disables); see docs/tenancy.md.
 TENANCY_HOST_CACHE_SECONDS = env.float("TENANCY_HOST_CACHE_SECONDS", default=2.0)
 
@@ -144,10 +162,54 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard:home"
 LOGOUT_REDIRECT_URL = "login"
-# Sign-in limiter (saas_admin.services.login_lockout_reason): counts failed sign-ins in the audit trail.
-LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)  # per username within the window
-LOGIN_FAILURE_IP_LIMIT = env.int("LOGIN_FAILURE_IP_LIMIT", default=50)  # per client address within the window
+# Sign-in lockout (core/limits.py), operators and workspace members alike: failures are counted per
+# account *and* client address in the shared `limits` cache. After LOGIN_FAILURE_FREE failures each
+# one doubles the wait (1 s, 2 s, 4 s … at most LOGIN_FAILURE_MAX_DELAY_SECONDS); at
+# LOGIN_FAILURE_LIMIT the pair is locked for LOGIN_FAILURE_WINDOW_SECONDS. One address failing
+# against many accounts stops at LOGIN_FAILURE_IP_LIMIT.
+LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=10)
+LOGIN_FAILURE_FREE = env.int("LOGIN_FAILURE_FREE", default=3)
+LOGIN_FAILURE_MAX_DELAY_SECONDS = env.int("LOGIN_FAILURE_MAX_DELAY_SECONDS", default=60)
+LOGIN_FAILURE_IP_LIMIT = env.int("LOGIN_FAILURE_IP_LIMIT", default=100)
 LOGIN_FAILURE_WINDOW_SECONDS = env.int("LOGIN_FAILURE_WINDOW_SECONDS", default=15 * 60)
+# Two-factor sign-in for operators (saas_admin/mfa.py): required for every role unless relaxed for Viewers.
+MFA_REQUIRED = env.bool("MFA_REQUIRED", default=True)
+MFA_REQUIRED_FOR_VIEWERS = env.bool("MFA_REQUIRED_FOR_VIEWERS", default=True)
+OTP_TOTP_ISSUER = "Control plane"
+# django-otp's own throttle is per device: anyone who knows a username could slow its owner down.
+# Wrong codes are limited per operator *and* address instead (core/limits.py, saas_admin/mfa.py).
+OTP_TOTP_THROTTLE_FACTOR = 0
+OTP_STATIC_THROTTLE_FACTOR = 0
+OTP_WEBAUTHN_RP_ID = BASE_DOMAIN
+OTP_WEBAUTHN_RP_NAME = "Control plane"
+OTP_WEBAUTHN_ALLOW_PASSWORDLESS_LOGIN = False  # a passkey is a second factor here, after the password
+OTP_WEBAUTHN_HELPER_CLASS = "saas_admin.mfa.WebAuthnHelper"
+# Origins passkeys are used from (the dashboard's own origin is always accepted, see saas_admin/mfa.py).
+OTP_WEBAUTHN_ALLOWED_ORIGINS = env.list(
+    "OTP_WEBAUTHN_ALLOWED_ORIGINS", default=[f"http://{BASE_DOMAIN}:{env.str('PORT', default='8000')}"]
+)
+# Caches: shared by every process, never per-process memory. Redis when CACHE_REDIS_URL is set, else
+# tables in PostgreSQL (created by migration saas_admin/0003). `limits` holds rate limits and lockout
+# counters of operators, `tenant_limits` those of workspace members (writable by the data-plane role);
+# `manage.py limits_clear` empties both.
+CACHE_REDIS_URL = env.str("CACHE_REDIS_URL", default="")
+
+
+def _cache(table: str, prefix: str) -> dict:
+    if CACHE_REDIS_URL:
+        return {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": CACHE_REDIS_URL,
+            "KEY_PREFIX": prefix,
+        }
+    return {"BACKEND": "core.cache.JSONDatabaseCache", "LOCATION": table, "KEY_PREFIX": prefix}
+
+
+CACHES = {
+    "default": _cache("cache_default", "default"),
+    "limits": _cache("limits_cache", "limits"),
+    "tenant_limits": _cache("tenant_limits_cache", "tenant_limits"),
+}
 SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=12 * 60 * 60)
 SESSION_COOKIE_SAMESITE = "Lax"
 
@@ -161,6 +223,8 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = BASE_DIR / "staticfiles"
 
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+# Development mailbox (saas_admin/devmail.py): where MailboxBackend keeps every email it "sends".
+DEV_MAILBOX_DIR = env.str("DEV_MAILBOX_DIR", default=str(DATA_DIR / "mailbox"))
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="control-plane@localhost")
 
 # --- Celery -----------------------------------------------------------------

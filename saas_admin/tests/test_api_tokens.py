@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from audit.models import AuditEntry
 from saas_admin.models import ApiToken
+from tests.support.personas import mfa_verify_client
 
 pytestmark = pytest.mark.django_db
 
@@ -151,8 +152,8 @@ def test_the_api_rejects_an_out_of_range_expiry_in_one_sentence(operator, api_to
         content_type="application/json",
         headers=bearer(api_token_for(operator)),
     )
-    assert response.status_code == 422
-    assert response.json()["detail"] == "expires_in_days must be between 1 and 365, or null for no expiry."
+    assert response.status_code == 400
+    assert response.json()["detail"] == "expires_in_days: Input should be less than or equal to 365."
 
 
 def test_revoking_over_the_api_cuts_the_token_off(operator, api_token_for):
@@ -165,11 +166,13 @@ def test_revoking_over_the_api_cuts_the_token_off(operator, api_token_for):
 def test_operator_sessions_work_but_unsafe_methods_need_csrf(operator, outsider):
     client = Client(enforce_csrf_checks=True)
     client.force_login(operator)
+    mfa_verify_client(client, operator)
     assert client.get("/api/me").json()["auth"] == "session"
     assert client.post("/api/tokens", {"name": "x"}, content_type="application/json").status_code == 403
     assert not ApiToken.objects.exists()
     outsider_client = Client()
     outsider_client.force_login(outsider)
+    mfa_verify_client(outsider_client, outsider)
     assert outsider_client.get("/api/me").status_code == 401
 
 
@@ -179,3 +182,52 @@ def test_the_openapi_document_lists_both_security_schemes(client):
     assert schemes["OperatorTokenAuth"] == {"type": "http", "scheme": "bearer"}
     assert schemes["OperatorSessionAuth"]["in"] == "cookie"
     assert {"OperatorTokenAuth": []} in document["paths"]["/api/me"]["get"]["security"]
+
+
+def test_a_read_token_cannot_write_and_the_refusal_is_audited(operator, api_token_for):
+    from audit.models import AuditEntry
+
+    headers = bearer(api_token_for(operator, scope="read"))
+    assert Client().get("/api/tenants/", headers=headers).status_code == 200
+    response = Client().post("/api/tokens", {"name": "x"}, content_type="application/json", headers=headers)
+    assert response.status_code == 403 and "scope" in response.json()["detail"]
+    entry = AuditEntry.objects.get(action="token.refused")
+    assert entry.details["reason"] == "scope" and entry.details["needed"] == "Operator"
+
+
+def test_a_token_scope_never_exceeds_the_operators_role(viewer, operator, api_token_for):
+    from core.errors import Forbidden
+    from saas_admin.services import token_create
+
+    with pytest.raises(Forbidden):
+        token_create(actor=viewer, name="x", expires_in_days=None, scope="write")
+    with pytest.raises(Forbidden):
+        token_create(actor=operator, name="x", expires_in_days=None, scope="admin")
+    response = Client().post(
+        "/api/tokens",
+        {"name": "x", "scope": "admin"},
+        content_type="application/json",
+        headers=bearer(api_token_for(operator)),
+    )
+    assert response.status_code == 403
+
+
+def test_an_expired_token_is_refused_with_401_and_audited(operator, api_token_for):
+    from django.utils import timezone
+
+    from audit.models import AuditEntry
+
+    plaintext = api_token_for(operator)
+    ApiToken.objects.update(expires_at=timezone.now())
+    assert Client().get("/api/me", headers=bearer(plaintext)).status_code == 401
+    assert AuditEntry.objects.get(action="token.refused").details["reason"] == "expired"
+
+
+def test_a_demoted_operators_admin_token_acts_only_with_the_new_role(platform_admin, api_token_for):
+    from core.permissions import Role
+    from saas_admin.services import _set_role
+
+    headers = bearer(api_token_for(platform_admin))
+    _set_role(platform_admin, Role.VIEWER)
+    response = Client().post("/api/tokens", {"name": "x"}, content_type="application/json", headers=headers)
+    assert response.status_code == 403

@@ -10,6 +10,7 @@ from django.utils import timezone
 from audit.models import AuditEntry
 from sagas.models import Saga, SagaState, SagaStep, StepState
 from tests.factories import SagaFactory
+from tests.support.personas import mfa_verify_client
 
 pytestmark = pytest.mark.django_db
 
@@ -37,6 +38,7 @@ def test_anonymous_visitors_are_sent_to_sign_in(client):
 def test_non_operators_are_refused_every_page_and_action(client, outsider):
     saga = _saga()
     client.force_login(outsider)
+    mfa_verify_client(client, outsider)
     assert client.get(reverse("sagas:list")).status_code == 403
     assert client.get(reverse("sagas:detail", args=[saga.id])).status_code == 403
     for action in ("retry", "cancel", "compensate"):
@@ -47,6 +49,7 @@ def test_non_operators_are_refused_every_page_and_action(client, outsider):
 def test_a_viewer_sees_the_monitor_but_cannot_act(client, viewer):
     saga = _saga()
     client.force_login(viewer)
+    mfa_verify_client(client, viewer)
     page = client.get(reverse("sagas:list"))
     assert page.status_code == 200 and b"acme" in page.content
     assert b"Retry now" not in client.get(reverse("sagas:detail", args=[saga.id])).content
@@ -59,6 +62,7 @@ def test_a_viewer_sees_the_monitor_but_cannot_act(client, viewer):
 def test_an_operator_may_retry_and_cancel_but_not_compensate(client, operator, settings):
     saga = _saga()
     client.force_login(operator)
+    mfa_verify_client(client, operator)
     assert client.post(reverse("sagas:action", args=[saga.id, "compensate"])).status_code == 403
     response = client.post(reverse("sagas:action", args=[saga.id, "retry"]))
     assert response.status_code == 302
@@ -75,6 +79,7 @@ def test_an_operator_may_retry_and_cancel_but_not_compensate(client, operator, s
 def test_an_admin_may_compensate_and_it_is_audited(client, platform_admin):
     saga = _saga()
     client.force_login(platform_admin)
+    mfa_verify_client(client, platform_admin)
     client.post(reverse("sagas:action", args=[saga.id, "compensate"]))
     saga.refresh_from_db()
     assert saga.state == SagaState.COMPENSATING
@@ -85,12 +90,14 @@ def test_an_admin_may_compensate_and_it_is_audited(client, platform_admin):
 def test_actions_need_post(client, platform_admin):
     saga = _saga()
     client.force_login(platform_admin)
+    mfa_verify_client(client, platform_admin)
     assert client.get(reverse("sagas:action", args=[saga.id, "retry"])).status_code == 405
 
 
 def test_an_action_that_does_not_apply_says_so_in_one_sentence(client, operator):
     saga = _saga(state=SagaState.COMPLETED)
     client.force_login(operator)
+    mfa_verify_client(client, operator)
     response = client.post(reverse("sagas:action", args=[saga.id, "cancel"]), follow=True)
     assert b"A completed saga cannot be cancelled." in response.content
     assert not AuditEntry.objects.filter(action__startswith="saga.").exists()
@@ -102,6 +109,7 @@ def test_the_list_filters_by_state_type_tenant_and_age(client, viewer):
     old = _saga(slug="charlie")
     Saga.objects.filter(pk=old.pk).update(created_at=timezone.now() - timezone.timedelta(days=2))
     client.force_login(viewer)
+    mfa_verify_client(client, viewer)
 
     def shown(**params):
         content = client.get(reverse("sagas:list"), params).content.decode()
@@ -117,6 +125,7 @@ def test_the_list_filters_by_state_type_tenant_and_age(client, viewer):
 
 def test_an_unknown_or_malformed_saga_id_is_a_404(client, viewer):
     client.force_login(viewer)
+    mfa_verify_client(client, viewer)
     assert client.get(reverse("sagas:detail", args=["not-a-uuid"])).status_code == 404
     assert client.get(reverse("sagas:detail", args=["00000000-0000-0000-0000-000000000000"])).status_code == 404
 
@@ -124,5 +133,6 @@ def test_an_unknown_or_malformed_saga_id_is_a_404(client, viewer):
 def test_the_detail_page_polls_only_while_the_saga_is_active(client, viewer):
     running, done = _saga(), _saga(state=SagaState.COMPLETED, slug="done")
     client.force_login(viewer)
+    mfa_verify_client(client, viewer)
     assert b'hx-trigger="every 1s"' in client.get(reverse("sagas:detail", args=[running.id])).content
     assert b'hx-trigger="every 1s"' not in client.get(reverse("sagas:detail", args=[done.id])).content

@@ -12,6 +12,7 @@ as saga steps on the job engine, through Celery.
 from __future__ import annotations
 
 import logging
+import secrets
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from django.utils import timezone
 from core.errors import ApplicationError
 from tenants import placements
 from tenants.context import tenant_context
-from tenants.crypto import encrypt_json
+from tenants.crypto import decrypt_json, encrypt_json
 from tenants.databases import register_placement, unregister_alias
 from tenants.lifecycle import tenant_event
 from tenants.logs import tenant_log_purge
@@ -204,7 +205,19 @@ def _dedicated_alias(slug: str) -> str:
     return "tdb_" + slug.replace("-", "_")
 
 
+def _new_credentials(db_name: str) -> dict[str, str]:
+    owner_role, app_role = placements.dedicated_roles(db_name)
+    return {
+        "owner_user": owner_role,
+        "owner_password": secrets.token_urlsafe(24),
+        "app_user": app_role,
+        "app_password": secrets.token_urlsafe(24),
+    }
+
+
 def create_database(tenant_id: TenantId) -> None:
+    """The placement row (with the new database's own roles, passwords encrypted) first, then the
+    roles, database and grants — each statement idempotent, all of them run on every attempt."""
     tenant = _tenant(tenant_id)
     db_name = placements.dedicated_database_name(tenant.slug)
     alias = _dedicated_alias(tenant.slug)
@@ -216,14 +229,13 @@ def create_database(tenant_id: TenantId) -> None:
             "db_name": db_name,
             "db_host": settings.TENANCY_DEDICATED_HOST,
             "db_port": settings.TENANCY_DEDICATED_PORT,
-            "credentials_encrypted": encrypt_json(placements.local_credentials()),
+            "credentials_encrypted": encrypt_json(_new_credentials(db_name)),
             "capacity": 1,
         },
     )
     if placement.tenants.exclude(pk=tenant.pk).exists():
         raise ProvisioningError(f"The database {db_name} already belongs to another tenant.")
-    if not placements.database_exists(placement.db_name):
-        placements.create_database_from_template(placement.db_name)
+    placements.create_dedicated_database(placement.db_name, credentials=decrypt_json(placement.credentials_encrypted))
     if tenant.placement_id != placement.pk:
         Tenant.objects.filter(pk=tenant.pk).update(placement=placement)
 
@@ -238,7 +250,9 @@ def create_database_compensate(tenant_id: TenantId) -> None:
         return
     Tenant.objects.filter(pk=tenant.pk).update(placement=None)
     unregister_alias(alias)
-    placements.drop_database(placement.db_name if placement else placements.dedicated_database_name(tenant.slug))
+    db_name = placement.db_name if placement else placements.dedicated_database_name(tenant.slug)
+    placements.drop_database(db_name)
+    placements.drop_dedicated_roles(db_name)
     if placement is not None:
         placement.delete()
 

@@ -76,7 +76,8 @@ def test_every_table_with_tenant_id_is_protected_in_every_placement(tenant_world
     }
     assert expected <= schemas_with_all_tables
     for db_name in [placements.template_database()] + [t.placement.db_name for t in tenant_world["dedicated"]]:
-        with psycopg.connect(**{**owner, "dbname": db_name}) as conn:
+        # Dedicated databases admit only their own roles: inspected as the bootstrap user.
+        with dbroles.admin_connect(db_name) as conn:
             assert {t for _, t in audit(conn)} >= tenant_tables(), db_name
 
 
@@ -93,11 +94,14 @@ def test_the_audit_notices_a_table_without_forced_rls(tenant_world):
 
 
 def test_the_app_role_cannot_bypass_rls_and_owns_no_table(tenant_world):
-    app = settings.DB_APP_ROLE
-    owner = dbroles.conninfo(connections.settings["owner"])
-    databases = [settings.DATABASES["owner"]["NAME"]] + [t.placement.db_name for t in tenant_world["dedicated"]]
-    for db_name in databases:
-        with psycopg.connect(**{**owner, "dbname": db_name}) as conn:
+    from tenants.crypto import decrypt_json
+
+    databases = [(settings.DATABASES["owner"]["NAME"], settings.DB_APP_ROLE)] + [
+        (t.placement.db_name, decrypt_json(t.placement.credentials_encrypted)["app_user"])
+        for t in tenant_world["dedicated"]
+    ]
+    for db_name, app in databases:
+        with dbroles.admin_connect(db_name) as conn:
             row = conn.execute(
                 "SELECT rolsuper, rolbypassrls, rolcreaterole, rolcreatedb FROM pg_roles WHERE rolname = %s", [app]
             ).fetchone()
@@ -112,11 +116,17 @@ def test_tenant_connections_run_as_the_app_role_and_ddl_is_refused(tenant_world)
     from django.db import DatabaseError, transaction
 
     from tenants.context import tenant_context
+    from tenants.crypto import decrypt_json
 
     for tenant in all_tenants(tenant_world):
         with tenant_context(tenant) as alias, connections[alias].cursor() as cursor:
             cursor.execute("SELECT current_user")
-            assert cursor.fetchone()[0] == settings.DB_APP_ROLE
+            expected = (
+                decrypt_json(tenant.placement.credentials_encrypted)["app_user"]
+                if tenant.placement.is_dedicated
+                else settings.DB_APP_ROLE
+            )
+            assert cursor.fetchone()[0] == expected
             with pytest.raises(DatabaseError), transaction.atomic(using=alias):
                 cursor.execute("ALTER TABLE workspace_member NO FORCE ROW LEVEL SECURITY")
 

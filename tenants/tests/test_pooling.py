@@ -47,7 +47,7 @@ def two_tenants(make_tenant):
 
 def default_search_path() -> str:
     with connections["owner"].cursor() as cursor:
-        cursor.execute("SELECT boot_val FROM pg_settings WHERE name = 'search_path'")
+        cursor.execute("SELECT reset_val FROM pg_settings WHERE name = 'search_path'")
         return cursor.fetchone()[0]
 
 
@@ -145,7 +145,7 @@ def test_a_nested_tenant_context_restores_the_outer_settings(two_tenants):
         with tenant_context(a):
             assert current_settings("default")[0] == str(a.pk)
             with tenant_context(b):
-                assert current_settings("default") == (str(b.pk), f'"{b.placement.schema_name}", "public"')
+                assert current_settings("default") == (str(b.pk), f'"{b.placement.schema_name}", "public", pg_temp')
                 assert {m.tenant_id for m in Member.objects.all()} == {b.pk}
             assert current_settings("default")[0] == str(a.pk)
             assert {m.tenant_id for m in Member.objects.all()} == {a.pk}

@@ -32,7 +32,7 @@ from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 MEMBER_PASSWORD = "seeded-member-password-1"
-TENANT_ALIAS_PREFIXES = ("tdb_", "tenant_", "probe_")  # probe_: aliases tests make up
+TENANT_ALIAS_PREFIXES = ("tdb_", "tenant_", "probe_", "data")  # probe_: aliases tests make up; data: tenant hosts
 ISOLATIONS = ("shared", "schema", "dedicated")
 _counter = itertools.count(1)
 
@@ -67,6 +67,8 @@ def _drop_test_databases() -> None:
         names = [r[0] for r in conn.execute("SELECT datname FROM pg_database WHERE starts_with(datname, %s)", [prefix])]
     for name in names:
         dbroles.drop_database(name)
+    # Each dedicated database had its own login roles (comment "dedicated:<database>").
+    dbroles.drop_login_roles(*dbroles.roles_commented(f"dedicated:{prefix}"))
 
 
 # Tenants made inside a test transaction: their schema/database DDL would wait forever on the
@@ -223,3 +225,18 @@ __all__ = [
     "tenant_world",
     "unique_slug",
 ]
+
+
+@pytest.fixture(autouse=True)
+def _tenant_hosts_see_the_test_transaction(request, monkeypatch):
+    """A test inside one transaction (the default) would not see its own rows from the data-plane
+    role's separate connection: there, requests on tenant hosts use `default`. Transactional tests
+    (and real browsers) keep the real data-plane role, which tests/test_least_privilege.py checks."""
+    marker = request.node.get_closest_marker("django_db")
+    transactional = "transactional_db" in request.fixturenames or bool(marker and marker.kwargs.get("transaction"))
+    every_alias = bool(marker and marker.kwargs.get("databases") == "__all__")
+    if not (transactional and every_alias):
+        from tenants import databases
+
+        monkeypatch.setattr(databases, "data_alias_override", "default")
+    yield

@@ -1,0 +1,203 @@
+"""Database least privilege, proven against the real server: the data-plane role of tenant hosts,
+the app role's trimmed grants, each dedicated database's own roles, pg_temp last, the key."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+import pytest
+from cryptography.fernet import Fernet
+from django.conf import settings
+from django.db import connections
+from django.http import HttpResponse
+from django.test import RequestFactory
+
+from core import dbroles
+from tenants.crypto import decrypt_json
+
+BASE_DIR = Path(__file__).resolve().parents[1]
+CONTROL_PLANE_TABLES = [
+    "tenants_placement", "auth_user", "sagas_saga", "compliance_auditentry", "tenants_domain",
+    "django_session", "events_event", "saas_admin_apitoken", "limits_cache", "jobs_job",
+]  # fmt: skip
+
+
+def connect_as(role: str, dbname: str | None = None, password: str = "") -> psycopg.Connection:
+    info = dbroles.conninfo(connections.settings["owner"])
+    info.update(user=role, password=password)
+    if dbname:
+        info["dbname"] = dbname
+    info.pop("password", None) if not password else None
+    return psycopg.connect(**info, autocommit=True)
+
+
+@pytest.mark.django_db(databases="__all__")
+def test_the_data_plane_role_cannot_read_a_single_control_plane_table(tenant_world):
+    with connect_as(settings.DB_DATA_ROLE) as conn:
+        for table in CONTROL_PLANE_TABLES:
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(f"SELECT 1 FROM public.{table} LIMIT 1")  # noqa: S608 - fixed names
+        row = conn.execute(
+            "SELECT rolsuper, rolbypassrls, rolcreaterole, rolcreatedb FROM pg_roles WHERE rolname = current_user"
+        ).fetchone()
+        assert row == (False, False, False, False)
+
+
+@pytest.mark.django_db(databases="__all__")
+def test_the_data_plane_role_has_dml_on_tenant_tables_only_under_rls(tenant_world):
+    a, b = tenant_world["shared"]
+    schema = a.placement.schema_name
+    with connect_as(settings.DB_DATA_ROLE) as conn:
+        with conn.transaction():
+            conn.execute("SELECT set_config('app.current_tenant_id', %s, true)", [str(a.pk)])
+            emails = {r[0] for r in conn.execute(f'SELECT email FROM "{schema}".workspace_member')}  # noqa: S608
+        assert emails and all(e.endswith(f"@{a.slug}.test") for e in emails)
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute(f'SELECT 1 FROM "{schema}".django_migrations')  # noqa: S608
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute(f'DELETE FROM "{schema}".tenantlog_event')  # noqa: S608
+
+
+@pytest.mark.django_db(databases="__all__", transaction=True)
+def test_a_request_on_a_tenants_host_runs_as_the_data_plane_role(make_tenant):
+    from tenants.middleware import TenantHostMiddleware
+
+    seen: dict[str, str] = {}
+
+    def view(request):
+        with connections[request.tenant_alias].cursor() as cursor:
+            cursor.execute("SELECT current_user, current_setting('search_path')")
+            seen["user"], seen["path"] = cursor.fetchone()
+        return HttpResponse("ok")
+
+    for isolation in ("shared", "dedicated"):
+        tenant = make_tenant(isolation, seed=False)
+        request = RequestFactory().get("/", HTTP_HOST=f"{tenant.slug}.{settings.BASE_DOMAIN}")
+        assert TenantHostMiddleware(view)(request).status_code == 200
+        if isolation == "dedicated":
+            assert seen["user"] == decrypt_json(tenant.placement.credentials_encrypted)["app_user"]
+        else:
+            assert seen["user"] == settings.DB_DATA_ROLE
+        assert seen["path"].endswith("pg_temp")
+
+
+@pytest.mark.django_db(databases="__all__", transaction=True)
+def test_a_members_session_lives_in_the_tenants_placement_and_works_on_its_host_only(make_tenant):
+    from django.test import Client
+
+    from tests.support.tenancy import MEMBER_PASSWORD
+
+    a, b = make_tenant("shared"), make_tenant("schema")
+    client = Client(HTTP_HOST=f"{a.slug}.{settings.BASE_DOMAIN}")
+    response = client.post("/login/", {"email": f"owner@{a.slug}.test", "password": MEMBER_PASSWORD})
+    assert response.status_code == 302
+    assert client.get("/members/").status_code == 200
+    stolen = Client(HTTP_HOST=f"{b.slug}.{settings.BASE_DOMAIN}")
+    stolen.cookies = client.cookies
+    assert stolen.get("/members/").status_code == 302  # to its sign-in page: the key means nothing there
+    with connect_as(settings.DB_OWNER_ROLE) as conn:
+        assert conn.execute("SELECT count(*) FROM public.django_session").fetchone()[0] == 0
+
+
+@pytest.mark.django_db(databases="__all__", transaction=True)
+def test_each_dedicated_database_has_its_own_roles_and_they_open_no_other(make_tenant):
+    a, b = make_tenant("dedicated", seed=False), make_tenant("dedicated", seed=False)
+    creds_a = decrypt_json(a.placement.credentials_encrypted)
+    creds_b = decrypt_json(b.placement.credentials_encrypted)
+    assert {creds_a["app_user"], creds_a["owner_user"]}.isdisjoint({creds_b["app_user"], creds_b["owner_user"]})
+    assert settings.DB_APP_ROLE not in (creds_a["app_user"], creds_a["owner_user"])
+    with connect_as(creds_a["app_user"], a.placement.db_name):
+        pass
+    for role in (creds_a["app_user"], creds_a["owner_user"], settings.DB_APP_ROLE, settings.DB_DATA_ROLE):
+        with pytest.raises(psycopg.OperationalError, match="permission denied|CONNECT"):
+            connect_as(role, b.placement.db_name)
+    with dbroles.admin_connect(a.placement.db_name) as conn:
+        owner = conn.execute("SELECT pg_get_userbyid(relowner) FROM pg_class WHERE relname = 'workspace_member'")
+        assert owner.fetchone()[0] == creds_a["owner_user"]
+
+
+@pytest.mark.django_db(databases="__all__")
+def test_search_path_ends_with_pg_temp_so_a_temporary_table_never_shadows_a_tenant_table(tenant_world):
+    from tenants.context import tenant_context
+
+    tenant = tenant_world["schema"][0]
+    with tenant_context(tenant) as alias, connections[alias].cursor() as cursor:
+        cursor.execute("SELECT current_setting('search_path')")
+        assert cursor.fetchone()[0].endswith("pg_temp")
+        cursor.execute("CREATE TEMPORARY TABLE workspace_member (email text, tenant_id uuid)")
+        cursor.execute("INSERT INTO pg_temp.workspace_member VALUES ('attacker@evil.test', %s)", [tenant.pk])
+        cursor.execute("SELECT email FROM workspace_member")
+        assert "attacker@evil.test" not in {row[0] for row in cursor.fetchall()}
+        cursor.execute("DROP TABLE pg_temp.workspace_member")
+    with connect_as(settings.DB_APP_ROLE) as conn:
+        assert conn.execute("SHOW search_path").fetchone()[0].endswith("pg_temp")
+
+
+@pytest.mark.django_db
+def test_the_app_role_keeps_only_the_grants_it_uses():
+    with connections["default"].cursor() as cursor:
+        cursor.execute(
+            "SELECT has_table_privilege(current_user, 'django_migrations', 'INSERT'), "
+            "has_table_privilege(current_user, 'django_migrations', 'DELETE'), "
+            "has_table_privilege(current_user, 'django_migrations', 'SELECT'), "
+            "has_table_privilege(current_user, 'auth_user', 'DELETE'), "
+            "has_table_privilege(current_user, 'auth_user', 'UPDATE'), "
+            "has_table_privilege(current_user, 'tenants_placement', 'TRUNCATE')"
+        )
+        assert cursor.fetchone() == (False, False, True, False, True, False)
+
+
+def _manage(*args: str, key: str) -> subprocess.CompletedProcess:
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "DJANGO_SETTINGS_MODULE": "saas_admin.settings.production",
+        "DJANGO_SECRET_KEY": "x" * 60,
+        "DJANGO_ALLOWED_HOSTS": "example.com",
+        "FIELD_ENCRYPTION_KEY": key,
+        "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/unused",
+    }
+    return subprocess.run([sys.executable, "manage.py", *args], cwd=BASE_DIR, env=env, capture_output=True, text=True)
+
+
+def test_an_invalid_field_encryption_key_is_one_clear_error_at_start_up():
+    result = _manage("check", key="not-a-key")
+    assert result.returncode != 0
+    assert "FIELD_ENCRYPTION_KEY is not a valid Fernet key" in result.stderr
+
+
+def test_check_deploy_refuses_a_missing_key():
+    from tenants.checks import field_encryption_key_check
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(settings, "FIELD_ENCRYPTION_KEY", "")
+        assert [e.id for e in field_encryption_key_check()] == ["tenants.E001"]
+        mp.setattr(settings, "FIELD_ENCRYPTION_KEY", Fernet.generate_key().decode() + ",short")
+        assert [e.id for e in field_encryption_key_check()] == ["tenants.E002"]
+
+
+@pytest.mark.django_db(databases="__all__")
+def test_rotating_the_key_re_encrypts_every_stored_credential(settings, tenant_world):
+    import base64
+    import hashlib
+
+    from django.core.management import call_command
+
+    from tenants.models import Placement
+
+    # From the development fallback (derived from SECRET_KEY, what the test data was written with) to a real key.
+    old = base64.urlsafe_b64encode(hashlib.sha256(b"tenants.crypto:" + settings.SECRET_KEY.encode()).digest()).decode()
+    new = Fernet.generate_key().decode()
+    placement = tenant_world["dedicated"][0].placement
+    plain = decrypt_json(placement.credentials_encrypted)
+    settings.FIELD_ENCRYPTION_KEY = old
+    from tenants.crypto import encrypt_json
+
+    Placement.objects.filter(pk=placement.pk).update(credentials_encrypted=encrypt_json(plain))
+    settings.FIELD_ENCRYPTION_KEY = f"{new},{old}"
+    call_command("rotate_encryption_key")
+    settings.FIELD_ENCRYPTION_KEY = new
+    placement.refresh_from_db()
+    assert decrypt_json(placement.credentials_encrypted) == plain
