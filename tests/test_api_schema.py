@@ -38,7 +38,7 @@ def admin_token(platform_admin, api_token_for):
     request_finished.connect(close_old_connections)
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(databases=["default", "owner"])
 @schema.parametrize()
 @settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 def test_every_operation_answers_as_documented_and_never_with_a_server_error(case, admin_token):
