@@ -240,12 +240,17 @@ def _other_admins_who_can_sign_in(member: Member) -> int:
     )
 
 
+def _lock_admins() -> None:
+    """Lock every admin row, so two admins demoting or removing each other at once cannot both win."""
+    list(Member.objects.using(_alias()).select_for_update().filter(is_admin=True).values_list("pk", flat=True))
+
+
 def member_set_role(*, actor: Member, member_id: Any, is_admin: bool) -> Member:
     """Make a member an admin or a plain member (Admin); the last admin stays one."""
     _require_admin(actor)
     with transaction.atomic(using=_alias()):
         member = member_get(member_id)
-        Member.objects.using(_alias()).select_for_update().filter(is_admin=True).exists()  # serialise demotions
+        _lock_admins()
         if member.is_admin == is_admin:
             raise Conflict(f"{member.name} is already {'an admin' if is_admin else 'a member'}.")
         if not is_admin and _other_admins_who_can_sign_in(member) == 0:
@@ -269,7 +274,7 @@ def member_remove(*, actor: Member, member_id: Any) -> Member:
         member = member_get(member_id)
         if member.pk == actor.pk:
             raise Conflict("You cannot remove yourself; ask another admin.")
-        Member.objects.using(_alias()).select_for_update().filter(is_admin=True).exists()
+        _lock_admins()
         if member.is_admin and _other_admins_who_can_sign_in(member) == 0:
             raise Conflict(f"{member.name} is the last admin; make someone else an admin first.")
         sessions = member_sessions_end(member.pk)
