@@ -352,6 +352,30 @@ def test_the_owner_of_a_provisioned_tenant_is_emailed_a_set_password_link(make_t
     assert member(tenant, "founder@example.test").is_admin
 
 
+def test_a_signup_owner_who_chose_a_password_gets_no_set_password_email(make_tenant, mailoutbox):
+    from django.contrib.auth.hashers import make_password
+
+    tenant = make_tenant(
+        "shared", seed=False, owner_email="signup@example.test", owner_password_hash=make_password(NEW_PASSWORD)
+    )
+    assert [m for m in mailoutbox if m.to == ["signup@example.test"]] == []
+    sign_in(tenant, "signup@example.test", NEW_PASSWORD)
+    assert not member(tenant, "signup@example.test").invitation_pending
+
+
+def test_the_email_owner_step_sends_nothing_once_the_owner_has_a_password(make_tenant, mailoutbox):
+    from types import SimpleNamespace
+
+    from tenants.provisioning.sagas import email_owner
+
+    tenant = make_tenant("schema", seed=False, owner_email="again@example.test")
+    _host, path = link_in(mailoutbox[-1])
+    client_for(tenant).post(path, {"password": NEW_PASSWORD, "confirm": NEW_PASSWORD})
+    sent = len(mailoutbox)
+    email_owner(SimpleNamespace(input={}, value=lambda key: str(tenant.pk)))  # a retry after the owner joined
+    assert len(mailoutbox) == sent
+
+
 # --- with the real data-plane role -------------------------------------------------------------------
 
 
