@@ -124,8 +124,21 @@ def member_sign_in(*, email: str, password: str, address: str | None) -> Member 
     return member
 
 
-def member_signin_locked(*, email: str, address: str | None) -> bool:
-    return limits.signin_wait(_lock_scope(), _norm_email(email), address, cache=limits.TENANT_ALIAS) > 0
+def member_locks(member: Member) -> list[limits.Lock]:
+    """Addresses locked out of this member's account right now (shown to workspace admins)."""
+    return limits.signin_locks(_lock_scope(), member.email, cache=limits.TENANT_ALIAS)
+
+
+def member_unlock(*, actor: Member, member_id: Any) -> Member:
+    """Forget every failed sign-in of a member from every address (Admin), like operators' Unlock."""
+    _require_admin(actor)
+    member = member_get(member_id)
+    if not member_locks(member):
+        raise Conflict(f"{member.name} is not locked out.")
+    with transaction.atomic(using=_alias()):
+        limits.signin_unlock(_lock_scope(), member.email, cache=limits.TENANT_ALIAS)
+        _record("member.unlocked", str(member.pk), {}, actor)
+    return member
 
 
 # --- admin actions ------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ urlpatterns = [
     path("members/<int:pk>/resend/", views.member_resend, name="member_resend"),
     path("members/<int:pk>/revoke/", views.member_revoke, name="member_revoke"),
     path("members/<int:pk>/role/", views.member_role, name="member_role"),
+    path("members/<int:pk>/unlock/", views.member_unlock, name="member_unlock"),
     path("members/<int:pk>/remove/", views.member_remove, name="member_remove"),
     path("accounts/", views.account_list, name="accounts"),
     path("accounts/new/", views.account_new, name="account_new"),

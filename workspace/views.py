@@ -137,7 +137,9 @@ def member_new(request: TenantRequest) -> HttpResponse:
 @member_required
 def member_detail(request: TenantRequest, pk: int) -> HttpResponse:
     member = members.member_get(pk)
-    return render(request, "workspace/member_detail.html", {"subject": member, "section": "members"})
+    locks = members.member_locks(member) if request.member.is_admin else []
+    context = {"subject": member, "locks": locks, "section": "members"}
+    return render(request, "workspace/member_detail.html", context)
 
 
 def _admin_action(request: TenantRequest, pk: int, action: str) -> HttpResponse:
@@ -157,6 +159,9 @@ def _admin_action(request: TenantRequest, pk: int, action: str) -> HttpResponse:
                 return redirect("workspace:member_detail", pk=pk)
             subject = members.member_set_role(actor=request.member, member_id=pk, is_admin=role == "admin")
             done = f"{subject.name} is now {'an admin' if subject.is_admin else 'a member'}."
+        elif action == "unlock":
+            subject = members.member_unlock(actor=request.member, member_id=pk)
+            done = f"{subject.name} may sign in again from every address."
         else:
             subject = members.member_remove(actor=request.member, member_id=pk)
             done = f"{subject.name} was removed and signed out."
@@ -187,6 +192,12 @@ def member_revoke(request: TenantRequest, pk: int) -> HttpResponse:
 @require_POST
 def member_role(request: TenantRequest, pk: int) -> HttpResponse:
     return _admin_action(request, pk, "role")
+
+
+@member_required
+@require_POST
+def member_unlock(request: TenantRequest, pk: int) -> HttpResponse:
+    return _admin_action(request, pk, "unlock")
 
 
 @member_required

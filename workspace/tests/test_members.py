@@ -91,6 +91,28 @@ def test_wrong_passwords_lock_the_account_from_that_address_and_the_tenant_log_r
     assert log_events(other, "member.signin_locked") == []
 
 
+def test_an_admin_sees_a_locked_member_and_unlocks_them(tenant_world, strict_lockout):
+    tenant = tenant_world["schema"][0]
+    email = f"m1@{tenant.slug}.test"
+    attacker = client_for(tenant, "203.0.113.30")
+    for _ in range(5):
+        attacker.post("/login/", {"email": email, "password": "guess"})
+    admin = sign_in(tenant, owner(tenant))
+    pk = member(tenant, email).pk
+    page = admin.get(f"/members/{pk}/").content.decode()
+    assert "Locked" in page and "Unlock sign-in" in page
+    assert sign_in(tenant, email, address="198.51.100.1")  # elsewhere it was never locked
+    plain = sign_in(tenant, f"m0@{tenant.slug}.test")
+    assert plain.post(f"/members/{pk}/unlock/").status_code == 403
+    assert attacker.post("/login/", {"email": email, "password": MEMBER_PASSWORD}).status_code == 429
+    response = admin.post(f"/members/{pk}/unlock/", follow=True)
+    assert "may sign in again from every address" in response.content.decode()
+    assert attacker.post("/login/", {"email": email, "password": MEMBER_PASSWORD}).status_code == 302
+    assert len(log_events(tenant, "member.unlocked")) == 1
+    response = admin.post(f"/members/{pk}/unlock/", follow=True)
+    assert "is not locked out" in response.content.decode()
+
+
 def test_the_lockout_is_per_tenant_even_for_the_same_email_in_a_shared_pool(tenant_world, strict_lockout):
     a, b = tenant_world["shared"]
     with tenant_context(b):
@@ -246,7 +268,7 @@ def test_an_admin_cannot_remove_themselves(tenant_world):
 
 
 ADMIN_POSTS = ["/members/new/", "/members/{pk}/resend/", "/members/{pk}/revoke/", "/members/{pk}/role/",
-               "/members/{pk}/remove/"]  # fmt: skip
+               "/members/{pk}/unlock/", "/members/{pk}/remove/"]  # fmt: skip
 
 
 @pytest.mark.parametrize("path", ADMIN_POSTS)
