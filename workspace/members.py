@@ -19,6 +19,7 @@ client addresses in those events are personal data, encrypted per subject (event
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +40,8 @@ from workspace import services
 from workspace.models import Member, MemberSession
 from workspace.services import LinkPurpose
 
+logger = logging.getLogger(__name__)
+
 AGGREGATE = "workspace.member"
 SIGNIN_AGGREGATE = "workspace.signin"
 MAX_EMAIL = 254
@@ -50,6 +53,12 @@ class Links:
 
     workspace: str
     url: Callable[[str], str]  # token → absolute URL
+
+
+class MailNotSent(ApplicationError):
+    """The mail server refused or could not be reached; the change that needed the email is undone."""
+
+    status = 503
 
 
 class SignInThrottled(ApplicationError):
@@ -172,12 +181,16 @@ def _send_link(member: Member, *, purpose: str, links: Links, inviter: Member | 
         if purpose == LinkPurpose.RESET
         else ("emails/workspace_invite.txt", f"You are invited to the workspace {links.workspace}")
     )
-    send_mail(
-        subject=subject,
-        message=render_to_string(template, context),
-        from_email=settings.DEFAULT_FROM_EMAIL,
-        recipient_list=[member.email],
-    )
+    try:
+        send_mail(
+            subject=subject,
+            message=render_to_string(template, context),
+            from_email=settings.DEFAULT_FROM_EMAIL,
+            recipient_list=[member.email],
+        )
+    except OSError as exc:  # smtplib's errors are OSErrors too; raising undoes the enclosing transaction
+        logger.warning("workspace email to member %s not sent: %s", member.pk, exc)
+        raise MailNotSent("The email could not be sent; nothing was changed. Please try again in a moment.") from None
 
 
 def _invite_rate_limited() -> bool:

@@ -73,8 +73,8 @@ def forgot_password(request: TenantRequest) -> HttpResponse:
             members.password_reset_request(
                 email=form.cleaned_data["email"], address=client_ip(request), links=_links(request)
             )
-        except members.SignInThrottled as exc:
-            error, status = str(exc), 429
+        except ApplicationError as exc:  # too many requests (429), or the mail server is down (503)
+            error, status = str(exc), exc.status
         else:
             sent = True
     elif request.method == "POST":

@@ -213,6 +213,24 @@ def test_an_accepted_invitation_cannot_be_resent_or_revoked(tenant_world):
     assert member(tenant, m0.email) is not None
 
 
+def test_an_invitation_whose_email_cannot_be_sent_is_not_created(tenant_world, monkeypatch):
+    from workspace import members
+
+    def refuse(*args, **kwargs):
+        raise ConnectionRefusedError("no mail server")
+
+    monkeypatch.setattr(members, "send_mail", refuse)
+    tenant = tenant_world["shared"][0]
+    admin = sign_in(tenant, owner(tenant))
+    response = admin.post("/members/new/", {"name": "Lost", "email": "lost@example.test"}, follow=True)
+    assert response.status_code == 200
+    assert "The email could not be sent; nothing was changed." in response.content.decode()
+    assert member(tenant, "lost@example.test") is None
+    assert log_events(tenant, "member.invited") == []
+    response = client_for(tenant).post("/forgot-password/", {"email": f"m0@{tenant.slug}.test"})
+    assert response.status_code == 503 and "could not be sent" in response.content.decode()
+
+
 def test_inviting_an_existing_email_is_one_sentence(tenant_world, mailoutbox):
     tenant = tenant_world["dedicated"][1]
     admin = sign_in(tenant, owner(tenant))
