@@ -12,6 +12,7 @@ its provisioning step up by name when it runs, so steps.PROVISIONING_STEPS is th
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.conf import settings
@@ -30,6 +31,8 @@ from tenants.models import Tenant
 from tenants.provisioning.steps import PROVISIONING_STEPS, ProvisioningError
 from tenants.services import tenant_validate_new, workspace_url
 from workspace import interface as workspace
+
+logger = logging.getLogger(__name__)
 
 SAGA_TYPES = {isolation: f"provision.{isolation}" for isolation in Tenant.Isolation.values}
 
@@ -87,20 +90,22 @@ def set_owner_password(ctx: StepContext) -> None:
         )
 
 
-def email_owner(ctx: StepContext) -> None:
+def email_owner(ctx: StepContext) -> dict[str, Any] | None:
     """Operator-provisioned tenants: email the owner a set-password link to their workspace (in
     development it lands in the Outbox). Signup owners chose a password already, so they get none.
     After `activate`, so the link works when it arrives. A worker that dies after sending but before
-    recording the step sends a second email on retry; both links work until one is used."""
+    recording the step sends a second email on retry; both links work until one is used. A mail
+    server that is down never undoes the tenant: the step records that no email went out, and the
+    owner can still use "Forgot your password?" on the workspace's sign-in page."""
     if ctx.input.get("owner_password_hash_enc"):
-        return
+        return None
     tenant = Tenant.objects.select_related("placement").get(pk=_tenant_id(ctx))
     if not tenant.owner_email or tenant.placement is None:
-        return
+        return None
     with tenant_context(tenant):
         invitation = workspace.owner_invitation(email=tenant.owner_email)
     if invitation is None:
-        return  # the owner has set a password already (a retry after they followed the first link)
+        return None  # the owner has set a password already (a retry after they followed the first link)
     name, token = invitation
     context = {
         "member": {"name": name},
@@ -109,12 +114,17 @@ def email_owner(ctx: StepContext) -> None:
         "hours": int(settings.WORKSPACE_INVITE_MAX_AGE_SECONDS) // 3600,
         "inviter": None,
     }
-    send_mail(
-        subject=f"Your workspace {tenant.name} is ready",
-        message=render_to_string("emails/workspace_invite.txt", context),
-        from_email=settings.DEFAULT_FROM_EMAIL,
-        recipient_list=[tenant.owner_email],
-    )
+    try:
+        send_mail(
+            subject=f"Your workspace {tenant.name} is ready",
+            message=render_to_string("emails/workspace_invite.txt", context),
+            from_email=settings.DEFAULT_FROM_EMAIL,
+            recipient_list=[tenant.owner_email],
+        )
+    except OSError as exc:  # smtplib's errors are OSErrors
+        logger.warning("owner email for tenant %s not sent: %s", tenant.slug, exc)
+        return {"owner_emailed": False, "owner_email_error": str(exc)[:200]}
+    return {"owner_emailed": True}
 
 
 def _adapted(isolation: str, name: str, title: str) -> StepDefinition:

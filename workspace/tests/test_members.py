@@ -392,6 +392,21 @@ def test_the_owner_of_a_provisioned_tenant_is_emailed_a_set_password_link(make_t
     assert member(tenant, "founder@example.test").is_admin
 
 
+def test_a_mail_server_that_is_down_does_not_undo_the_provisioning(make_tenant, monkeypatch):
+    from sagas.models import SagaStep
+    from tenants.provisioning import sagas
+
+    def refuse(*args, **kwargs):
+        raise ConnectionRefusedError("no mail server")
+
+    monkeypatch.setattr(sagas, "send_mail", refuse)
+    tenant = make_tenant("shared", seed=False, owner_email="unlucky@example.test")
+    assert tenant.status == "active"
+    step = SagaStep.objects.get(saga__tenant_id=tenant.pk, name="email_owner")
+    assert step.output["owner_emailed"] is False
+    assert member(tenant, "unlucky@example.test").invitation_pending  # "Forgot your password?" still works
+
+
 def test_a_signup_owner_who_chose_a_password_gets_no_set_password_email(make_tenant, mailoutbox):
     from django.contrib.auth.hashers import make_password
 
