@@ -20,6 +20,10 @@ Two tools:
   the addresses locked out of an account (the Operators screen), `signin_unlock` clears them all.
   An address that fails against many accounts is limited too (`address_limit` per window).
 
+Every function takes `cache=`: the operator side counts in `limits`; workspace members (requests on
+tenant hosts, on the data-plane role) count in `tenant_limits` (`cache=TENANT_ALIAS`), the one
+control-plane table that role may write.
+
 Keys are hashed: no username or address is readable in the cache.
 """
 
@@ -34,11 +38,12 @@ from django.conf import settings
 from django.core.cache import caches
 
 ALIAS = "limits"
+TENANT_ALIAS = "tenant_limits"
 _INDEX_CAP = 50  # addresses remembered per account for the lock list
 
 
-def _cache() -> Any:
-    return caches[ALIAS]
+def _cache(alias: str = ALIAS) -> Any:
+    return caches[alias]
 
 
 def _h(value: str) -> str:
@@ -48,15 +53,15 @@ def _h(value: str) -> str:
 # --- fixed-window rate limits ---------------------------------------------------------------------
 
 
-def rate_limit_hit(bucket: str, key: str, *, limit: int, window: int) -> bool:
+def rate_limit_hit(bucket: str, key: str, *, limit: int, window: int, cache: str = ALIAS) -> bool:
     """Count one event for `key` in `bucket`; True once more than `limit` happened in this window."""
     cache_key = f"rl:{bucket}:{_h(key or 'unknown')}:{int(time.time() // window)}"
-    cache = _cache()
-    cache.add(cache_key, 0, timeout=window)
+    store = _cache(cache)
+    store.add(cache_key, 0, timeout=window)
     try:
-        count = cache.incr(cache_key)
+        count = store.incr(cache_key)
     except ValueError:  # expired between add and incr
-        cache.set(cache_key, 1, timeout=window)
+        store.set(cache_key, 1, timeout=window)
         count = 1
     return count > limit
 
@@ -106,13 +111,13 @@ def _address_key(scope: str, address: str | None) -> str:
     return f"lka:{scope}:{_h(address or 'unknown')}"
 
 
-def signin_wait(scope: str, account: str, address: str | None) -> float:
+def signin_wait(scope: str, account: str, address: str | None, *, cache: str = ALIAS) -> float:
     """Seconds this (account, address) must wait before a password may be checked; 0 when it may now."""
     now = time.time()
-    pair = _cache().get(_pair_key(scope, account, address)) or {}
+    pair = _cache(cache).get(_pair_key(scope, account, address)) or {}
     wait = max(0.0, float(pair.get("until", 0)) - now)
     if address:
-        spread = _cache().get(_address_key(scope, address)) or {}
+        spread = _cache(cache).get(_address_key(scope, address)) or {}
         if int(spread.get("n", 0)) >= policy().address_limit:
             wait = max(wait, float(spread.get("until", 0)) - now)
     return wait
@@ -127,34 +132,36 @@ def delay_after(failures: int, p: Policy) -> int:
     return min(p.max_delay, 2 ** (failures - p.free))
 
 
-def signin_failed(scope: str, account: str, address: str | None, *, label: str = "") -> tuple[int, int]:
+def signin_failed(
+    scope: str, account: str, address: str | None, *, label: str = "", cache: str = ALIAS
+) -> tuple[int, int]:
     """Record a wrong password; returns (failures of this pair, seconds until the next try)."""
     p = policy()
-    cache, now = _cache(), time.time()
+    store, now = _cache(cache), time.time()
     key = _pair_key(scope, account, address)
-    pair = cache.get(key) or {}
+    pair = store.get(key) or {}
     failures = int(pair.get("n", 0)) + 1
     delay = delay_after(failures, p)
-    cache.set(key, {"n": failures, "until": now + delay}, timeout=p.window)
-    index = cache.get(_index_key(scope, account)) or {}
+    store.set(key, {"n": failures, "until": now + delay}, timeout=p.window)
+    index = store.get(_index_key(scope, account)) or {}
     index[address or "unknown"] = {"n": failures, "until": now + delay, "at": now, "label": label[:150]}
     if len(index) > _INDEX_CAP:
         index = dict(sorted(index.items(), key=lambda kv: kv[1]["at"])[-_INDEX_CAP:])
-    cache.set(_index_key(scope, account), index, timeout=p.window)
+    store.set(_index_key(scope, account), index, timeout=p.window)
     if address:
         akey = _address_key(scope, address)
-        spread = cache.get(akey) or {}
+        spread = store.get(akey) or {}
         n = int(spread.get("n", 0)) + 1
-        cache.set(akey, {"n": n, "until": now + p.window if n >= p.address_limit else 0}, timeout=p.window)
+        store.set(akey, {"n": n, "until": now + p.window if n >= p.address_limit else 0}, timeout=p.window)
     return failures, delay
 
 
-def signin_succeeded(scope: str, account: str, address: str | None) -> None:
-    cache = _cache()
-    cache.delete(_pair_key(scope, account, address))
-    index = cache.get(_index_key(scope, account)) or {}
+def signin_succeeded(scope: str, account: str, address: str | None, *, cache: str = ALIAS) -> None:
+    store = _cache(cache)
+    store.delete(_pair_key(scope, account, address))
+    index = store.get(_index_key(scope, account)) or {}
     if index.pop(address or "unknown", None) is not None:
-        cache.set(_index_key(scope, account), index, timeout=policy().window)
+        store.set(_index_key(scope, account), index, timeout=policy().window)
 
 
 @dataclass(frozen=True)
@@ -168,10 +175,10 @@ class Lock:
         return max(0, int(self.until - time.time()))
 
 
-def signin_locks(scope: str, account: str) -> list[Lock]:
+def signin_locks(scope: str, account: str, *, cache: str = ALIAS) -> list[Lock]:
     """Addresses that are locked out of (or slowed down on) `account` right now, longest wait first."""
     now = time.time()
-    index = _cache().get(_index_key(scope, account)) or {}
+    index = _cache(cache).get(_index_key(scope, account)) or {}
     locks = [
         Lock(address=address, failures=int(v.get("n", 0)), until=float(v.get("until", 0)))
         for address, v in index.items()
@@ -180,14 +187,14 @@ def signin_locks(scope: str, account: str) -> list[Lock]:
     return sorted(locks, key=lambda lock: -lock.until)
 
 
-def signin_unlock(scope: str, account: str) -> int:
+def signin_unlock(scope: str, account: str, *, cache: str = ALIAS) -> int:
     """Forget every failure of `account` from every address; returns how many addresses were locked."""
-    cache = _cache()
-    index = cache.get(_index_key(scope, account)) or {}
-    locked = len(signin_locks(scope, account))
+    store = _cache(cache)
+    index = store.get(_index_key(scope, account)) or {}
+    locked = len(signin_locks(scope, account, cache=cache))
     for address in index:
-        cache.delete(_pair_key(scope, account, None if address == "unknown" else address))
-    cache.delete(_index_key(scope, account))
+        store.delete(_pair_key(scope, account, None if address == "unknown" else address))
+    store.delete(_index_key(scope, account))
     return locked
 
 

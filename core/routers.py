@@ -18,7 +18,7 @@ from typing import Any
 
 from django.conf import settings
 
-from core.tenancy import current_alias, data_plane_request, migrating_placement
+from core.tenancy import active_tenant, current_alias, data_plane_request, migrating_placement
 
 
 def is_owner_alias(alias: str) -> bool:
@@ -43,10 +43,11 @@ class TenantRouter:
     def _alias(self, model: Any) -> str | None:
         if data_plane_request():
             # A tenant host's request: everything on the data-plane role. The workspace-lockout
-            # cache lives in the control-plane database, which the data-plane alias `data` reaches
-            # even for a dedicated tenant.
+            # cache lives in the control-plane database, which the data-plane role's control alias
+            # (`data`) reaches even for a dedicated tenant.
             if model._meta.app_label == CACHE_APP:
-                return "data" if current_alias() != "default" else "default"
+                active = active_tenant()
+                return (active.control_alias if active else None) or current_alias()
             return current_alias()
         if not is_tenant_app(model._meta.app_label):
             return None

@@ -23,6 +23,9 @@ class ActiveTenant:
     # A request on the tenant's host: every query of every model goes to `alias` (the data-plane
     # role), so nothing in it can reach a control-plane table (core.routers.TenantRouter).
     data_plane: bool = False
+    # In such a request: the alias reaching the control-plane database as the data-plane role, for
+    # the one table there it may use (the workspace-lockout cache) — also for dedicated tenants.
+    control_alias: str | None = None
 
 
 _active: ContextVar[ActiveTenant | None] = ContextVar("active_tenant", default=None)

@@ -26,7 +26,7 @@ from psycopg import sql
 
 from core import tenancy
 from core.rls import GUC
-from tenants.databases import data_plane_alias, register_placement
+from tenants.databases import control_data_alias, data_plane_alias, register_placement
 from tenants.models import Tenant
 
 
@@ -63,17 +63,33 @@ def tenant_context(tenant: Any, *, data_plane: bool = False) -> Iterator[str]:
     if placement is None:
         raise NoPlacement(f"Tenant {tenant.slug} has no placement.")
     alias = data_plane_alias(placement) if data_plane else register_placement(placement)
-    with applied(alias, tenant_id=tenant.pk, schema_name=placement.schema_name, data_plane=data_plane):
+    control = control_data_alias() if data_plane else None
+    with applied(
+        alias, tenant_id=tenant.pk, schema_name=placement.schema_name, data_plane=data_plane, control_alias=control
+    ):
         yield alias
 
 
 @contextmanager
-def applied(alias: str, *, tenant_id: uuid.UUID | None, schema_name: str, data_plane: bool = False) -> Iterator[str]:
+def applied(
+    alias: str,
+    *,
+    tenant_id: uuid.UUID | None,
+    schema_name: str,
+    data_plane: bool = False,
+    control_alias: str | None = None,
+) -> Iterator[str]:
     """Lower level: apply a tenant id (or None = no tenant) and schema to `alias` inside a transaction."""
     conn = connections[alias]
     nested = conn.in_atomic_block
     active = (
-        tenancy.ActiveTenant(tenant_id=tenant_id, alias=alias, schema_name=schema_name, data_plane=data_plane)
+        tenancy.ActiveTenant(
+            tenant_id=tenant_id,
+            alias=alias,
+            schema_name=schema_name,
+            data_plane=data_plane,
+            control_alias=control_alias,
+        )
         if tenant_id
         else None
     )

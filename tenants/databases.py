@@ -73,6 +73,11 @@ def data_plane_alias(placement: Any) -> str:
     (which has nothing but the data plane) for dedicated ones."""
     if placement.database_alias != "default":
         return register_placement(placement)
+    return control_data_alias()
+
+
+def control_data_alias() -> str:
+    """The data-plane role's alias on the control-plane database (registered at first use)."""
     if data_alias_override:
         return data_alias_override
     if not alias_registered(DATA_ALIAS):

@@ -20,8 +20,7 @@ from django.shortcuts import redirect
 from core.http import TenantRequest
 from core.tenancy import current_alias
 from workspace.models import Member
-
-SESSION_KEY = "workspace_member"
+from workspace.sessions import SESSION_KEY
 
 
 def member_login(request: TenantRequest, member: Member) -> None:

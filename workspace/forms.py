@@ -5,12 +5,20 @@ from django.contrib.auth.password_validation import validate_password
 
 
 class LoginForm(forms.Form):
-    email = forms.EmailField(widget=forms.EmailInput(attrs={"autofocus": True, "autocomplete": "email"}))
-    password = forms.CharField(widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}))
+    email = forms.EmailField(
+        max_length=254, widget=forms.EmailInput(attrs={"autofocus": True, "autocomplete": "email"})
+    )
+    password = forms.CharField(max_length=4096, widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}))
+
+
+class ForgotPasswordForm(forms.Form):
+    email = forms.EmailField(
+        max_length=254, widget=forms.EmailInput(attrs={"autofocus": True, "autocomplete": "email"})
+    )
 
 
 class SetPasswordForm(forms.Form):
-    password = forms.CharField(widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}))
+    password = forms.CharField(max_length=4096, widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}))
     confirm = forms.CharField(
         label="Repeat password", widget=forms.PasswordInput(attrs={"autocomplete": "new-password"})
     )
@@ -26,7 +34,7 @@ class SetPasswordForm(forms.Form):
 
 class MemberForm(forms.Form):
     name = forms.CharField(max_length=200)
-    email = forms.EmailField()
+    email = forms.EmailField(max_length=254)
     is_admin = forms.BooleanField(required=False, label="Workspace admin")
 
 

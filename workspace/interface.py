@@ -10,6 +10,8 @@ router sends the queries to the tenant's placement and RLS limits them to the te
 
 from __future__ import annotations
 
+from django.utils import timezone
+
 from core.http import TenantRequest
 from core.tenancy import current_alias
 from workspace.auth import member_login
@@ -28,7 +30,7 @@ def owner_member_ensure(*, email: str) -> None:
     """The tenant's first admin, with no usable password until they follow the set-password link (idempotent)."""
     members = Member.objects.using(_alias())
     if not members.filter(email=email).exists():
-        member = Member(name=email.split("@")[0], email=email, is_admin=True)
+        member = Member(name=email.split("@")[0], email=email, is_admin=True, invited_at=timezone.now())
         member.set_password(None)
         member.save(using=_alias())
 
@@ -51,6 +53,15 @@ def data_counts() -> dict[str, int]:
 def set_password_token(*, email: str) -> str:
     """A one-time token for the member's set-password page (workspace.views.set_password)."""
     return member_set_password_token(Member.objects.using(_alias()).get(email=email))
+
+
+def owner_invitation(*, email: str) -> tuple[str, str] | None:
+    """(the owner's name, a set-password token) while the owner has no password yet, else None:
+    provisioning emails the link to an operator-provisioned tenant's owner (signup owners chose one)."""
+    member = Member.objects.using(_alias()).filter(email=email, is_active=True).first()
+    if member is None or not member.invitation_pending:
+        return None
+    return member.name, member_set_password_token(member)
 
 
 def member_sign_in(request: TenantRequest, *, email: str) -> bool:

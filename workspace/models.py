@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from django.contrib.auth.hashers import check_password, make_password
+from django.contrib.auth.hashers import UNUSABLE_PASSWORD_PREFIX, check_password, make_password
 from django.contrib.sessions.base_session import AbstractBaseSession
 from django.db import models
 
@@ -33,6 +33,9 @@ class Member(TenantScoped):
     is_admin = models.BooleanField(default=False)
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Set when an admin (or provisioning, for the owner) invited them by email. Until they follow a
+    # set-password link their password is unusable: that is what "invitation pending" means.
+    invited_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["name", "id"]
@@ -47,6 +50,10 @@ class Member(TenantScoped):
 
     def check_password(self, raw: str) -> bool:
         return bool(self.password) and check_password(raw, self.password)
+
+    @property
+    def invitation_pending(self) -> bool:
+        return not self.password or self.password.startswith(UNUSABLE_PASSWORD_PREFIX)
 
 
 class Account(TenantScoped):
@@ -72,9 +79,15 @@ class MemberSession(AbstractBaseSession):
     nothing, and requests on tenant hosts never need the control plane's session table."""
 
     tenant_id = models.UUIDField(default=current_tenant_id, editable=False)
+    # The signed-in member (copied from the session data on save), so removing a member or resetting
+    # their password can end every session they have without decoding each one.
+    member_id = models.BigIntegerField(null=True, blank=True)
 
     class Meta(AbstractBaseSession.Meta):  # type: ignore[name-defined]  # the stubs do not declare it
-        indexes = [models.Index(fields=["tenant_id", "expire_date"], name="membersession_tenant_expiry")]
+        indexes = [
+            models.Index(fields=["tenant_id", "expire_date"], name="membersession_tenant_expiry"),
+            models.Index(fields=["tenant_id", "member_id"], name="membersession_member"),
+        ]
 
     @classmethod
     def get_session_store_class(cls):

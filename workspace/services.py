@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from django.conf import settings
 from django.core import signing
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
@@ -13,7 +14,6 @@ from core.tenancy import current_alias, current_tenant_id
 from workspace.models import Account, Member
 
 SET_PASSWORD_SALT = "workspace.member.set-password"
-SET_PASSWORD_MAX_AGE = 3 * 24 * 3600
 
 
 def _alias() -> str:
@@ -50,24 +50,45 @@ def member_authenticate(*, email: str, password: str) -> Member | None:
     return member if member.check_password(password) else None
 
 
-def member_set_password_token(member: Member) -> str:
-    # The current hash is part of the token, so the link stops working once used.
+class LinkPurpose:
+    """What an emailed set-password link is for; each has its own lifetime (settings)."""
+
+    INVITE = "invite"  # an admin's invitation, or the owner's first link after provisioning
+    RESET = "reset"  # "forgot password"
+
+    @staticmethod
+    def max_age(purpose: str) -> int:
+        if purpose == LinkPurpose.RESET:
+            return int(settings.WORKSPACE_RESET_MAX_AGE_SECONDS)
+        return int(settings.WORKSPACE_INVITE_MAX_AGE_SECONDS)
+
+
+def member_set_password_token(member: Member, purpose: str = LinkPurpose.INVITE) -> str:
+    """A signed link token: bound to the tenant (checked against the host's tenant), the member, and the
+    current password hash — so it works once (setting a password changes the hash), and a resent
+    invitation (a fresh unusable hash) kills every earlier link."""
     return signing.dumps(
-        {"t": str(member.tenant_id), "m": member.pk, "h": member.password[-16:]}, salt=SET_PASSWORD_SALT
+        {"t": str(member.tenant_id), "m": member.pk, "h": member.password[-16:], "p": purpose}, salt=SET_PASSWORD_SALT
     )
 
 
-def member_for_set_password_token(token: str) -> Member | None:
+def member_for_set_password_token(token: str) -> tuple[Member, str] | None:
+    """(member, purpose) when the token is valid on this tenant's host right now, else None."""
+    longest = max(LinkPurpose.max_age(LinkPurpose.INVITE), LinkPurpose.max_age(LinkPurpose.RESET))
     try:
-        data = signing.loads(token, salt=SET_PASSWORD_SALT, max_age=SET_PASSWORD_MAX_AGE)
-    except signing.BadSignature:
+        data = signing.loads(token[:1000], salt=SET_PASSWORD_SALT, max_age=longest)
+        purpose = data.get("p", LinkPurpose.INVITE) if isinstance(data, dict) else ""
+        if purpose not in (LinkPurpose.INVITE, LinkPurpose.RESET):
+            return None
+        signing.loads(token, salt=SET_PASSWORD_SALT, max_age=LinkPurpose.max_age(purpose))
+    except (signing.BadSignature, ValueError):
         return None
-    if data.get("t") != str(current_tenant_id()):
+    if data.get("t") != str(current_tenant_id()) or not isinstance(data.get("m"), int):
         return None
-    member = Member.objects.using(_alias()).filter(pk=data.get("m"), is_active=True).first()
+    member = Member.objects.using(_alias()).filter(pk=data["m"], is_active=True).first()
     if member is None or member.password[-16:] != data.get("h"):
         return None
-    return member
+    return member, purpose
 
 
 def account_open(*, name: str, currency: str = "EUR", balance: Decimal | str = "0.00") -> Account:

@@ -7,14 +7,17 @@ from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
-from core.http import TenantRequest
-from workspace import selectors, services
+from core.errors import ApplicationError, NotFound
+from core.http import TenantRequest, client_ip
+from workspace import members, selectors, services
 from workspace.auth import current_member, member_login, member_logout, member_required
-from workspace.forms import AccountForm, LoginForm, MemberForm, SetPasswordForm
-from workspace.models import Account, Member
+from workspace.forms import AccountForm, ForgotPasswordForm, LoginForm, MemberForm, SetPasswordForm
+from workspace.models import Account
+from workspace.services import LinkPurpose
 
 PAGE_SIZE = 25
 
@@ -23,20 +26,36 @@ def home(request: TenantRequest) -> HttpResponse:
     return redirect("workspace:members" if current_member(request) else "workspace:login")
 
 
+def _links(request: TenantRequest) -> members.Links:
+    """Links in emails point at the host this request came to: the tenant's own (the token is bound to it too)."""
+    return members.Links(
+        workspace=request.tenant.name,
+        url=lambda token: request.build_absolute_uri(reverse("workspace:set_password", args=[token])),
+    )
+
+
 @require_http_methods(["GET", "POST"])
 def login(request: TenantRequest) -> HttpResponse:
     form = LoginForm(request.POST or None)
-    error = ""
+    error, status = "", 200
     if request.method == "POST" and form.is_valid():
-        member = services.member_authenticate(email=form.cleaned_data["email"], password=form.cleaned_data["password"])
-        if member is not None:
-            member_login(request, member)
-            target = request.GET.get("next", "")
-            if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
-                target = "/members/"
-            return redirect(target or "/members/")
-        error = "That email and password do not match a member of this workspace."
-    return render(request, "workspace/login.html", {"form": form, "error": error}, status=200 if not error else 401)
+        try:
+            member = members.member_sign_in(
+                email=form.cleaned_data["email"], password=form.cleaned_data["password"], address=client_ip(request)
+            )
+        except members.SignInThrottled as exc:
+            error, status = str(exc), 429
+        else:
+            if member is not None:
+                member_login(request, member)
+                target = request.GET.get("next", "")
+                if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
+                    target = "/members/"
+                return redirect(target or "/members/")
+            error, status = "That email and password do not match a member of this workspace.", 401
+    elif request.method == "POST":
+        error, status = "Please give your email address and password.", 400
+    return render(request, "workspace/login.html", {"form": form, "error": error}, status=status)
 
 
 @require_POST
@@ -46,18 +65,38 @@ def logout(request: TenantRequest) -> HttpResponse:
 
 
 @require_http_methods(["GET", "POST"])
+def forgot_password(request: TenantRequest) -> HttpResponse:
+    form = ForgotPasswordForm(request.POST or None)
+    error, status, sent = "", 200, False
+    if request.method == "POST" and form.is_valid():
+        try:
+            members.password_reset_request(
+                email=form.cleaned_data["email"], address=client_ip(request), links=_links(request)
+            )
+        except ApplicationError as exc:  # too many requests (429), or the mail server is down (503)
+            error, status = str(exc), exc.status
+        else:
+            sent = True
+    elif request.method == "POST":
+        error, status = "Please give a valid email address.", 400
+    context = {"form": form, "error": error, "sent": sent}
+    return render(request, "workspace/forgot_password.html", context, status=status)
+
+
+@require_http_methods(["GET", "POST"])
 def set_password(request: TenantRequest, token: str) -> HttpResponse:
-    member = services.member_for_set_password_token(token)
-    if member is None:
+    found = members.member_for_link(token)
+    if found is None:
         return render(request, "workspace/set_password_invalid.html", status=404)
+    member, purpose = found
     form = SetPasswordForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        member.set_password(form.cleaned_data["password"])
-        member.save(update_fields=["password"])
+        members.member_password_set(member=member, purpose=purpose, password=form.cleaned_data["password"])
         member_login(request, member)
         messages.success(request, "Your password is set. Welcome!")
         return redirect("workspace:members")
-    return render(request, "workspace/set_password.html", {"form": form, "member": member})
+    context = {"form": form, "member": member, "reset": purpose == LinkPurpose.RESET}
+    return render(request, "workspace/set_password.html", context, status=400 if request.method == "POST" else 200)
 
 
 def _page(request: TenantRequest, qs):
@@ -72,19 +111,24 @@ def member_list(request: TenantRequest) -> HttpResponse:
     return render(request, template, {"page": page, "q": search, "form": MemberForm(), "section": "members"})
 
 
+def _forbidden(request: TenantRequest) -> HttpResponse:
+    return render(request, "workspace/forbidden.html", status=403)
+
+
 @member_required
 @require_POST
 def member_new(request: TenantRequest) -> HttpResponse:
+    """Invite a member by email (admins)."""
     if not request.member.is_admin:
-        return render(request, "workspace/forbidden.html", status=403)
+        return _forbidden(request)
     form = MemberForm(request.POST)
     if form.is_valid():
         try:
-            member = services.member_create(**form.cleaned_data)
-        except ValidationError as exc:
-            messages.error(request, " ".join(exc.messages))
+            member = members.member_invite(actor=request.member, links=_links(request), **form.cleaned_data)
+        except ApplicationError as exc:
+            messages.error(request, str(exc))
         else:
-            messages.success(request, f"{member.name} was added.")
+            messages.success(request, f"{member.name} was invited; the email is on its way to {member.email}.")
     else:
         messages.error(request, "Please give a name and a valid email address.")
     return redirect("workspace:members")
@@ -92,10 +136,74 @@ def member_new(request: TenantRequest) -> HttpResponse:
 
 @member_required
 def member_detail(request: TenantRequest, pk: int) -> HttpResponse:
-    member = Member.objects.filter(pk=pk).first()
-    if member is None:
-        raise Http404("No such member in this workspace.")
-    return render(request, "workspace/member_detail.html", {"subject": member, "section": "members"})
+    member = members.member_get(pk)
+    locks = members.member_locks(member) if request.member.is_admin else []
+    context = {"subject": member, "locks": locks, "section": "members"}
+    return render(request, "workspace/member_detail.html", context)
+
+
+def _admin_action(request: TenantRequest, pk: int, action: str) -> HttpResponse:
+    if not request.member.is_admin:
+        return _forbidden(request)
+    try:
+        if action == "resend":
+            subject = members.member_invite_resend(actor=request.member, member_id=pk, links=_links(request))
+            done = f"A new invitation was sent to {subject.email}; earlier links no longer work."
+        elif action == "revoke":
+            subject = members.member_invite_revoke(actor=request.member, member_id=pk)
+            done = f"The invitation of {subject.email} was revoked."
+        elif action == "role":
+            role = request.POST.get("role", "")
+            if role not in ("admin", "member"):
+                messages.error(request, "Choose admin or member.")
+                return redirect("workspace:member_detail", pk=pk)
+            subject = members.member_set_role(actor=request.member, member_id=pk, is_admin=role == "admin")
+            done = f"{subject.name} is now {'an admin' if subject.is_admin else 'a member'}."
+        elif action == "unlock":
+            subject = members.member_unlock(actor=request.member, member_id=pk)
+            done = f"{subject.name} may sign in again from every address."
+        else:
+            subject = members.member_remove(actor=request.member, member_id=pk)
+            done = f"{subject.name} was removed and signed out."
+    except NotFound:
+        raise  # the 404 page, like any other missing member
+    except ApplicationError as exc:
+        messages.error(request, str(exc))
+        return redirect("workspace:member_detail", pk=pk)
+    messages.success(request, done)
+    if action in ("revoke", "remove"):
+        return redirect("workspace:members")
+    return redirect("workspace:member_detail", pk=pk)
+
+
+@member_required
+@require_POST
+def member_resend(request: TenantRequest, pk: int) -> HttpResponse:
+    return _admin_action(request, pk, "resend")
+
+
+@member_required
+@require_POST
+def member_revoke(request: TenantRequest, pk: int) -> HttpResponse:
+    return _admin_action(request, pk, "revoke")
+
+
+@member_required
+@require_POST
+def member_role(request: TenantRequest, pk: int) -> HttpResponse:
+    return _admin_action(request, pk, "role")
+
+
+@member_required
+@require_POST
+def member_unlock(request: TenantRequest, pk: int) -> HttpResponse:
+    return _admin_action(request, pk, "unlock")
+
+
+@member_required
+@require_POST
+def member_remove(request: TenantRequest, pk: int) -> HttpResponse:
+    return _admin_action(request, pk, "remove")
 
 
 @member_required

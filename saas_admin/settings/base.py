@@ -172,6 +172,12 @@ LOGIN_FAILURE_FREE = env.int("LOGIN_FAILURE_FREE", default=3)
 LOGIN_FAILURE_MAX_DELAY_SECONDS = env.int("LOGIN_FAILURE_MAX_DELAY_SECONDS", default=60)
 LOGIN_FAILURE_IP_LIMIT = env.int("LOGIN_FAILURE_IP_LIMIT", default=100)
 LOGIN_FAILURE_WINDOW_SECONDS = env.int("LOGIN_FAILURE_WINDOW_SECONDS", default=15 * 60)
+# Workspace members' emailed links (workspace/members.py): single-use, expiring, bound to the tenant.
+WORKSPACE_INVITE_MAX_AGE_SECONDS = env.int("WORKSPACE_INVITE_MAX_AGE_SECONDS", default=7 * 24 * 3600)
+WORKSPACE_RESET_MAX_AGE_SECONDS = env.int("WORKSPACE_RESET_MAX_AGE_SECONDS", default=3600)
+# "Forgot password" emails per client address and per account; invitations per workspace.
+WORKSPACE_RESET_RATE_LIMIT = env.str("WORKSPACE_RESET_RATE_LIMIT", default="5/h")
+WORKSPACE_INVITE_RATE_LIMIT = env.str("WORKSPACE_INVITE_RATE_LIMIT", default="100/h")
 # Two-factor sign-in for operators (saas_admin/mfa.py): required for every role unless relaxed for Viewers.
 MFA_REQUIRED = env.bool("MFA_REQUIRED", default=True)
 MFA_REQUIRED_FOR_VIEWERS = env.bool("MFA_REQUIRED_FOR_VIEWERS", default=True)

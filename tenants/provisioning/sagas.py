@@ -1,6 +1,6 @@
 """Provisioning sagas, one per isolation level, built on the idempotent steps in steps.py.
 
-    provision.shared     register_tenant → begin → place_in_pool → create_owner_member → set_owner_password → create_domain → activate
+    provision.shared     register_tenant → begin → place_in_pool → create_owner_member → set_owner_password → create_domain → activate → email_owner
     provision.schema     register_tenant → begin → create_schema → …
     provision.dedicated  register_tenant → begin → create_database → verify_database → …
 
@@ -12,10 +12,14 @@ its provisioning step up by name when it runs, so steps.PROVISIONING_STEPS is th
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
+from django.template.loader import render_to_string
 from django.utils import timezone
 
 from core.errors import InvalidInput
@@ -25,8 +29,10 @@ from tenants.context import tenant_context
 from tenants.lifecycle import registered_data, tenant_event
 from tenants.models import Tenant
 from tenants.provisioning.steps import PROVISIONING_STEPS, ProvisioningError
-from tenants.services import tenant_validate_new
+from tenants.services import tenant_validate_new, workspace_url
 from workspace import interface as workspace
+
+logger = logging.getLogger(__name__)
 
 SAGA_TYPES = {isolation: f"provision.{isolation}" for isolation in Tenant.Isolation.values}
 
@@ -84,6 +90,43 @@ def set_owner_password(ctx: StepContext) -> None:
         )
 
 
+def email_owner(ctx: StepContext) -> dict[str, Any] | None:
+    """Operator-provisioned tenants: email the owner a set-password link to their workspace (in
+    development it lands in the Outbox). Signup owners chose a password already, so they get none.
+    After `activate`, so the link works when it arrives. A worker that dies after sending but before
+    recording the step sends a second email on retry; both links work until one is used. A mail
+    server that is down never undoes the tenant: the step records that no email went out, and the
+    owner can still use "Forgot your password?" on the workspace's sign-in page."""
+    if ctx.input.get("owner_password_hash_enc"):
+        return None
+    tenant = Tenant.objects.select_related("placement").get(pk=_tenant_id(ctx))
+    if not tenant.owner_email or tenant.placement is None:
+        return None
+    with tenant_context(tenant):
+        invitation = workspace.owner_invitation(email=tenant.owner_email)
+    if invitation is None:
+        return None  # the owner has set a password already (a retry after they followed the first link)
+    name, token = invitation
+    context = {
+        "member": {"name": name},
+        "workspace": tenant.name,
+        "link": workspace_url(tenant.slug, f"/set-password/{token}/"),
+        "hours": int(settings.WORKSPACE_INVITE_MAX_AGE_SECONDS) // 3600,
+        "inviter": None,
+    }
+    try:
+        send_mail(
+            subject=f"Your workspace {tenant.name} is ready",
+            message=render_to_string("emails/workspace_invite.txt", context),
+            from_email=settings.DEFAULT_FROM_EMAIL,
+            recipient_list=[tenant.owner_email],
+        )
+    except OSError as exc:  # smtplib's errors are OSErrors
+        logger.warning("owner email for tenant %s not sent: %s", tenant.slug, exc)
+        return {"owner_emailed": False, "owner_email_error": str(exc)[:200]}
+    return {"owner_emailed": True}
+
+
 def _adapted(isolation: str, name: str, title: str) -> StepDefinition:
     """A saga step that runs provisioning step `name` (looked up when it runs) for the saga's tenant."""
 
@@ -114,6 +157,7 @@ def _definition(isolation: str) -> SagaDefinition:
             steps.append(
                 StepDefinition("set_owner_password", set_owner_password, None, description="Set the owner's password")
             )
+    steps.append(StepDefinition("email_owner", email_owner, None, description="Email the owner a set-password link"))
     return SagaDefinition(SAGA_TYPES[isolation], f"Provision a {isolation} tenant", tuple(steps))
 
 
