@@ -9,8 +9,11 @@ Creates (and migrates) the database named in DATABASE_URL, then measures:
    indexes but no triggers; with and without pg_notify per transaction; batch appends (100 per statement).
 2. state at a random instant T of one aggregate with --replay-events events: snapshots (every 100)
    + replay vs a full replay, same instants.
-3. viewer page time (keyset, 50 rows, newest first) at depth 1M vs depth 0 in a table of --viewer-rows
-   events generated with generate_series (owner-side bulk load; triggers lifted for the load only).
+3. viewer page time (keyset, 50 rows, newest first) in a table of --viewer-rows events (default 1M; the
+   issue's figure is 10M) generated with generate_series (owner-side bulk load; triggers lifted for the
+   load only) with a rare and a common value for every filter: p50/p95 of each filter alone at depth 0
+   and at --depth (default a tenth of the rows), and of every pair of filters in each rare/common mix.
+   `--skip appends,state` runs only this part.
 """
 
 from __future__ import annotations
@@ -195,56 +198,123 @@ def bench_state_at(n_events: int, samples: int) -> None:
     print(f"speed-up (mean): {statistics.mean(slow) / statistics.mean(fast):.0f}x")
 
 
-def bench_viewer(rows: int, depth: int, repeats: int) -> None:
-    from events import selectors
+VIEWER_LOAD = """
+INSERT INTO events_event (event_uuid, aggregate_type, aggregate_id, version, event_type, event_version,
+                          event_data, event_metadata, occurred_at, tenant_id, correlation_id, tx_id, hash)
+SELECT gen_random_uuid(),
+       CASE WHEN g %% 100000 = 11 THEN 'rare.thing' ELSE 'bulk.thing' END,
+       CASE WHEN g %% 100000 = 11 THEN 'rare-' || g WHEN g %% 50 = 0 THEN 'hot' ELSE 'bulk-' || (g / 10) END,
+       CASE WHEN g %% 100000 = 11 THEN 1 WHEN g %% 50 = 0 THEN g / 50 ELSE g %% 10 + 1 END,
+       CASE WHEN g %% 100000 = 13 THEN 'rare.happened' ELSE 'bulk.' || (g %% 5) END,
+       1, jsonb_build_object('n', g),
+       CASE WHEN g %% 100000 = 19 THEN jsonb_build_object('request', 'r-rare')
+            ELSE jsonb_build_object('actor', 'a' || (g %% 100)) END,
+       timestamptz '2025-01-01' + g * interval '1 second',
+       CASE WHEN g %% 10 = 0 THEN %(hot_tenant)s::uuid WHEN g %% 100000 = 7 THEN %(rare_tenant)s::uuid
+            ELSE md5((g %% 5000)::text)::uuid END,
+       CASE WHEN g %% 7 = 0 THEN %(hot_corr)s::uuid WHEN g %% 100000 = 17 THEN %(rare_corr)s::uuid END,
+       pg_current_xact_id(), '\\x00'
+  FROM generate_series(%(first)s, %(last)s) g
+"""
+HOT_TENANT, RARE_TENANT = uuid.UUID(int=1), uuid.UUID(int=2)
+HOT_CORRELATION, RARE_CORRELATION = uuid.UUID(int=3), uuid.UUID(int=4)
 
-    print(f"\n== 3. Viewer page time, {rows:,} events ==")
+
+def _viewer_values(rows: int) -> dict[str, dict[str, Any]]:
+    """Per filter, a common value (on 1-100 % of the rows) and a rare one (on 1 row in 100,000)."""
+    import datetime as dt
+
+    base = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)  # row g occurred at base + g seconds
+    return {
+        "tenant": {"common": {"tenant_id": HOT_TENANT}, "rare": {"tenant_id": RARE_TENANT}},  # 10 % / 0.001 %
+        "aggregate type": {"common": {"aggregate_type": "bulk.thing"}, "rare": {"aggregate_type": "rare.thing"}},
+        "aggregate id": {"common": {"aggregate_id": "hot"}, "rare": {"aggregate_id": "bulk-1234"}},  # 2 % / 10 rows
+        "event type": {"common": {"event_type": "bulk.3"}, "rare": {"event_type": "rare.happened"}},  # 20 %
+        "time range": {  # 70 % of the log ending at 90 % of its depth / one minute deep in the past
+            "common": {
+                "since": base + dt.timedelta(seconds=rows * 0.2),
+                "until": base + dt.timedelta(seconds=rows * 0.9),
+            },
+            "rare": {"since": base + dt.timedelta(seconds=1000), "until": base + dt.timedelta(seconds=1060)},
+        },
+        "correlation": {"common": {"correlation_id": HOT_CORRELATION}, "rare": {"correlation_id": RARE_CORRELATION}},
+        "metadata": {"common": {"metadata": {"actor": "a1"}}, "rare": {"metadata": {"request": "r-rare"}}},  # 1 %
+    }
+
+
+def _load_viewer_rows(rows: int) -> None:
     t0 = time.perf_counter()
     owner = connections["owner"]
     with owner.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM events_event")
+        cursor.execute("SELECT count(*) FROM events_event WHERE aggregate_type IN ('bulk.thing', 'rare.thing')")
         have = cursor.fetchone()[0]
         if have < rows:
             # Bulk load as the owner with the insert trigger lifted for this load only (hashes are
-            # placeholders: these rows only exist to give the table its size).
+            # placeholders: these rows only exist to give the table its size and its skew).
             cursor.execute("ALTER TABLE events_event DISABLE TRIGGER events_event_before_insert")
             step = 1_000_000
             for start in range(have, rows, step):
                 n = min(step, rows - start)
                 cursor.execute(
-                    """
-                    INSERT INTO events_event (event_uuid, aggregate_type, aggregate_id, version, event_type,
-                        event_version, event_data, event_metadata, occurred_at, tenant_id, tx_id, hash)
-                    SELECT gen_random_uuid(), 'bulk.thing', 'bulk-' || (g / 10), g %% 10 + 1,
-                           'bulk.' || (g %% 5), 1, jsonb_build_object('n', g), jsonb_build_object('actor', 'a' || (g %% 100)),
-                           timestamptz '2025-01-01' + g * interval '1 second', NULL, pg_current_xact_id(), '\\x00'
-                      FROM generate_series(%s, %s) g
-                    """,
-                    [start * 10, start * 10 + n - 1],
-                )
+                    VIEWER_LOAD,
+                    {"first": start + 1, "last": start + n, "hot_tenant": HOT_TENANT, "rare_tenant": RARE_TENANT,
+                     "hot_corr": HOT_CORRELATION, "rare_corr": RARE_CORRELATION},
+                )  # fmt: skip
                 print(f"  loaded {start + n:,} rows ({time.perf_counter() - t0:.0f}s)", flush=True)
             cursor.execute("ALTER TABLE events_event ENABLE TRIGGER events_event_before_insert")
-        cursor.execute("ANALYZE events_event")
+        cursor.execute("VACUUM ANALYZE events_event")
+    print(f"table ready in {time.perf_counter() - t0:.0f}s; estimated rows: {EventStore.control().estimated_count():,}")
+
+
+def bench_viewer(rows: int, depth: int, repeats: int) -> None:
+    """Every viewer filter alone with a rare and a common value, at depth 0 and deep, and every pair of
+    filters in the four rare/common mixes at depth 0: p50/p95 of the page (50 rows), the viewer's own
+    query (events.selectors.event_page)."""
+    from events import selectors
+
+    print(f"\n== 3. Viewer page time, {rows:,} events, {repeats} repeats per case ==")
+    _load_viewer_rows(rows)
+    with connections["default"].cursor() as cursor:
         cursor.execute("SELECT max(event_id) FROM events_event")
         top = cursor.fetchone()[0]
-    print(f"table ready in {time.perf_counter() - t0:.0f}s; estimated rows: {EventStore.control().estimated_count():,}")
     store = EventStore.control()
-    cases = [
-        ("no filter", selectors.EventFilters()),
-        ("event_type filter", selectors.EventFilters(event_type="bulk.3")),
-    ]
-    for label, filters in cases:
-        times = {}
-        for name, before in (("depth 0", None), (f"depth {depth:,}", top - depth)):
-            samples = []
-            for _ in range(repeats):
-                t = time.perf_counter()
-                page = selectors.event_page(store=store, filters=filters, before=before)
-                samples.append(time.perf_counter() - t)
-                assert len(page.events) == 50
-            times[name] = statistics.median(samples)
-        (n0, a), (n1, b) = times.items()
-        print(f"{label:>18}: {n0} {a * 1000:6.2f} ms | {n1} {b * 1000:6.2f} ms | ratio {b / a:4.2f}")
+    values = _viewer_values(rows)
+
+    def timed(filters: dict[str, Any], before: int | None) -> tuple[float, float, int]:
+        f = selectors.EventFilters(**filters)
+        samples, shown = [], 0
+        for _ in range(repeats):
+            t = time.perf_counter()
+            page = selectors.event_page(store=store, filters=f, before=before)
+            samples.append(time.perf_counter() - t)
+            shown = len(page.events)
+        samples.sort()
+        return samples[len(samples) // 2] * 1000, samples[min(len(samples) - 1, int(0.95 * len(samples)))] * 1000, shown
+
+    worst: list[tuple[float, str]] = []
+    a0, _, _ = timed({}, None)
+    a1, _, _ = timed({}, top - depth)
+    print(f"{'no filter':>34}: depth 0 p50 {a0:7.2f} ms | depth {depth:,} p50 {a1:7.2f} ms | ratio {a1 / a0:4.2f}")
+    print(f"{'filter (value)':>34}  {'depth 0 p50 / p95':>20}  {'deep p50 / p95':>20}  rows")
+    for name, kinds in values.items():
+        for kind, filters in kinds.items():
+            p50, p95, shown = timed(filters, None)
+            d50, d95, _ = timed(filters, top - depth)
+            label = f"{name} ({kind})"
+            worst += [(p95, label), (d95, label + " deep")]
+            print(f"{label:>34}  {p50:8.2f} / {p95:8.2f}  {d50:8.2f} / {d95:8.2f}  {shown}")
+    print("pairs at depth 0, p95 ms (rare+rare / rare+common / common+rare / common+common):")
+    names = list(values)
+    for i, first in enumerate(names):
+        for second in names[i + 1 :]:
+            cells = []
+            for k1, k2 in (("rare", "rare"), ("rare", "common"), ("common", "rare"), ("common", "common")):
+                _, p95, _ = timed({**values[first][k1], **values[second][k2]}, None)
+                worst.append((p95, f"{first} ({k1}) + {second} ({k2})"))
+                cells.append(f"{p95:8.2f}")
+            print(f"{first + ' + ' + second:>34}  {' / '.join(cells)}")
+    worst.sort(reverse=True)
+    print("slowest p95: " + "; ".join(f"{label} {ms:.1f} ms" for ms, label in worst[:5]))
 
 
 def main() -> None:
@@ -253,8 +323,9 @@ def main() -> None:
     parser.add_argument("--writers", type=int, default=8)
     parser.add_argument("--replay-events", type=int, default=100_000)
     parser.add_argument("--samples", type=int, default=200)
-    parser.add_argument("--viewer-rows", type=int, default=10_000_000)
-    parser.add_argument("--depth", type=int, default=1_000_000)
+    parser.add_argument("--viewer-rows", type=int, default=1_000_000, help="10_000_000 for the issue's figure")
+    parser.add_argument("--depth", type=int, default=None, help="deep-page cursor, default a tenth of the rows")
+    parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--skip", default="", help="comma list of parts to skip: appends,state,viewer")
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
@@ -266,7 +337,7 @@ def main() -> None:
     if "state" not in skip:
         bench_state_at(args.replay_events, args.samples)
     if "viewer" not in skip:
-        bench_viewer(args.viewer_rows, args.depth, repeats=30)
+        bench_viewer(args.viewer_rows, args.depth or args.viewer_rows // 10, repeats=args.repeats)
 
 
 if __name__ == "__main__":

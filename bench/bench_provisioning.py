@@ -15,6 +15,11 @@ template database, starts a real Celery worker (solo pool) and beat against a pr
    (`Client.create_schema()`: CREATE SCHEMA + migrate_schemas) in a subprocess on the same
    database.
 3. A dedicated database by `CREATE DATABASE … TEMPLATE` with STRATEGY WAL_LOG vs FILE_COPY.
+4. The shared placement step alone (`place_in_pool`: pick a pool with room, point the tenant at it)
+   with 2 … 90 pools, every pool full but the last (the worst case of a first-fit scan), 100 tenants
+   per pool: ours (kept count + one indexed, row-locked query) vs the previous algorithm (count the
+   tenants of each pool in turn under one global lock), same rows, same run. `--pools-only` runs
+   only this part (no Celery).
 
 Drops everything it made.
 """
@@ -186,6 +191,81 @@ def measure_database_strategies(n: int) -> dict[str, list[float]]:
     return out
 
 
+def _place_by_counting(tenant_id) -> None:
+    """The previous algorithm (before issue 15), kept here as the baseline: count each pool in turn."""
+    from django.db import connections, transaction
+
+    from tenants.models import Placement, Tenant
+
+    with transaction.atomic():
+        with connections["default"].cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [0x7E4A50])
+        tenant = Tenant.objects.select_for_update().get(pk=tenant_id)
+        for candidate in Placement.objects.filter(kind=Placement.Kind.POOL).order_by("id"):
+            if candidate.tenants.count() < candidate.capacity:
+                tenant.placement = candidate
+                break
+        tenant.save(update_fields=["placement", "updated_at"])
+
+
+def measure_pool_choice(pool_counts: list[int], per_pool: int, samples: int) -> dict[int, dict[str, list[float]]]:
+    import uuid
+
+    from tenants.models import Placement, Tenant
+    from tenants.provisioning.steps import place_in_pool
+
+    out: dict[int, dict[str, list[float]]] = {}
+    for n in pool_counts:
+        Tenant.objects.all().delete()
+        Placement.objects.all().delete()
+        pools = Placement.objects.bulk_create(
+            [Placement(kind=Placement.Kind.POOL, schema_name=f"bench_pool_{i}", capacity=per_pool) for i in range(n)]
+        )
+        fill = [
+            Tenant(
+                id=uuid.uuid4(), slug=f"full-{n}-{i}-{j}", name="x", isolation="shared", status="active", placement=p
+            )
+            for i, p in enumerate(pools[:-1])
+            for j in range(per_pool)
+        ]
+        Tenant.objects.bulk_create(fill, batch_size=2000)
+        with connections_cursor() as cursor:
+            cursor.execute("ANALYZE tenants_tenant")
+            cursor.execute("ANALYZE tenants_placement")
+        out[n] = {}
+        for label, place in (("ours", place_in_pool), ("counting", _place_by_counting)):
+            times = []
+            for k in range(samples):
+                tenant = Tenant.objects.create(
+                    id=uuid.uuid4(), slug=f"new-{label}-{n}-{k}", name="x", isolation="shared", status="provisioning"
+                )
+                t = time.perf_counter()
+                place(tenant.pk)
+                times.append(time.perf_counter() - t)
+                Tenant.objects.filter(pk=tenant.pk).delete()  # keep the last pool open for the next sample
+            out[n][label] = times
+        assert Placement.objects.get(pk=pools[-1].pk).tenant_count == 0
+    Tenant.objects.all().delete()
+    Placement.objects.all().delete()
+    return out
+
+
+def connections_cursor():
+    from django.db import connections
+
+    return connections["owner"].cursor()
+
+
+def report_pool_choice(results: dict[int, dict[str, list[float]]]) -> None:
+    print("4. Shared placement step vs number of pools (all full but the last; p50 / p95)")
+    for n, by in results.items():
+        print(f"   {n:>3} pools   ours {_summary(by['ours'])}   previous (count each pool) {_summary(by['counting'])}")
+    first, last = min(results), max(results)
+    for label in ("ours", "counting"):
+        a, b = statistics.median(results[first][label]), statistics.median(results[last][label])
+        print(f"   → {label:<8} p50 at {last} pools ÷ at {first} pools = {b / a:.2f}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shared", type=int, default=30)
@@ -195,11 +275,16 @@ def main() -> int:
     parser.add_argument(
         "--broker", default=os.environ.get("BENCH_BROKER_URL", ""), help="e.g. redis://127.0.0.1:6379/4"
     )
+    parser.add_argument("--pools-only", action="store_true", help="only part 4 (shared placement vs pools)")
+    parser.add_argument("--pool-samples", type=int, default=50)
     args = parser.parse_args()
 
     bench_url, bench = _setup(args.broker)
     harness = None
     try:
+        if args.pools_only:
+            report_pool_choice(measure_pool_choice([2, 10, 30, 90], per_pool=100, samples=args.pool_samples))
+            return 0
         from tenants import placements
         from tests.support.sagas import CeleryHarness
 
@@ -252,7 +337,8 @@ def main() -> int:
             print(f"   {strategy:<10} {_summary(values)}")
         ratio = statistics.median(strategies["WAL_LOG"]) / statistics.median(strategies["FILE_COPY"])
         faster = "FILE_COPY" if ratio > 1 else "WAL_LOG"
-        print(f"   → {faster} is {max(ratio, 1 / ratio):.1f}× faster (median) for this template")
+        print(f"   → {faster} is {max(ratio, 1 / ratio):.1f}× faster (median) for this template\n")
+        report_pool_choice(measure_pool_choice([2, 10, 30, 90], per_pool=100, samples=args.pool_samples))
         return 0
     finally:
         if harness is not None:

@@ -8,10 +8,11 @@ same pool (so RLS has rows to filter), and `bench_plain_member`: a copy of the p
 member rows in a plain table (no RLS, same indexes). Then prints:
 
 1. Requests/s of the signed-in workspace members page (`/members/`, full middleware,
-   host → tenant resolution, tenant transaction, RLS) vs the same page with no tenancy
+   host → tenant resolution, tenant settings, RLS) vs the same page with no tenancy
    (same middleware, same template, same paginated query on the plain table
-   filtered to the same rows, same member lookup), for each isolation level. Target:
-   overhead ≤ 10%.
+   filtered to the same rows, same session-row read and member lookup), for each isolation
+   level, in --rounds rounds (order rotated each round); the ratio per round too (min, p10,
+   median, rounds meeting 0.90). Target: overhead ≤ 10% in every run.
 2. The RLS-protected list query vs the same query with an explicit WHERE tenant_id on
    the plain table (per-query time, app role, same connection). Target: within 10%.
 3. EXPLAIN of the RLS query: an index condition on tenant_id.
@@ -23,6 +24,7 @@ are printed. Drops what it made.
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import statistics
 import sys
@@ -146,9 +148,18 @@ def install_baseline_urls(tenant) -> None:
 
     owner_id = PlainMember.objects.get(tenant_id=tenant.pk, email=f"owner@{tenant.slug}.test").pk  # type: ignore[attr-defined]
 
+    from django.contrib.sessions.backends.db import SessionStore
+
+    # The tenant page reads its member's session row from the database (workspace.sessions); so does
+    # the baseline, from the control plane's django_session (the operator host's cookie differs).
+    session = SessionStore()
+    session["workspace_member"] = owner_id
+    session.create()
+    session_key = session.session_key
+
     def baseline(request):
         # What member_required + member_list do, minus tenancy: session read, member lookup, page, render.
-        request.session.get("workspace_member")
+        SessionStore(session_key).get("workspace_member")
         request.tenant = tenant
         request.member = PlainMember.objects.filter(pk=owner_id, is_active=True).first()
         qs = PlainMember.objects.filter(tenant_id=tenant.pk).order_by("name", "id")
@@ -174,13 +185,16 @@ def signed_in_client(tenant):
     return client
 
 
-def measure_pages(tenants: dict, requests: int, rounds: int = 10) -> dict[str, float]:
-    """Median over rounds of each variant's requests/s; every round runs all variants back to back."""
+def measure_pages(tenants: dict, requests: int, rounds: int = 10) -> tuple[dict[str, float], dict[str, list[float]]]:
+    """Median over rounds of each variant's requests/s, and each tenant variant's ratio to no tenancy
+    per round; every round runs all variants back to back (order rotated), so drift hits them alike."""
     from django.test import Client
 
     clients = {iso: signed_in_client(t) for iso, t in tenants.items()}
     baseline = Client(HTTP_HOST="localhost")
-    baseline.cookies = clients["shared"].cookies  # the same session row is read on both sides
+    # A copy, so a cookie the baseline's response sets can never sign the shared tenant's client out
+    # (it did: the shared variant then timed a redirect to the sign-in page).
+    baseline.cookies = copy.deepcopy(clients["shared"].cookies)
     for client in clients.values():
         assert b"Person 0000" in client.get("/members/").content
     assert b"Person 0000" in baseline.get("/__bench_baseline__/").content
@@ -188,14 +202,24 @@ def measure_pages(tenants: dict, requests: int, rounds: int = 10) -> dict[str, f
     variants["no tenancy"] = (baseline, "/__bench_baseline__/")
     rates: dict[str, list[float]] = {name: [] for name in variants}
     per_round = max(1, requests // rounds)
-    for _ in range(rounds):
-        for name, (client, url) in variants.items():
+    names = list(variants)
+    for r in range(rounds):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            client, url = variants[name]
             client.get(url)  # warm
             start = time.perf_counter()
             for _ in range(per_round):
                 client.get(url)
             rates[name].append(per_round / (time.perf_counter() - start))
-    return {name: statistics.median(values) for name, values in rates.items()}
+    for name, (client, url) in variants.items():  # every variant still served the real page
+        response = client.get(url)
+        assert response.status_code == 200 and b"Person 0000" in response.content, (name, response.status_code)
+    ratios = {
+        name: [rate / base for rate, base in zip(values, rates["no tenancy"], strict=True)]
+        for name, values in rates.items()
+        if name != "no tenancy"
+    }
+    return {name: statistics.median(values) for name, values in rates.items()}, ratios
 
 
 def measure_queries(tenant, iterations: int, rounds: int = 5) -> tuple[float, float, str]:
@@ -242,7 +266,8 @@ def teardown(bench: str) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=400, help="requests per variant")
+    parser.add_argument("--requests", type=int, default=2000, help="requests per variant")
+    parser.add_argument("--rounds", type=int, default=40, help="rounds (each runs every variant once)")
     parser.add_argument("--queries", type=int, default=3000, help="queries per variant")
     args = parser.parse_args()
     bench = setup_database()
@@ -251,14 +276,19 @@ def main() -> int:
         tenants = make_tenants()
         build_plain_table(tenants["shared"].placement.schema_name)
         install_baseline_urls(tenants["shared"])
-        rates = measure_pages(tenants, args.requests)
+        rates, ratios = measure_pages(tenants, args.requests, args.rounds)
         base = rates["no tenancy"]
-        print(f"\n1. Workspace members page, requests/s ({args.requests} per variant, in-process WSGI, signed in)")
+        print(
+            f"\n1. Workspace members page, requests/s ({args.requests} per variant in {args.rounds} rounds, "
+            "in-process WSGI, signed in)"
+        )
         print(f"   {'no tenancy (plain table)':32s} {base:8.1f} req/s   1.000")
         for iso in ("shared", "schema", "dedicated"):
-            rate = rates[f"tenant:{iso}"]
+            rate, per_round = rates[f"tenant:{iso}"], sorted(ratios[f"tenant:{iso}"])
             print(
                 f"   {'tenant, ' + iso:32s} {rate:8.1f} req/s   {rate / base:.3f}  overhead {100 * (base / rate - 1):+.1f}%"
+                f"   per round: min {per_round[0]:.3f} p10 {per_round[len(per_round) // 10]:.3f}"
+                f" median {statistics.median(per_round):.3f}, {sum(r >= 0.9 for r in per_round)}/{len(per_round)} ≥ 0.90"
             )
         rls, plain, plan = measure_queries(tenants["shared"], args.queries)
         print(f"\n2. List query (25 rows of {MEMBERS} for one tenant among {NEIGHBOURS + 1} in the pool), per query")

@@ -6,7 +6,10 @@
 
 On entry: register the placement's alias if needed (dedicated databases), open
 a transaction on it and apply `app.current_tenant_id` and `search_path` with
-`set_config(..., true)`, i.e. transaction-local. That is what keeps it correct
+`set_config(..., true)`, i.e. transaction-local — sent in the same round trip as
+the transaction's first statement (`_TenantSettings`). Read-only units of work may
+skip the transaction (`autocommit=True`): each statement then carries the settings
+in its own implicit transaction, one round trip each, no BEGIN or COMMIT. That is what keeps it correct
 with persistent connections, the psycopg pool and PgBouncer transaction
 pooling: the settings live exactly as long as the transaction that uses them.
 On exit the transaction ends (so the settings are gone); when nested inside an
@@ -22,7 +25,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from django.db import connections, transaction
-from psycopg import sql
+from psycopg import pq, sql
 
 from core import tenancy
 from core.rls import GUC
@@ -53,11 +56,11 @@ class NoPlacement(Exception):
 
 
 @contextmanager
-def tenant_context(tenant: Any, *, data_plane: bool = False) -> Iterator[str]:
+def tenant_context(tenant: Any, *, data_plane: bool = False, autocommit: bool = False) -> Iterator[str]:
     """Enter `tenant`'s data plane (Tenant instance or id); yields the connection alias to use.
 
     `data_plane=True` (requests on the tenant's host): the data-plane role's alias, and every
-    model routed to it."""
+    model routed to it. `autocommit=True`: no enclosing transaction (see `applied`)."""
     tenant = load_tenant(tenant)
     placement = tenant.placement
     if placement is None:
@@ -65,9 +68,44 @@ def tenant_context(tenant: Any, *, data_plane: bool = False) -> Iterator[str]:
     alias = data_plane_alias(placement) if data_plane else register_placement(placement)
     control = control_data_alias() if data_plane else None
     with applied(
-        alias, tenant_id=tenant.pk, schema_name=placement.schema_name, data_plane=data_plane, control_alias=control
+        alias,
+        tenant_id=tenant.pk,
+        schema_name=placement.schema_name,
+        data_plane=data_plane,
+        control_alias=control,
+        autocommit=autocommit,
     ):
         yield alias
+
+
+_SET_SQL = "SELECT set_config(%s, %s, true), set_config('search_path', %s, true)"
+
+
+class _TenantSettings:
+    """Execute wrapper: every statement that starts a transaction carries the tenant's settings.
+
+    When the connection has no transaction open on the server, the statement is sent in a psycopg
+    pipeline right after `SELECT set_config(…, true)`: one network round trip, the settings first and
+    local to the transaction that runs the statement. Inside a transaction (Django's atomic: psycopg's
+    BEGIN, then this pair) later statements pass through, the settings already set. In autocommit
+    (read-only requests, see `tenant_context(autocommit=True)`) each statement is its own implicit
+    transaction up to the pipeline's Sync — the settings and the statement, nothing else, which is also
+    what PgBouncer in transaction mode hands to one server connection. A unit of work that runs no
+    query sends nothing. Only the innermost tenant context's wrapper acts (nested contexts).
+    """
+
+    def __init__(self, params: list[str]) -> None:
+        self.params = params
+
+    def __call__(self, execute: Any, sql_text: Any, params: Any, many: bool, context: dict[str, Any]) -> Any:
+        wrapper = context["connection"]
+        pg = wrapper.connection
+        innermost = [w for w in wrapper.execute_wrappers if isinstance(w, _TenantSettings)][-1]
+        if innermost is not self or pg.pgconn.transaction_status != pq.TransactionStatus.IDLE:
+            return execute(sql_text, params, many, context)
+        with wrapper.wrap_database_errors, pg.pipeline():
+            pg.cursor().execute(_SET_SQL, self.params)
+            return execute(sql_text, params, many, context)
 
 
 @contextmanager
@@ -78,8 +116,13 @@ def applied(
     schema_name: str,
     data_plane: bool = False,
     control_alias: str | None = None,
+    autocommit: bool = False,
 ) -> Iterator[str]:
-    """Lower level: apply a tenant id (or None = no tenant) and schema to `alias` inside a transaction."""
+    """Lower level: apply a tenant id (or None = no tenant) and schema to `alias`.
+
+    Inside one transaction, unless `autocommit` (and no transaction is open on `alias`): then every
+    statement runs in its own implicit transaction, each carrying the settings (see _TenantSettings);
+    for units of work that only read, or whose writes each open their own `transaction.atomic()`."""
     conn = connections[alias]
     nested = conn.in_atomic_block
     active = (
@@ -93,23 +136,26 @@ def applied(
         if tenant_id
         else None
     )
+    params = [GUC, str(tenant_id) if tenant_id else "", search_path_for(schema_name)]
     with tenancy.activated(active):
+        if autocommit and not nested:
+            with conn.execute_wrapper(_TenantSettings(params)):
+                yield alias
+            return
         with transaction.atomic(using=alias):
+            if not nested:
+                # Outermost: the settings travel with the transaction's first statement (see above).
+                with conn.execute_wrapper(_TenantSettings(params)):
+                    yield alias
+                return
             with conn.cursor() as cursor:
-                if nested:
-                    cursor.execute("SELECT current_setting(%s, true), current_setting('search_path')", [GUC])
-                    previous = cursor.fetchone()
-                cursor.execute(
-                    "SELECT set_config(%s, %s, true), set_config('search_path', %s, true)",
-                    [GUC, str(tenant_id) if tenant_id else "", search_path_for(schema_name)],
-                )
+                cursor.execute("SELECT current_setting(%s, true), current_setting('search_path')", [GUC])
+                previous = cursor.fetchone()
+                cursor.execute(_SET_SQL, params)
             yield alias
-            if nested and not conn.needs_rollback:
+            if not conn.needs_rollback:
                 with conn.cursor() as cursor:
-                    cursor.execute(
-                        "SELECT set_config(%s, %s, true), set_config('search_path', %s, true)",
-                        [GUC, previous[0] or "", previous[1]],
-                    )
+                    cursor.execute(_SET_SQL, [GUC, previous[0] or "", previous[1]])
 
 
 def current_settings(alias: str = "default") -> tuple[str | None, str]:

@@ -6,7 +6,8 @@
   moving tenants get a clear page, anything else a 404 page.
 - The rest of the request (sessions, authentication, the view) runs in tenant_context with
   the data-plane role (one transaction; GUC + search_path transaction-local); a 5xx response
-  rolls that transaction back. Members' sessions live in the tenant's own placement
+  rolls that transaction back. GET/HEAD/OPTIONS run without the request transaction
+  (TENANCY_READ_ONLY_AUTOCOMMIT): each query carries the settings in its own implicit transaction. Members' sessions live in the tenant's own placement
   (workspace.sessions), chosen by `HostSessionMiddleware`.
 """
 
@@ -55,10 +56,14 @@ class TenantHostMiddleware:
         if tenant.status != Tenant.Status.ACTIVE or tenant.placement_id is None:
             return TemplateResponse(request, "tenants/unavailable.html", {"tenant": tenant}, status=503).render()
         request.urlconf = settings.TENANCY_HOST_URLCONF
-        with tenant_context(tenant, data_plane=True) as alias:
+        # Safe methods only read (writes are POST views; a session save opens its own transaction), so
+        # they skip the request transaction: no BEGIN/COMMIT round trips, each query one round trip
+        # with the tenant settings in its implicit transaction (tenants.context._TenantSettings).
+        read_only = settings.TENANCY_READ_ONLY_AUTOCOMMIT and request.method in ("GET", "HEAD", "OPTIONS")
+        with tenant_context(tenant, data_plane=True, autocommit=read_only) as alias:
             request.tenant_alias = alias
             response = self.get_response(request)
-            if response.status_code >= 500:
+            if response.status_code >= 500 and not read_only:
                 transaction.set_rollback(True, using=alias)
         return response
 

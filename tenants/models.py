@@ -31,6 +31,9 @@ class Placement(models.Model):
     # Fernet token of a JSON object {app_user, app_password, owner_user, owner_password}.
     credentials_encrypted = models.TextField(blank=True)
     capacity = models.PositiveIntegerField(default=1, help_text="How many tenants may live here.")
+    # Tenants pointing here, kept by a trigger on tenants_tenant (migration 0004_pool_tenant_count), so
+    # choosing a pool with room is one indexed query, whatever the number of pools or tenants.
+    tenant_count = models.PositiveIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -38,6 +41,14 @@ class Placement(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["database_alias", "schema_name"], name="placement_unique_location"),
             models.CheckConstraint(condition=Q(kind__in=["pool", "schema", "database"]), name="placement_kind_valid"),
+        ]
+        indexes = [
+            # Pools with room, in opening order: tenants.provisioning.steps.place_in_pool reads its first row.
+            models.Index(
+                fields=["id"],
+                name="placement_open_pool",
+                condition=Q(kind="pool", tenant_count__lt=models.F("capacity")),
+            ),
         ]
 
     def __str__(self) -> str:

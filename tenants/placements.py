@@ -389,9 +389,8 @@ def create_dedicated_database(name: str, *, credentials: dict[str, str]) -> None
             "REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM {shared_app}",
             "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {app}",
             "GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {app}",
+            # Nothing at all: provisioning and the migration-state check read the history as the owner.
             "REVOKE ALL ON django_migrations FROM {app}",
-            # Read only: provisioning's verify_database and the migration-state check read the history.
-            "GRANT SELECT ON django_migrations TO {app}",
             "ALTER DEFAULT PRIVILEGES FOR ROLE {owner} GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {app}",
             "ALTER DEFAULT PRIVILEGES FOR ROLE {owner} GRANT USAGE, SELECT ON SEQUENCES TO {app}",
         ):

@@ -30,7 +30,10 @@ class TenantEvent(EventBase):
         indexes = [
             models.Index(fields=["tenant_id", "event_id"], name="tenantlog_event_tenant"),
             models.Index(fields=["tenant_id", "event_type", "event_id"], name="tenantlog_event_type"),
-            models.Index(fields=["tenant_id", "occurred_at"], name="tenantlog_event_time"),
+            models.Index(fields=["tenant_id", "aggregate_type", "event_id"], name="tenantlog_event_aggtype"),
+            models.Index(fields=["tenant_id", "aggregate_id", "event_id"], name="tenantlog_event_aggid"),
+            # Time-bounded pages are ordered by (occurred_at, event_id) (events/selectors.py).
+            models.Index(fields=["tenant_id", "occurred_at", "event_id"], name="tenantlog_event_time_id"),
             models.Index(
                 fields=["correlation_id"], name="tenantlog_event_corr", condition=models.Q(correlation_id__isnull=False)
             ),

@@ -138,6 +138,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 TENANT_APPS = ["workspace", "events.tenantlog"]
 SHARED_APPS = [app for app in INSTALLED_APPS if app not in TENANT_APPS]
 TENANCY_POOL_CAPACITY = env.int("TENANCY_POOL_CAPACITY", default=100)
+# Tenant-host GET/HEAD/OPTIONS requests run without a request transaction (tenants/middleware.py).
+TENANCY_READ_ONLY_AUTOCOMMIT = env.bool("TENANCY_READ_ONLY_AUTOCOMMIT", default=True)
 TENANCY_TEMPLATE_SCHEMA = "tenant_template"
 # Hosts that serve the operator dashboard besides BASE_DOMAIN and admin.BASE_DOMAIN.
 TENANCY_OPERATOR_HOSTS = env.list("TENANCY_OPERATOR_HOSTS", default=["127.0.0.1", "testserver"])

@@ -21,6 +21,7 @@ from typing import Any
 from django.apps import apps
 from django.conf import settings
 from django.db import connections, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from core.errors import ApplicationError
@@ -130,19 +131,32 @@ def _open_pool() -> Placement:
     return pool
 
 
+def _pool_with_room(*, wait: bool) -> Placement | None:
+    """The first pool with room, row-locked: one indexed query (placement_open_pool), whatever the
+    number of pools. `wait=False` skips pools another placement holds (it may be filling them)."""
+    pools = Placement.objects.filter(kind=Placement.Kind.POOL, tenant_count__lt=F("capacity")).order_by("id")
+    return pools.select_for_update(skip_locked=not wait).first()
+
+
 def place_in_pool(tenant_id: TenantId) -> None:
+    """Point the tenant at a pool with room, opening a new pool only when every pool is full.
+
+    Concurrent placements do not queue behind one lock: each takes the first pool nobody else holds
+    (SKIP LOCKED); if every pool with room is held, it waits for the first one, and PostgreSQL re-checks
+    `tenant_count < capacity` on the row once it is free, moving on if the pool filled meanwhile. The
+    count is raised by the trigger on tenants_tenant in this transaction, before the lock is released.
+    Only opening a pool is serialised (an advisory lock), so two placements never open two pools.
+    """
     with transaction.atomic():
-        with connections["default"].cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_POOL_LOCK_KEY])  # one pool opener at a time
         tenant = Tenant.objects.select_for_update().get(pk=tenant_id)
         if tenant.placement_id:
             return
-        pool = None
-        for candidate in Placement.objects.filter(kind=Placement.Kind.POOL).order_by("id"):
-            if candidate.tenants.count() < candidate.capacity:
-                pool = candidate
-                break
-        tenant.placement = pool or _open_pool()
+        pool = _pool_with_room(wait=False) or _pool_with_room(wait=True)
+        if pool is None:
+            with connections["default"].cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_POOL_LOCK_KEY])  # one pool opener at a time
+            pool = _pool_with_room(wait=True) or _open_pool()  # another opener may have just made one
+        tenant.placement = pool
         tenant.save(update_fields=["placement", "updated_at"])
 
 
@@ -273,7 +287,8 @@ def verify_database(tenant_id: TenantId) -> None:
             "WHERE n.nspname = 'public' AND c.relkind = 'r' AND c.relrowsecurity AND c.relforcerowsecurity"
         )
         protected = {row[0] for row in cursor.fetchall()}
-    placement_state_refresh(tenant.placement)  # as the database's owner: the app role may not read django_migrations
+    # As the database's owner: its app role may not read django_migrations (least privilege).
+    placement_state_refresh(tenant.placement)
     missing = expected - protected
     if missing:
         raise ProvisioningError(f"The dedicated database lacks protected tables: {', '.join(sorted(missing))}.")

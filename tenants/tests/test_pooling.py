@@ -19,7 +19,8 @@ from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from django.db import connections, transaction
+from django.db import DataError, ProgrammingError, connections, transaction
+from psycopg import pq
 
 from tenants.context import applied, current_settings, tenant_context
 from workspace.models import Member
@@ -113,22 +114,25 @@ def _drop_alias(alias: str) -> None:
     connections.settings.pop(alias, None)
 
 
-def test_persistent_connections_never_carry_a_tenant_into_the_next_unit_of_work(cp_tenants):
+@pytest.mark.parametrize("autocommit", [False, True], ids=["transaction", "autocommit"])
+def test_persistent_connections_never_carry_a_tenant_into_the_next_unit_of_work(cp_tenants, autocommit):
     # CONN_MAX_AGE=None and no pool: each thread keeps one physical connection for all its rounds,
     # so tenants interleave on the same session.
     _register_like_default("probe_persistent", CONN_MAX_AGE=None)
     try:
-        served = interleave(lambda tenant: _unit_on("probe_persistent", tenant), cp_tenants)
+        served = interleave(lambda tenant: _unit_on("probe_persistent", tenant, autocommit), cp_tenants)
         assert len(served) <= THREADS and any(len(slugs) > 1 for slugs in served.values())
     finally:
         _drop_alias("probe_persistent")
 
 
-def _unit_on(alias: str, tenant) -> int:
-    """Like check_unit, on a connection that stays open between units."""
+def _unit_on(alias: str, tenant, autocommit: bool = False) -> int:
+    """Like check_unit, on a connection that stays open between units; `autocommit`: the read-only
+    mode of tenant-host GET requests, each statement carrying the settings in its own transaction."""
     # Outside a transaction (and, under PgBouncer, on whichever server connection) it must be clean.
     assert current_settings(alias) == (None, default_search_path()), "a connection arrived carrying a tenant"
-    with applied(alias, tenant_id=tenant.pk, schema_name=tenant.placement.schema_name):
+    with applied(alias, tenant_id=tenant.pk, schema_name=tenant.placement.schema_name, autocommit=autocommit):
+        assert not connections[alias].in_atomic_block or not autocommit
         emails = list(Member.objects.using(alias).values_list("email", flat=True))
         assert emails and all(e.endswith(f"@{tenant.slug}.test") for e in emails), (tenant.slug, emails)
         with connections[alias].cursor() as cursor:
@@ -160,6 +164,40 @@ def test_an_error_inside_a_tenant_context_leaves_nothing_behind(two_tenants):
     assert current_settings("default") == (None, default_search_path())
     with tenant_context(tenant):
         assert not Member.objects.filter(email=f"half@{tenant.slug}.test").exists()
+
+
+def test_the_settings_sent_with_the_first_statement_survive_its_savepoint_rollback(two_tenants):
+    # The first statement here is the SAVEPOINT: BEGIN, the settings and it go in one round trip, and
+    # rolling back to the savepoint must not undo the settings that came before it.
+    tenant = two_tenants[0]
+    with tenant_context(tenant) as alias:
+        with pytest.raises(DataError), transaction.atomic(using=alias), connections[alias].cursor() as cursor:
+            cursor.execute("SELECT 1 / 0")
+        assert current_settings(alias)[0] == str(tenant.pk)
+        assert {m.tenant_id for m in Member.objects.using(alias)} == {tenant.pk}
+    assert current_settings("default") == (None, default_search_path())
+
+
+def test_a_failing_first_query_raises_djangos_error_and_leaves_nothing_behind(two_tenants):
+    tenant = two_tenants[0]
+    with pytest.raises(ProgrammingError), tenant_context(tenant) as alias, connections[alias].cursor() as cursor:
+        cursor.execute("SELECT * FROM no_such_table_here")
+    assert current_settings("default") == (None, default_search_path())
+    with tenant_context(tenant) as alias:
+        assert current_settings(alias)[0] == str(tenant.pk)
+
+
+def test_in_autocommit_every_statement_carries_the_tenant_and_nothing_stays_open(two_tenants):
+    a, b = two_tenants
+    with tenant_context(a, autocommit=True) as alias:
+        assert not connections[alias].in_atomic_block
+        assert {m.tenant_id for m in Member.objects.using(alias)} == {a.pk}
+        with tenant_context(b) as inner:  # a nested unit with its own transaction: the inner tenant wins
+            assert inner == alias and {m.tenant_id for m in Member.objects.using(alias)} == {b.pk}
+        assert current_settings(alias)[0] == str(a.pk)  # back to the outer tenant, statement by statement
+        # Between statements no transaction is open on the server (no BEGIN was sent, none to COMMIT).
+        assert connections[alias].connection.pgconn.transaction_status == pq.TransactionStatus.IDLE
+    assert current_settings("default") == (None, default_search_path())
 
 
 # --- PgBouncer in transaction pooling mode ------------------------------------------------------
@@ -216,13 +254,14 @@ def pgbouncer():
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def test_under_pgbouncer_transaction_pooling_tenants_never_leak(cp_tenants, pgbouncer):
+@pytest.mark.parametrize("autocommit", [False, True], ids=["transaction", "autocommit"])
+def test_under_pgbouncer_transaction_pooling_tenants_never_leak(cp_tenants, pgbouncer, autocommit):
     # Server-side prepared statements don't survive transaction pooling: psycopg must not prepare.
     _register_like_default(
         "probe_bouncer", HOST="127.0.0.1", PORT=str(pgbouncer), CONN_MAX_AGE=None, OPTIONS={"prepare_threshold": None}
     )
     try:
-        served = interleave(lambda tenant: _unit_on("probe_bouncer", tenant), cp_tenants)
+        served = interleave(lambda tenant: _unit_on("probe_bouncer", tenant, autocommit), cp_tenants)
         # 4 client threads share 2 server connections, so server connections switched tenants.
         assert len(served) <= 2 and any(len(slugs) > 1 for slugs in served.values())
     finally:
