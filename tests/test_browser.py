@@ -101,8 +101,7 @@ def test_an_operator_signs_in_and_enrols_an_authenticator_app(page, live_server,
         page.wait_for_selector("#recovery-codes li")
         assert page.locator("#recovery-codes li").count() == 10
         page.click("text=I saved them, continue")
-        page.wait_for_load_state()
-        assert "/account/mfa/" not in page.url and "/login/" not in page.url
+        page.wait_for_url(lambda url: "/account/mfa/" not in url and "/login/" not in url)
         assert page.locator("text=browser_op").count() >= 1  # the top bar names the signed-in operator
     assert TOTPDevice.objects.filter(user=operator, confirmed=True).count() == 1
     assert StaticToken.objects.filter(device__user=operator).count() == 10
