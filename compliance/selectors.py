@@ -1,0 +1,195 @@
+"""Reading compliance: the latest result per control, readiness per framework, trend, history.
+
+Readiness is honest: a requirement counts as satisfied only when every applicable control mapped to
+it is automated and its latest result passes. A requirement evidenced by a manual control is
+`manual` (an attestation outside this system), one with no control at all is `unmapped`, and both
+count against readiness; `na` requirements (marked in the library, or whose every control is
+inapplicable) are left out of the share.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db.models import Prefetch
+from django.utils import timezone
+
+from compliance import library
+from compliance.models import Control, Evaluation, Framework, FrameworkSnapshot, Requirement, Result
+from core.errors import NotFound
+
+REQUIREMENT_STATES = ("pass", "fail", "manual", "unmapped", "na")
+
+
+def latest_results(at: datetime | None = None) -> dict[int, Result]:
+    """control id → its newest result (at or before `at`: the posture at a past date)."""
+    results = Result.objects.order_by("control_id", "-evaluated_at", "-id").distinct("control_id")
+    if at is not None:
+        results = results.filter(evaluated_at__lte=at)
+    return {r.control_id: r for r in results.defer("evidence")}
+
+
+@dataclass
+class RequirementStatus:
+    requirement: Requirement
+    state: str
+    controls: list[tuple[Control, Result | None]]
+
+
+@dataclass
+class FrameworkStatus:
+    framework: Framework
+    requirements: list[RequirementStatus] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def applicable(self) -> int:
+        return sum(n for state, n in self.counts.items() if state != "na")
+
+    @property
+    def satisfied(self) -> int:
+        return self.counts.get("pass", 0)
+
+    @property
+    def readiness(self) -> float:
+        return round(100.0 * self.satisfied / self.applicable, 1) if self.applicable else 100.0
+
+
+def requirement_state(requirement: Requirement, controls: list[tuple[Control, Result | None]]) -> str:
+    if requirement.mode == Requirement.Mode.NOT_APPLICABLE:
+        return "na"
+    applicable = [(c, r) for c, r in controls if c.applicable]
+    if not controls:
+        return "unmapped"
+    if not applicable:
+        return "na"
+    automated = [(c, r) for c, r in applicable if c.automated]
+    if any(r is None or r.status in ("fail", "error") for _, r in automated):
+        return "fail"
+    if len(automated) < len(applicable):
+        return "manual"
+    return "pass"
+
+
+def framework_status(framework: Framework, at: datetime | None = None) -> FrameworkStatus:
+    latest = latest_results(at)
+    status = FrameworkStatus(framework=framework, counts={s: 0 for s in REQUIREMENT_STATES})
+    requirements = framework.requirements.prefetch_related(
+        Prefetch("controls", queryset=Control.objects.select_related("owner").order_by("key"))
+    ).order_by("position")
+    for requirement in requirements:
+        pairs = [(c, latest.get(c.pk)) for c in requirement.controls.all()]
+        state = requirement_state(requirement, pairs)
+        status.counts[state] += 1
+        status.requirements.append(RequirementStatus(requirement, state, pairs))
+    return status
+
+
+def frameworks_current() -> list[Framework]:
+    current = library.library_current()
+    if current is None:
+        return []
+    return list(Framework.objects.filter(library=current).order_by("position", "key"))
+
+
+def framework_get(key: str) -> Framework:
+    current = library.library_current()
+    framework = Framework.objects.filter(library=current, key=key[:40]).first() if current else None
+    if framework is None:
+        raise NotFound("No such framework.")
+    return framework
+
+
+def control_get(key: str) -> Control:
+    control = Control.objects.select_related("owner").filter(key=key[:60]).first()
+    if control is None:
+        raise NotFound("No such control.")
+    return control
+
+
+def result_get(result_id: Any) -> Result:
+    try:
+        pk = int(result_id)
+    except (TypeError, ValueError):
+        raise NotFound("No such result.") from None
+    result = Result.objects.select_related("control", "evaluation").filter(pk=pk).first() if 0 < pk < 2**63 else None
+    if result is None:
+        raise NotFound("No such result.")
+    return result
+
+
+def trend(framework: Framework, *, days: int = 90) -> list[tuple[str, float]]:
+    """Readiness per day (the day's last snapshot) of this framework key, across library versions."""
+    since = timezone.now() - timedelta(days=days)
+    rows = (
+        FrameworkSnapshot.objects.filter(framework__key=framework.key, taken_at__gte=since)
+        .order_by("taken_at")
+        .values_list("taken_at", "applicable", "satisfied")
+    )
+    per_day: dict[str, float] = {}
+    for taken_at, applicable, satisfied in rows.iterator():
+        day = timezone.localtime(taken_at).date().isoformat()
+        per_day[day] = round(100.0 * satisfied / applicable, 1) if applicable else 100.0
+    return list(per_day.items())
+
+
+def failing_since(control_ids: list[int]) -> dict[int, datetime]:
+    """For controls failing now: when the current run of fail/error results began."""
+    since: dict[int, datetime] = {}
+    for control_id in control_ids:
+        last_good = (
+            Result.objects.filter(control_id=control_id, status__in=["pass", "na"])
+            .order_by("-evaluated_at")
+            .values_list("evaluated_at", flat=True)
+            .first()
+        )
+        bad = Result.objects.filter(control_id=control_id)
+        if last_good is not None:
+            bad = bad.filter(evaluated_at__gt=last_good)
+        first = bad.order_by("evaluated_at").values_list("evaluated_at", flat=True).first()
+        if first is not None:
+            since[control_id] = first
+    return since
+
+
+@dataclass
+class ControlRow:
+    control: Control
+    result: Result | None
+    failing_since: datetime | None
+    refs: list[str]
+
+
+def control_rows() -> list[ControlRow]:
+    """Every control with its latest result; failing first, then errors, then the rest by key."""
+    latest = latest_results()
+    current = library.library_current()
+    refs: dict[int, list[str]] = defaultdict(list)
+    if current is not None:
+        for control_id, fkey, ref in (
+            Requirement.controls.through.objects.filter(requirement__framework__library=current)
+            .order_by("requirement__framework__position", "requirement__position")
+            .values_list("control_id", "requirement__framework__key", "requirement__ref")
+        ):
+            refs[control_id].append(f"{fkey}:{ref}")
+    controls = list(Control.objects.select_related("owner").order_by("key"))
+    failing = [c.pk for c in controls if (r := latest.get(c.pk)) is not None and r.status in ("fail", "error")]
+    since = failing_since(failing)
+    rank = {"fail": 0, "error": 1, None: 2, "pass": 3, "na": 4}
+    rows = [ControlRow(c, latest.get(c.pk), since.get(c.pk), refs.get(c.pk, [])) for c in controls]
+    rows.sort(key=lambda row: (rank.get(row.result.status if row.result else None, 2), row.control.key))
+    return rows
+
+
+def control_history(control: Control, *, limit: int = 50, before: int | None = None) -> list[Result]:
+    results = Result.objects.filter(control=control).defer("evidence").order_by("-evaluated_at", "-id")
+    if before:
+        results = results.filter(id__lt=before)
+    return list(results[:limit])
+
+
+def evaluations_recent(limit: int = 10) -> list[Evaluation]:
+    return list(Evaluation.objects.select_related("job").order_by("-started_at")[:limit])
