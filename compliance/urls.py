@@ -1,4 +1,26 @@
-from django.urls import path  # noqa: F401
+"""Compliance screens, mounted at /compliance/ (see compliance/views.py)."""
+
+from django.urls import path
+
+from compliance import views
 
 app_name = "compliance"
-urlpatterns: list = []
+urlpatterns = [
+    path("", views.overview, name="list"),
+    path("evaluate/", views.evaluate, name="evaluate"),
+    path("frameworks/<slug:key>/", views.framework_report, name="framework"),
+    path("frameworks/<slug:key>/export.<str:fmt>", views.export_report, name="export"),
+    path("controls/<slug:key>/", views.control_detail, name="control"),
+    path("controls/<slug:key>/edit/", views.control_edit, name="control_edit"),
+    path("results/<int:result_id>/", views.result_detail, name="result"),
+    path("soa/", views.soa, name="soa"),
+    path("access-reviews/", views.review_list, name="reviews"),
+    path("access-reviews/start/", views.review_start, name="review_start"),
+    path("access-reviews/<int:review_id>/", views.review_detail, name="review"),
+    path("access-reviews/<int:review_id>/decide/", views.review_decide, name="review_decide"),
+    path("access-reviews/<int:review_id>/complete/", views.review_complete, name="review_complete"),
+    path("sign-in-review/", views.signin_review, name="signin_review"),
+    path("incidents/", views.incident_list, name="incidents"),
+    path("incidents/new/", views.incident_create, name="incident_create"),
+    path("incidents/<int:incident_id>/", views.incident_update, name="incident_update"),
+]

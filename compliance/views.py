@@ -1,0 +1,364 @@
+"""Compliance screens: overview, framework report, control detail, result evidence, Statement of
+Applicability, access reviews, incidents, exports.
+
+Readers (Viewer+ and Auditors) see everything; Operators start evaluations and record incidents;
+Admins change controls (owner, applicability, frequency), run access reviews and record sign-in
+reviews. Every check is made here, server-side; the templates only hide buttons.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime, time
+
+from django.contrib import messages
+from django.contrib.auth.models import User
+from django.http import HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+
+from audit.actions import AuditAction
+from audit.services import audit_record
+from compliance import exports, library, registers, selectors, services
+from compliance.checks import registry
+from compliance.models import AccessDecision, AccessReview, Control, Incident
+from core.errors import ApplicationError, InvalidInput, NotFound
+from core.http import OperatorRequest
+from core.permissions import Role, has_role, reader_required, role_required
+from jobs.models import Job
+
+PAGE = 50
+
+
+def _day(value: str) -> date:
+    try:
+        return date.fromisoformat(value[:10])
+    except ValueError:
+        raise InvalidInput("Dates are written YYYY-MM-DD.") from None
+
+
+def _at(request: OperatorRequest) -> datetime | None:
+    """`?at=YYYY-MM-DD`: the posture at the end of that day (history), else now."""
+    value = request.GET.get("at", "").strip()
+    if not value:
+        return None
+    return datetime.combine(_day(value), time.max, tzinfo=timezone.get_current_timezone())
+
+
+@require_GET
+@reader_required
+def overview(request: OperatorRequest) -> HttpResponse:
+    at = _at(request)
+    frameworks = []
+    for framework in selectors.frameworks_current():
+        status = selectors.framework_status(framework, at)
+        series = [(date.fromisoformat(day), int(round(value))) for day, value in selectors.trend(framework, days=30)]
+        frameworks.append({"framework": framework, "status": status, "trend": series})
+    rows = selectors.control_rows()
+    open_job = services.evaluation_open()
+    latest_job = open_job or Job.objects.filter(kind=services.EVALUATE).order_by("-id").first()
+    return render(
+        request,
+        "compliance/overview.html",
+        {
+            "frameworks": frameworks,
+            "rows": rows,
+            "failing": [r for r in rows if r.result and r.result.status in ("fail", "error")],
+            "library": library.library_current(),
+            "job": latest_job,
+            "at": at,
+            "evaluations": selectors.evaluations_recent(5),
+            "can_evaluate": has_role(request.user, Role.OPERATOR),
+        },
+    )
+
+
+@require_POST
+@role_required(Role.OPERATOR)
+def evaluate(request: OperatorRequest) -> HttpResponse:
+    key = request.POST.get("control", "").strip()[:60]
+    try:
+        job = services.evaluation_start(actor=request.user, control_keys=[key] if key else None, request=request)
+        messages.success(request, f"Evaluation started (job #{job.pk}); results appear as it runs.")
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    if key and Control.objects.filter(key=key).exists():
+        return redirect("compliance:control", key=key)
+    return redirect("compliance:list")
+
+
+@require_GET
+@reader_required
+def framework_report(request: OperatorRequest, key: str) -> HttpResponse:
+    framework = selectors.framework_get(key)
+    at = _at(request)
+    status = selectors.framework_status(framework, at)
+    state = request.GET.get("state", "")
+    items = [item for item in status.requirements if not state or item.state == state]
+    return render(
+        request,
+        "compliance/framework.html",
+        {
+            "framework": framework,
+            "status": status,
+            "items": items,
+            "state": state,
+            "states": selectors.REQUIREMENT_STATES,
+            "at": at,
+            "trend": [(date.fromisoformat(d), int(round(v))) for d, v in selectors.trend(framework, days=30)],
+        },
+    )
+
+
+@require_GET
+@reader_required
+def control_detail(request: OperatorRequest, key: str) -> HttpResponse:
+    control = selectors.control_get(key)
+    before = request.GET.get("before", "")
+    history = selectors.control_history(control, limit=PAGE, before=int(before) if before.isdigit() else None)
+    latest = control.results.order_by("-evaluated_at", "-id").first()
+    current = library.library_current()
+    requirements = control.requirements.select_related("framework").filter(framework__library=current)
+    owners = User.objects.filter(is_active=True, is_staff=True).order_by("username").values_list("username", flat=True)
+    return render(
+        request,
+        "compliance/control.html",
+        {
+            "control": control,
+            "proves": registry.proves(control.check_name) if control.check_name else "",
+            "latest": latest,
+            "latest_evidence": json.dumps(latest.evidence, indent=2, sort_keys=True) if latest else "",
+            "history": history,
+            "next_before": history[-1].pk if len(history) == PAGE else None,
+            "requirements": requirements.order_by("framework__position", "position"),
+            "since": selectors.failing_since([control.pk]).get(control.pk)
+            if latest and latest.status in ("fail", "error")
+            else None,
+            "can_evaluate": has_role(request.user, Role.OPERATOR) and control.automated,
+            "can_edit": has_role(request.user, Role.ADMIN),
+            "owners": owners if has_role(request.user, Role.ADMIN) else [],
+            "frequencies": Control.Frequency.choices,
+            "job": services.evaluation_open(),
+        },
+    )
+
+
+@require_POST
+@role_required(Role.ADMIN)
+def control_edit(request: OperatorRequest, key: str) -> HttpResponse:
+    control = selectors.control_get(key)
+    try:
+        services.control_update(
+            control=control,
+            actor=request.user,
+            owner_username=request.POST.get("owner", ""),
+            applicable=request.POST.get("applicable") == "yes",
+            justification=request.POST.get("justification", ""),
+            frequency=request.POST.get("frequency", control.frequency),
+            request=request,
+        )
+        messages.success(request, "Control updated.")
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    return redirect("compliance:control", key=control.key)
+
+
+@require_GET
+@reader_required
+def result_detail(request: OperatorRequest, result_id: int) -> HttpResponse:
+    result = selectors.result_get(result_id)
+    recomputed = services.evidence_hash(result.evidence)
+    return render(
+        request,
+        "compliance/result.html",
+        {
+            "result": result,
+            "evidence": json.dumps(result.evidence, indent=2, sort_keys=True),
+            "recomputed": recomputed,
+            "verifies": recomputed == result.evidence_sha256,
+        },
+    )
+
+
+@require_GET
+@reader_required
+def soa(request: OperatorRequest) -> HttpResponse:
+    """ISO 27001 Statement of Applicability: every Annex A control, applicable or not and why, and its state."""
+    framework = selectors.framework_get("iso27001")
+    status = selectors.framework_status(framework)
+    return render(request, "compliance/soa.html", {"framework": framework, "status": status})
+
+
+@require_GET
+@reader_required
+def export_report(request: OperatorRequest, key: str, fmt: str) -> HttpResponse:
+    if fmt not in ("csv", "json", "zip"):
+        raise NotFound("Exports are csv, json or zip.")
+    framework = selectors.framework_get(key)
+    at = _at(request)
+    audit_record(
+        actor=request.user,
+        action=AuditAction.COMPLIANCE_EXPORT,
+        target_type="compliance_framework",
+        target_id=framework.key,
+        summary=f"Exported the {framework.name} report as {fmt.upper()}",
+        request=request,
+    )
+    stamp = (at or timezone.now()).strftime("%Y%m%d")
+    if fmt == "csv":
+        response = HttpResponse(exports.report_csv(framework, at), content_type="text/csv; charset=utf-8")
+    elif fmt == "json":
+        response = JsonResponse(exports.report_json(framework, at), json_dumps_params={"indent": 2})
+    else:
+        data = exports.bundle_build(framework, period_from=None, period_to=at)
+        response = HttpResponse(data, content_type="application/zip")
+    response["Content-Disposition"] = f'attachment; filename="compliance-{framework.key}-{stamp}.{fmt}"'
+    return response
+
+
+# --- access reviews ----------------------------------------------------------------------------
+
+
+@require_GET
+@reader_required
+def review_list(request: OperatorRequest) -> HttpResponse:
+    reviews = AccessReview.objects.order_by("-started_at")[:50]
+    return render(
+        request,
+        "compliance/reviews.html",
+        {"reviews": reviews, "can_admin": has_role(request.user, Role.ADMIN)},
+    )
+
+
+@require_POST
+@role_required(Role.ADMIN)
+def review_start(request: OperatorRequest) -> HttpResponse:
+    try:
+        review = registers.review_start(actor=request.user, request=request)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+        return redirect("compliance:reviews")
+    return redirect("compliance:review", review_id=review.pk)
+
+
+@require_GET
+@reader_required
+def review_detail(request: OperatorRequest, review_id: int) -> HttpResponse:
+    review = registers.review_get(review_id)
+    decisions = list(review.decisions.all())
+    return render(
+        request,
+        "compliance/review.html",
+        {
+            "review": review,
+            "decisions": decisions,
+            "pending": sum(1 for d in decisions if d.decision == AccessDecision.Decision.PENDING),
+            "can_admin": has_role(request.user, Role.ADMIN),
+        },
+    )
+
+
+@require_POST
+@role_required(Role.ADMIN)
+def review_decide(request: OperatorRequest, review_id: int) -> HttpResponse:
+    review = registers.review_get(review_id)
+    try:
+        registers.review_decide(
+            review=review,
+            operator_id=request.POST.get("operator", ""),
+            decision=request.POST.get("decision", ""),
+            actor=request.user,
+            request=request,
+        )
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    return redirect("compliance:review", review_id=review.pk)
+
+
+@require_POST
+@role_required(Role.ADMIN)
+def review_complete(request: OperatorRequest, review_id: int) -> HttpResponse:
+    review = registers.review_get(review_id)
+    try:
+        registers.review_complete(review=review, actor=request.user, request=request)
+        messages.success(request, "Access review completed.")
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    return redirect("compliance:review", review_id=review.pk)
+
+
+@require_POST
+@role_required(Role.ADMIN)
+def signin_review(request: OperatorRequest) -> HttpResponse:
+    try:
+        services.signin_review_record(actor=request.user, note=request.POST.get("note", ""), request=request)
+        messages.success(request, "Recorded that failed sign-ins were reviewed.")
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    return redirect("compliance:control", key="sign-in-monitoring")
+
+
+# --- incidents ---------------------------------------------------------------------------------
+
+
+def _when(value: str, what: str) -> datetime | None:
+    value = (value or "").strip()
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value[:32])
+    except ValueError:
+        raise InvalidInput(f"The {what} time is written YYYY-MM-DDTHH:MM.") from None
+    return timezone.make_aware(parsed) if timezone.is_naive(parsed) else parsed
+
+
+@require_GET
+@reader_required
+def incident_list(request: OperatorRequest) -> HttpResponse:
+    return render(
+        request,
+        "compliance/incidents.html",
+        {
+            "incidents": Incident.objects.order_by("-detected_at")[:100],
+            "can_operate": has_role(request.user, Role.OPERATOR),
+        },
+    )
+
+
+@require_POST
+@role_required(Role.OPERATOR)
+def incident_create(request: OperatorRequest) -> HttpResponse:
+    try:
+        detected = _when(request.POST.get("detected_at", ""), "detection")
+        if detected is None:
+            raise InvalidInput("Give the detection time.")
+        registers.incident_record(
+            actor=request.user,
+            title=request.POST.get("title", ""),
+            detected_at=detected,
+            notifiable=request.POST.get("notifiable") == "yes",
+            request=request,
+        )
+        messages.success(request, "Incident recorded.")
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    return redirect("compliance:incidents")
+
+
+@require_POST
+@role_required(Role.OPERATOR)
+def incident_update(request: OperatorRequest, incident_id: int) -> HttpResponse:
+    incident = registers.incident_get(incident_id)
+    try:
+        registers.incident_update(
+            incident=incident,
+            actor=request.user,
+            contained_at=_when(request.POST.get("contained_at", ""), "containment"),
+            notified_at=_when(request.POST.get("notified_at", ""), "notification"),
+            request=request,
+        )
+        messages.success(request, "Incident updated.")
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    return redirect("compliance:incidents")
