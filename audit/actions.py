@@ -64,3 +64,5 @@ class AuditAction(models.TextChoices):
     ACCESS_REVIEW_COMPLETE = "access_review.complete", "Access review completed"
     INCIDENT_RECORD = "incident.record", "Incident recorded"
     INCIDENT_UPDATE = "incident.update", "Incident updated"
+    AUDITOR_GRANT = "auditor.grant", "Auditor access granted"
+    AUDITOR_REVOKE = "auditor.revoke", "Auditor access revoked"

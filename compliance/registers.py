@@ -22,7 +22,7 @@ from compliance.checks.access import active_operators
 from compliance.models import AccessDecision, AccessReview, Incident
 from core.actors import Actor, actor_label, actor_user
 from core.errors import Conflict, Forbidden, InvalidInput, NotFound
-from core.permissions import ROLE_BY_GROUP, Role, check_role
+from core.permissions import AUDITOR_GROUP, ROLE_BY_GROUP, Role, check_role
 
 
 def review_get(review_id: Any) -> AccessReview:
@@ -208,3 +208,30 @@ def incident_update(
             details={k: v.isoformat() for k, v in changes.items()},
         )
     return locked
+
+
+def auditor_grant(*, username: str, actor: Actor, revoke: bool = False) -> User:
+    """Make an existing user an Auditor (staff, read-only: compliance, audit trail, event log), or stop it.
+
+    An Auditor holds no operator role: granting takes every role group away, so the read-only
+    promise holds."""
+    user = User.objects.filter(username=username[:150]).first()
+    if user is None:
+        raise NotFound(f"No user is called {username[:60]}.")
+    with transaction.atomic():
+        group, _ = Group.objects.get_or_create(name=AUDITOR_GROUP)
+        if revoke:
+            user.groups.remove(group)
+        else:
+            user.groups.remove(*Group.objects.filter(name__in=list(ROLE_BY_GROUP)))
+            user.groups.add(group)
+            User.objects.filter(pk=user.pk).update(is_staff=True, is_superuser=False)
+        audit_record(
+            actor=actor,
+            action=AuditAction.AUDITOR_REVOKE if revoke else AuditAction.AUDITOR_GRANT,
+            target_type="user",
+            target_id=user.pk,
+            summary=f"{'Revoked' if revoke else 'Granted'} Auditor access for {user.username}",
+            details={"username": user.username},
+        )
+    return user
