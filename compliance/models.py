@@ -185,6 +185,8 @@ class ChainCheckpoint(models.Model):
     tx_id = models.BigIntegerField(default=0)
     event_id = models.BigIntegerField(default=0)
     verified_at = models.DateTimeField()
+    # The last time the whole log was re-verified from its first event (COMPLIANCE_CHAIN_FULL_HOURS).
+    full_verified_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"{self.log} verified to event {self.event_id}"

@@ -39,10 +39,14 @@ SELECT e.event_id, e.tx_id::text, e.aggregate_type, e.aggregate_id, e.version,
 
 
 def verify_log(store: EventStore, log: str, *, full: bool = False) -> dict[str, Any]:
-    """Verify one log from its checkpoint (or from the start when `full`); advance the checkpoint past
-    every event that verified and that no open transaction can still precede."""
+    """Verify one log from its checkpoint, or from its first event when `full` or when its last full
+    verification is older than COMPLIANCE_CHAIN_FULL_HOURS (so an old event changed behind the
+    triggers' back is found within that time); advance the checkpoint past every event that verified
+    and that no open transaction can still precede."""
     checkpoint = ChainCheckpoint.objects.filter(log=log).first()
-    start = (0, 0) if full or checkpoint is None else (checkpoint.tx_id, checkpoint.event_id)
+    stale = timezone.now() - timedelta(hours=float(settings.COMPLIANCE_CHAIN_FULL_HOURS))
+    full = full or checkpoint is None or checkpoint.full_verified_at is None or checkpoint.full_verified_at < stale
+    start = (0, 0) if full else (checkpoint.tx_id, checkpoint.event_id)  # type: ignore[union-attr]  # not None here
     statement = sql.SQL(VERIFY_SINCE).format(
         table=store.table,
         same_tenant=sql.SQL("AND p.tenant_id = e.tenant_id" if store.tenant_scoped else ""),
@@ -67,11 +71,13 @@ def verify_log(store: EventStore, log: str, *, full: bool = False) -> dict[str, 
                 )
             elif is_settled and not broken:
                 settled = (int(tx_id), event_id)
-    if not broken and settled != start:
-        ChainCheckpoint.objects.update_or_create(
-            log=log, defaults={"tx_id": settled[0], "event_id": settled[1], "verified_at": timezone.now()}
-        )
-    return {"log": log, "from_event": start[1], "checked": checked, "broken": broken}
+    if not broken and (settled != start or full):
+        now = timezone.now()
+        defaults: dict[str, Any] = {"tx_id": settled[0], "event_id": settled[1], "verified_at": now}
+        if full:
+            defaults["full_verified_at"] = now
+        ChainCheckpoint.objects.update_or_create(log=log, defaults=defaults)
+    return {"log": log, "from_event": start[1], "full": full, "checked": checked, "broken": broken}
 
 
 @check("event_chains")

@@ -382,3 +382,24 @@ def test_incidents_must_be_notified_within_72_hours(operator, run_check):
         created_by_label="x",
     )
     assert run_check("incidents_notified").evidence["problems"][0]["problem"] == "notified later than 72 hours"
+
+
+# --- 9 event chains (control plane; tenant logs: test_placement_checks.py) ----------------------------
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "owner"])
+def test_event_chains_verify_incrementally_and_name_a_tampered_new_event(run_check):
+    first = run_check("event_chains")
+    assert first.status == "pass", first.evidence["broken"]
+    event = control_event_append(aggregate_type="probe", aggregate_id="chain", event_type="Probed", data={"n": 1})
+    with dbroles.admin_connect(settings.DATABASES["owner"]["NAME"]) as conn:
+        conn.execute("SET session_replication_role = replica")
+        conn.execute("UPDATE events_event SET event_data = '{\"n\": 2}' WHERE event_id = %s", [event.event_id])
+    outcome = run_check("event_chains")
+    control = next(entry for entry in outcome.evidence["per_log"] if entry["log"] == "control")
+    assert not control["full"] and control["checked"] >= 1  # only what came after the checkpoint
+    assert outcome.status == "fail"
+    assert outcome.evidence["broken"][0] == {
+        "log": "control", "event_id": event.event_id, "stream": "probe/chain", "version": 1, "problem": "hash mismatch"
+    }  # fmt: skip
+    assert f"event {event.event_id}" in outcome.summary

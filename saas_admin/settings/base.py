@@ -337,6 +337,8 @@ COMPLIANCE_JOB_LEASE_SECONDS = env.float("COMPLIANCE_JOB_LEASE_SECONDS", default
 COMPLIANCE_ACCESS_REVIEW_DAYS = env.int("COMPLIANCE_ACCESS_REVIEW_DAYS", default=90)  # check access_review
 COMPLIANCE_INACTIVE_DAYS = env.int("COMPLIANCE_INACTIVE_DAYS", default=90)  # check stale_access
 COMPLIANCE_AUDIT_RETENTION_DAYS = env.int("COMPLIANCE_AUDIT_RETENTION_DAYS", default=365)  # check audit_retention
+# Event-log chains are verified incrementally; each log is re-verified from its start this often.
+COMPLIANCE_CHAIN_FULL_HOURS = env.float("COMPLIANCE_CHAIN_FULL_HOURS", default=24.0)
 COMPLIANCE_SIGNIN_SPIKE = env.int("COMPLIANCE_SIGNIN_SPIKE", default=10)  # failures per hour per name or address
 COMPLIANCE_DSAR_SLA_DAYS = env.int("COMPLIANCE_DSAR_SLA_DAYS", default=30)
 # Recovery point objective per plan, in hours (check backups_rpo).
