@@ -157,12 +157,14 @@ def _tamper(dbname: str, schema: str, tenant_id) -> tuple[int, str]:
     table = sql.SQL("{}.tenantlog_event").format(sql.Identifier(schema))
     with superuser(dbname) as conn:
         conn.execute("SET session_replication_role = replica")
-        event_id, data = conn.execute(
+        row = conn.execute(
             sql.SQL("SELECT event_id, event_data::text FROM {} WHERE tenant_id = %s ORDER BY event_id LIMIT 1").format(
                 table
             ),
             [tenant_id],
         ).fetchone()
+        assert row is not None, "the tenant_events fixture appended events to this log"
+        event_id, data = row
         conn.execute(
             sql.SQL("UPDATE {} SET event_data = event_data || '{{\"tampered\": true}}' WHERE event_id = %s").format(
                 table
