@@ -13,6 +13,7 @@ from datetime import date, datetime, time
 
 from django.contrib import messages
 from django.contrib.auth.models import User
+from django.core.exceptions import BadRequest
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -35,7 +36,7 @@ def _day(value: str) -> date:
     try:
         return date.fromisoformat(value[:10])
     except ValueError:
-        raise InvalidInput("Dates are written YYYY-MM-DD.") from None
+        raise BadRequest("Dates are written YYYY-MM-DD.") from None  # the 400 page, with this sentence
 
 
 def _at(request: OperatorRequest) -> datetime | None:
