@@ -168,8 +168,9 @@ def _control(control: Control, latest: Result | None, refs: list[str]) -> dict[s
 def framework_list(request, query: Query[AtQuery]):
     require_api_reader(request)
     out = []
+    latest = selectors.latest_results(_at(query))
     for framework in selectors.frameworks_current():
-        status = selectors.framework_status(framework, _at(query))
+        status = selectors.framework_status(framework, _at(query), latest)
         out.append(
             {
                 "key": framework.key,

@@ -8,7 +8,7 @@ the role on every request, so access ends with the next one).
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from django.contrib.auth.models import Group, User
@@ -142,6 +142,18 @@ def incident_get(incident_id: Any) -> Incident:
     return incident
 
 
+def _utc(value: datetime, what: str) -> datetime:
+    """An aware time in UTC (any offset the client sent, naive = the server's zone); one sentence if absurd."""
+    try:
+        aware = timezone.make_aware(value) if timezone.is_naive(value) else value
+        utc = aware.astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise InvalidInput(f"The {what} time is not a usable date.") from None
+    if utc.year < 2000:
+        raise InvalidInput(f"The {what} time must be after the year 2000.")
+    return utc
+
+
 def _times(detected_at: datetime, **others: datetime | None) -> None:
     now = timezone.now()
     if detected_at > now:
@@ -156,6 +168,7 @@ def incident_record(
 ) -> Incident:
     check_role(actor, Role.OPERATOR)
     title = _text(title, "title", 200)
+    detected_at = _utc(detected_at, "detection")
     _times(detected_at)
     with transaction.atomic():
         incident = Incident.objects.create(
@@ -183,6 +196,8 @@ def incident_update(
 ) -> Incident:
     """Record when an incident was contained and when the authority was notified (each set once)."""
     check_role(actor, Role.OPERATOR)
+    contained_at = _utc(contained_at, "containment") if contained_at is not None else None
+    notified_at = _utc(notified_at, "notification") if notified_at is not None else None
     with transaction.atomic():
         locked = Incident.objects.select_for_update().get(pk=incident.pk)
         changes: dict[str, Any] = {}

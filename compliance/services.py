@@ -28,7 +28,7 @@ from django.utils import timezone
 
 from audit.actions import AuditAction
 from audit.services import audit_record
-from compliance import library
+from compliance import library, selectors
 from compliance.checks import registry
 from compliance.models import Control, Evaluation, Framework, FrameworkSnapshot, Result
 from core.actors import Actor, SystemActor
@@ -131,12 +131,10 @@ def evaluation_controls(keys: list[str] | None) -> list[Control]:
 
 def snapshots_record(evaluation: Evaluation) -> None:
     """Readiness per framework of the evaluation's library, from the latest result of every control."""
-    # At call time: selectors import this module's helpers (readiness reads results the same way).
-    from compliance.selectors import framework_status
-
     now = timezone.now()
+    latest = selectors.latest_results()
     for framework in Framework.objects.filter(library=evaluation.library):
-        status = framework_status(framework)
+        status = selectors.framework_status(framework, latest=latest)
         FrameworkSnapshot.objects.get_or_create(
             evaluation=evaluation,
             framework=framework,
@@ -221,11 +219,8 @@ def evaluation_start(*, actor: Actor, control_keys: list[str] | None = None, req
 
 def controls_due(now: Any = None) -> list[str]:
     """Automated controls whose latest result is older than their frequency (or that have none)."""
-    # At call time: selectors import this module (evidence hashing) at their top.
-    from compliance.selectors import latest_results
-
     now = now or timezone.now()
-    latest = latest_results()
+    latest = selectors.latest_results()
     due = []
     for control in Control.objects.exclude(check_name="").order_by("key"):
         result = latest.get(control.pk)

@@ -51,12 +51,13 @@ def _at(request: OperatorRequest) -> datetime | None:
 @reader_required
 def overview(request: OperatorRequest) -> HttpResponse:
     at = _at(request)
+    latest = selectors.latest_results(at)
     frameworks = []
     for framework in selectors.frameworks_current():
-        status = selectors.framework_status(framework, at)
+        status = selectors.framework_status(framework, at, latest)
         series = [(date.fromisoformat(day), int(round(value))) for day, value in selectors.trend(framework, days=30)]
         frameworks.append({"framework": framework, "status": status, "trend": series})
-    rows = selectors.control_rows()
+    rows = selectors.control_rows(latest if at is None else None)
     open_job = services.evaluation_open()
     latest_job = open_job or Job.objects.filter(kind=services.EVALUATE).order_by("-id").first()
     return render(

@@ -273,3 +273,21 @@ def test_the_auditor_group_has_no_operator_role(auditor):
     assert auditor.groups.filter(name=AUDITOR_GROUP).exists()
     assert not auditor.groups.exclude(name=AUDITOR_GROUP).exists()
     assert Group.objects.filter(name=Role.VIEWER.group_name).exists()
+
+
+def test_incident_times_with_any_offset_or_an_absurd_year_never_reach_the_database(
+    api_client_for, operator, loaded_library
+):
+    api = api_client_for(operator)
+    response = api.post(
+        "/api/compliance/incidents",
+        {"title": "Odd offset", "detected_at": "2026-01-01T00:00:00.326908-17:46"},
+        content_type="application/json",
+    )
+    assert response.status_code == 201 and Incident.objects.get().detected_at.isoformat().startswith("2026-01-01T17:46")
+    for value in ("1807-06-21T00:00:00+17:46", "0001-01-01T00:00:00+14:00"):
+        response = api.post(
+            "/api/compliance/incidents", {"title": "x", "detected_at": value}, content_type="application/json"
+        )
+        assert response.status_code in (400, 422), value
+        assert response.json()["detail"].endswith(".")
