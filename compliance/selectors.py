@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from django.db import connection
@@ -19,7 +19,7 @@ from django.db.models import Prefetch
 from django.utils import timezone
 
 from compliance import library
-from compliance.models import Control, Evaluation, Framework, FrameworkSnapshot, Requirement, Result
+from compliance.models import Control, Evaluation, Framework, Requirement, Result
 from core.errors import NotFound
 
 REQUIREMENT_STATES = ("pass", "fail", "manual", "unmapped", "na")
@@ -138,19 +138,31 @@ def result_get(result_id: Any) -> Result:
     return result
 
 
-def trend(framework: Framework, *, days: int = 90) -> list[tuple[str, float]]:
-    """Readiness per day (the day's last snapshot) of this framework key, across library versions."""
+TREND_SQL = """
+SELECT DISTINCT ON (f.key, day) f.key, (s.taken_at AT TIME ZONE %s)::date AS day, s.applicable, s.satisfied
+  FROM compliance_frameworksnapshot s JOIN compliance_framework f ON f.id = s.framework_id
+ WHERE s.taken_at >= %s {only}
+ ORDER BY f.key, day, s.taken_at DESC, s.id DESC
+"""
+
+
+def trends(*, days: int = 30, key: str | None = None) -> dict[str, list[tuple[date, float]]]:
+    """Readiness per day (the day's last snapshot) per framework key, across library versions: one query
+    that reads at most `days` × snapshots-per-day rows per framework, however long the history."""
     since = timezone.now() - timedelta(days=days)
-    rows = (
-        FrameworkSnapshot.objects.filter(framework__key=framework.key, taken_at__gte=since)
-        .order_by("taken_at")
-        .values_list("taken_at", "applicable", "satisfied")
-    )
-    per_day: dict[str, float] = {}
-    for taken_at, applicable, satisfied in rows.iterator():
-        day = timezone.localtime(taken_at).date().isoformat()
-        per_day[day] = round(100.0 * satisfied / applicable, 1) if applicable else 100.0
-    return list(per_day.items())
+    zone = timezone.get_current_timezone_name()
+    statement = TREND_SQL.format(only="AND f.key = %s" if key else "")
+    out: dict[str, list[tuple[date, float]]] = defaultdict(list)
+    params: list[Any] = [zone, since] + ([key] if key else [])
+    with connection.cursor() as cursor:
+        cursor.execute(statement, params)
+        for fkey, day, applicable, satisfied in cursor.fetchall():
+            out[fkey].append((day, round(100.0 * satisfied / applicable, 1) if applicable else 100.0))
+    return dict(out)
+
+
+def trend(framework: Framework, *, days: int = 90) -> list[tuple[date, float]]:
+    return trends(days=days, key=framework.key).get(framework.key, [])
 
 
 def failing_since(control_ids: list[int]) -> dict[int, datetime]:

@@ -52,10 +52,11 @@ def _at(request: OperatorRequest) -> datetime | None:
 def overview(request: OperatorRequest) -> HttpResponse:
     at = _at(request)
     latest = selectors.latest_results(at)
+    trends = selectors.trends(days=30)
     frameworks = []
     for framework in selectors.frameworks_current():
         status = selectors.framework_status(framework, at, latest)
-        series = [(date.fromisoformat(day), int(round(value))) for day, value in selectors.trend(framework, days=30)]
+        series = [(day, int(round(value))) for day, value in trends.get(framework.key, [])]
         frameworks.append({"framework": framework, "status": status, "trend": series})
     rows = selectors.control_rows(latest if at is None else None)
     open_job = services.evaluation_open()
@@ -108,7 +109,7 @@ def framework_report(request: OperatorRequest, key: str) -> HttpResponse:
             "state": state,
             "states": selectors.REQUIREMENT_STATES,
             "at": at,
-            "trend": [(date.fromisoformat(d), int(round(v))) for d, v in selectors.trend(framework, days=30)],
+            "trend": [(d, int(round(v))) for d, v in selectors.trend(framework, days=30)],
         },
     )
 
