@@ -9,4 +9,4 @@ class ComplianceConfig(AppConfig):
 
     def ready(self) -> None:
         # In ready(): the checks and the job kind import models, loaded only now.
-        from compliance import checks, services  # noqa: F401  (registers the checks and the evaluate job kind)
+        from compliance import checks, exports, services  # noqa: F401  (registers the checks and the job kinds)

@@ -5,6 +5,9 @@ one `evidence/<result id>.json` per result in the period (the stored evidence, i
 its recorded hash was taken over, with that hash), `change_management.json` (migration runs and dry
 runs from the control-plane log), and `report.html` (printable). `bundle_verify` (command
 `compliance_verify_bundle`) recomputes every file's hash and every evidence hash.
+
+Small exports are built in the request; `export_start` builds any of them as a job of kind
+`compliance.export` (progress on the framework page; the file is kept in `ExportFile`).
 """
 
 from __future__ import annotations
@@ -17,13 +20,22 @@ import zipfile
 from datetime import datetime
 from typing import Any
 
+from django.db import transaction
+from django.http import HttpRequest
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from compliance import selectors
-from compliance.models import Framework, Result
+from audit.actions import AuditAction
+from audit.services import audit_record
+from compliance import oscal, selectors
+from compliance.models import ExportFile, Framework, Result
 from compliance.services import canonical_json, evidence_hash
+from core.actors import Actor
+from core.errors import InvalidInput, NotFound
 from events.models import Event
+from jobs.models import Job
+from jobs.registry import JobContext, JobHandler, register
+from jobs.services import job_create
 
 CSV_HEADER = [
     "framework",
@@ -162,6 +174,9 @@ def bundle_build(
     ).encode()
     report = report_json(framework, period_to)
     files["report.json"] = canonical_json(report).encode()
+    files["oscal-assessment-results.json"] = json.dumps(
+        oscal.assessment_results(framework, period_to), indent=2
+    ).encode()
     files["report.html"] = render_to_string(
         "compliance/report_print.html",
         {"report": report, "period_from": period_from, "period_to": period_to, "results": total},
@@ -180,6 +195,99 @@ def bundle_build(
         for name, data in sorted(files.items()):
             archive.writestr(name, data)
     return out.getvalue()
+
+
+EXPORT = "compliance.export"
+FORMATS = {
+    "zip": "application/zip",
+    "csv": "text/csv; charset=utf-8",
+    "json": "application/json",
+    "oscal": "application/json",
+}
+
+
+def export_bytes(
+    framework: Framework, fmt: str, *, period_from: datetime | None, period_to: datetime | None, progress=None
+) -> bytes:
+    if fmt == "zip":
+        return bundle_build(framework, period_from=period_from, period_to=period_to, progress=progress)
+    if fmt == "csv":
+        return report_csv(framework, period_to).encode()
+    if fmt == "oscal":
+        return json.dumps(oscal.assessment_results(framework, period_to), indent=2).encode()
+    return json.dumps(report_json(framework, period_to), indent=2).encode()
+
+
+@register
+class ExportReport(JobHandler):
+    """Builds a report file (the auditor bundle over a long period can take a while) with live progress."""
+
+    kind = EXPORT
+    title = "Export a compliance report"
+
+    def run(self, ctx: JobContext) -> dict[str, Any]:
+        payload = ctx.payload
+        framework = Framework.objects.get(pk=payload["framework_id"])
+        start = datetime.fromisoformat(payload["from"]) if payload.get("from") else None
+        end = datetime.fromisoformat(payload["to"]) if payload.get("to") else None
+        data = export_bytes(framework, payload["format"], period_from=start, period_to=end, progress=ctx.progress)
+        digest = sha256(data)
+        suffix = {"oscal": "oscal.json"}.get(payload["format"], payload["format"])
+        name = f"compliance-{framework.key}-{(end or timezone.now()).strftime('%Y%m%d')}.{suffix}"
+        # Safe to run twice: a retry after a worker died replaces the file the first attempt wrote.
+        ExportFile.objects.update_or_create(
+            job=ctx.job,
+            defaults={"name": name, "content_type": FORMATS[payload["format"]], "sha256": digest, "data": data},
+        )
+        return {"name": name, "sha256": digest, "bytes": len(data)}
+
+
+def export_start(
+    *,
+    framework: Framework,
+    fmt: str,
+    actor: Actor,
+    period_from: datetime | None = None,
+    period_to: datetime | None = None,
+    request: HttpRequest | None = None,
+) -> Job:
+    """Start an export job (readers may: it changes nothing but the audit trail, which records it)."""
+    if fmt not in FORMATS:
+        raise InvalidInput("The format is zip, csv, json or oscal.")
+    if period_from and period_to and period_from > period_to:
+        raise InvalidInput("The period must start before it ends.")
+    with transaction.atomic():
+        job = job_create(
+            kind=EXPORT,
+            payload={
+                "framework_id": framework.pk,
+                "format": fmt,
+                "from": period_from.isoformat() if period_from else None,
+                "to": period_to.isoformat() if period_to else None,
+            },
+            actor=actor,
+        )
+        audit_record(
+            actor=actor,
+            action=AuditAction.COMPLIANCE_EXPORT,
+            target_type="compliance_framework",
+            target_id=framework.key,
+            summary=f"Started an export of the {framework.name} report as {fmt.upper()}",
+            request=request,
+            details={"job": job.pk},
+        )
+    return job
+
+
+def export_file_get(job_id: Any) -> ExportFile:
+    try:
+        pk = int(job_id)
+    except (TypeError, ValueError):
+        raise NotFound("No such export.") from None
+    found = ExportFile.objects.filter(job_id=pk).first() if 0 < pk < 2**63 else None
+    if found is None:
+        raise NotFound("No such export (or it is not finished yet).")
+    return found
 
 
 def bundle_verify(data: bytes) -> list[str]:

@@ -127,6 +127,7 @@ class Evaluation(models.Model):
 
     class Meta:
         ordering = ["-started_at", "-id"]
+        indexes = [models.Index(fields=["-started_at", "-id"], name="evaluation_recent")]
 
     def __str__(self) -> str:
         return f"evaluation {self.pk}"
@@ -247,3 +248,21 @@ class Incident(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+
+class ExportFile(models.Model):
+    """A report built by an export job (kind `compliance.export`), kept in the database so any web
+    process can hand it out, whichever worker built it."""
+
+    job = models.OneToOneField("jobs.Job", on_delete=models.CASCADE, related_name="+")
+    name = models.CharField(max_length=200)
+    content_type = models.CharField(max_length=100)
+    sha256 = models.CharField(max_length=64)
+    data = models.BinaryField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return self.name

@@ -21,6 +21,7 @@ from django.utils import timezone
 from compliance import library
 from compliance.models import Control, Evaluation, Framework, Requirement, Result
 from core.errors import NotFound
+from tenants.models import Tenant
 
 REQUIREMENT_STATES = ("pass", "fail", "manual", "unmapped", "na")
 
@@ -222,3 +223,56 @@ def control_history(control: Control, *, limit: int = 50, before: int | None = N
 
 def evaluations_recent(limit: int = 10) -> list[Evaluation]:
     return list(Evaluation.objects.select_related("job").order_by("-started_at")[:limit])
+
+
+# The checks whose evidence names placements, databases, logs or tenants.
+PLACEMENT_CHECKS = ("rls_forced", "runtime_roles", "schema_drift", "event_chains", "encryption_at_rest", "backups_rpo")
+
+
+@dataclass
+class TenantCheck:
+    control: Control
+    result: Result | None
+    state: str  # pass / fail / error / not evaluated — for this tenant's placement only
+    problems: list[dict[str, Any]]
+
+
+def tenant_get(tenant_id: Any) -> Tenant:
+    """The tenant, for the compliance page (readers: Viewer+ and Auditors; checked by the view)."""
+    try:
+        return Tenant.objects.select_related("placement").get(pk=tenant_id)
+    except (Tenant.DoesNotExist, ValueError, TypeError):
+        raise NotFound("No such tenant.") from None
+
+
+def _concerns(problem: dict[str, Any], tenant: Tenant) -> bool:
+    placement = tenant.placement
+    if placement is None:
+        return problem.get("tenant") == tenant.slug
+    return (
+        f"(placement {placement.pk})" in str(problem.get("placement", ""))
+        or problem.get("placement") == str(placement)
+        or (bool(placement.db_name) and problem.get("database") == placement.db_name)
+        or problem.get("log") == f"tenant:{tenant.pk}"
+        or problem.get("tenant") == tenant.slug
+        or problem.get("what") == f"placement {placement.pk}"
+    )
+
+
+def tenant_checks(tenant: Tenant) -> list[TenantCheck]:
+    """The latest result of each placement-level check, narrowed to what concerns this tenant."""
+    latest_ids = [r.pk for r in latest_results().values()]
+    results = {r.control_id: r for r in Result.objects.filter(pk__in=latest_ids)}
+    rows = []
+    for control in Control.objects.filter(check_name__in=PLACEMENT_CHECKS).order_by("key"):
+        result = results.get(control.pk)
+        if result is None:
+            rows.append(TenantCheck(control, None, "not evaluated", []))
+            continue
+        found = [p for p in (result.evidence.get("problems") or []) + (result.evidence.get("broken") or [])
+                 if isinstance(p, dict) and _concerns(p, tenant)]  # fmt: skip
+        state = (
+            "error" if result.status == "error" else ("fail" if found else ("na" if result.status == "na" else "pass"))
+        )
+        rows.append(TenantCheck(control, result, state, found))
+    return rows

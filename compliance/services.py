@@ -232,9 +232,11 @@ def controls_due(now: Any = None) -> list[str]:
 
 
 def evaluate_due() -> Job | None:
-    """The beat's entry point: evaluate what is due, unless nothing is or an evaluation is open."""
-    if evaluation_open() is not None or not library.library_current():
+    """The beat's entry point: evaluate what is due, unless nothing is or an evaluation is open. A fresh
+    install loads the newest library here, so the schedule starts without anyone pressing a button."""
+    if evaluation_open() is not None:
         return None
+    library.library_ensure(actor=SCHEDULE)
     due = controls_due()
     if not due:
         return None

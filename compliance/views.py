@@ -14,7 +14,7 @@ from datetime import date, datetime, time
 from django.contrib import messages
 from django.contrib.auth.models import User
 from django.core.exceptions import BadRequest
-from django.http import HttpResponse, JsonResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
@@ -110,6 +110,9 @@ def framework_report(request: OperatorRequest, key: str) -> HttpResponse:
             "states": selectors.REQUIREMENT_STATES,
             "at": at,
             "trend": [(d, int(round(v))) for d, v in selectors.trend(framework, days=30)],
+            "export_jobs": Job.objects.filter(kind=exports.EXPORT, payload__framework_id=framework.pk).order_by("-id")[
+                :5
+            ],
         },
     )
 
@@ -196,8 +199,8 @@ def soa(request: OperatorRequest) -> HttpResponse:
 @require_GET
 @reader_required
 def export_report(request: OperatorRequest, key: str, fmt: str) -> HttpResponse:
-    if fmt not in ("csv", "json", "zip"):
-        raise NotFound("Exports are csv, json or zip.")
+    if fmt not in exports.FORMATS:
+        raise NotFound("Exports are csv, json, zip or oscal.")
     framework = selectors.framework_get(key)
     at = _at(request)
     audit_record(
@@ -209,14 +212,52 @@ def export_report(request: OperatorRequest, key: str, fmt: str) -> HttpResponse:
         request=request,
     )
     stamp = (at or timezone.now()).strftime("%Y%m%d")
-    if fmt == "csv":
-        response = HttpResponse(exports.report_csv(framework, at), content_type="text/csv; charset=utf-8")
-    elif fmt == "json":
-        response = JsonResponse(exports.report_json(framework, at), json_dumps_params={"indent": 2})
-    else:
-        data = exports.bundle_build(framework, period_from=None, period_to=at)
-        response = HttpResponse(data, content_type="application/zip")
-    response["Content-Disposition"] = f'attachment; filename="compliance-{framework.key}-{stamp}.{fmt}"'
+    data = exports.export_bytes(framework, fmt, period_from=None, period_to=at)
+    response = HttpResponse(data, content_type=exports.FORMATS[fmt])
+    suffix = "oscal.json" if fmt == "oscal" else fmt
+    response["Content-Disposition"] = f'attachment; filename="compliance-{framework.key}-{stamp}.{suffix}"'
+    response["X-Content-SHA256"] = exports.sha256(data)
+    return response
+
+
+@require_GET
+@reader_required
+def tenant_page(request: OperatorRequest, tenant_id: str) -> HttpResponse:
+    """One tenant: its isolation level and placement, the checks that concern its placement, its requests."""
+    tenant = selectors.tenant_get(tenant_id)
+    return render(request, "compliance/tenant.html", {"tenant": tenant, "checks": selectors.tenant_checks(tenant)})
+
+
+@require_POST
+@reader_required
+def export_job(request: OperatorRequest, key: str) -> HttpResponse:
+    """Build an export as a job (for long periods): progress on the framework page, then a download."""
+    framework = selectors.framework_get(key)
+    start = request.POST.get("from", "").strip()
+    end = request.POST.get("to", "").strip()
+    zone = timezone.get_current_timezone()
+    try:
+        job = exports.export_start(
+            framework=framework,
+            fmt=request.POST.get("format", "zip"),
+            actor=request.user,
+            period_from=datetime.combine(_day(start), time.min, tzinfo=zone) if start else None,
+            period_to=datetime.combine(_day(end), time.max, tzinfo=zone) if end else None,
+            request=request,
+        )
+        messages.success(request, f"Export started (job #{job.pk}); the download appears here when it is ready.")
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    return redirect("compliance:framework", key=framework.key)
+
+
+@require_GET
+@reader_required
+def export_download(request: OperatorRequest, job_id: int) -> HttpResponse:
+    found = exports.export_file_get(job_id)
+    response = HttpResponse(bytes(found.data), content_type=found.content_type)
+    response["Content-Disposition"] = f'attachment; filename="{found.name}"'
+    response["X-Content-SHA256"] = found.sha256
     return response
 
 

@@ -244,3 +244,26 @@ def test_the_csv_report_has_a_row_per_requirement_and_control(loaded_library, op
     lines = exports.report_csv(framework).splitlines()
     assert lines[0].startswith("framework,requirement,title")
     assert any(line.startswith("pci,8.4.2,") and ",mfa-enrolled," in line for line in lines)
+
+
+def test_oscal_assessment_results_validate_with_trestle_and_carry_evidence_links(loaded_library, operator):
+    from trestle.oscal.assessment_results import AssessmentResults
+
+    from compliance import oscal
+
+    evaluation = _evaluate(operator)
+    framework = Framework.objects.get(library=loaded_library, key="iso27001")
+    document = oscal.assessment_results(framework)
+    model = AssessmentResults.model_validate(document["assessment-results"])  # raises if it is not OSCAL
+    result = model.results[0]
+    by_target = {f.target.target_id: f for f in result.findings}
+    assert by_target["a.8.5"].target.status.state.value in ("satisfied", "not-satisfied")
+    assert by_target["a.5.1"].target.status.state.value == "not-satisfied"  # manual: never satisfied by us
+    assert "a.7.1" not in by_target  # not applicable: no finding
+    mfa = evaluation.results.get(control__key="mfa-enrolled")
+    observation = next(o for o in result.observations if o.relevant_evidence[0].href == f"evidence/{mfa.pk}.json")
+    assert mfa.evidence_sha256 in observation.relevant_evidence[0].description
+    assert any(r.observation_uuid == observation.uuid for r in by_target["a.8.5"].related_observations)
+    bundle = zipfile.ZipFile(io.BytesIO(exports.bundle_build(framework)))
+    assert f"evidence/{mfa.pk}.json" in bundle.namelist()  # the observation's link resolves inside the bundle
+    AssessmentResults.model_validate(json.loads(bundle.read("oscal-assessment-results.json"))["assessment-results"])

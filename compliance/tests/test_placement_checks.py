@@ -207,3 +207,32 @@ def test_event_chains_fail_naming_a_tampered_event_in_a_tenant_log(
     broken = [b for b in outcome.evidence["broken"] if b["log"] == log]
     assert broken and broken[0]["event_id"] == event_id and broken[0]["problem"] == "hash mismatch"
     assert f"event {event_id}" in outcome.summary or len(outcome.evidence["broken"]) > 1
+
+
+def test_the_tenant_page_shows_only_the_problems_of_its_own_placement(
+    tenant_world, allow_tenant_aliases, client_for, viewer, operator
+):
+    from compliance import library, services
+    from compliance.models import Evaluation
+    from core.actors import SystemActor
+    from jobs.services import job_execute
+
+    library.library_load(actor=SystemActor("tests"))
+    broken, other = tenant_world["schema"]
+    table = sql.SQL("{}.workspace_member").format(sql.Identifier(broken.placement.schema_name))
+    with superuser() as conn:
+        conn.execute(sql.SQL("ALTER TABLE {} NO FORCE ROW LEVEL SECURITY").format(table))
+    try:
+        job = services.evaluation_start(actor=operator, control_keys=["tenant-isolation-rls"])
+        job_execute(job_id=job.pk, heartbeat=False)
+    finally:
+        with superuser() as conn:
+            conn.execute(sql.SQL("ALTER TABLE {} FORCE ROW LEVEL SECURITY").format(table))
+    assert Evaluation.objects.get(job=job).results.get().status == "fail"
+    client = client_for(viewer)
+    page = client.get(f"/compliance/tenants/{broken.pk}/").content.decode()
+    assert "workspace_member: RLS not forced" in page
+    page = client.get(f"/compliance/tenants/{other.pk}/").content.decode()
+    assert "RLS not forced" not in page and "Nothing concerning this tenant." in page
+    assert client.get("/compliance/tenants/00000000-0000-0000-0000-000000000000/").status_code == 404
+    assert client_for(None).get(f"/compliance/tenants/{broken.pk}/").status_code == 302

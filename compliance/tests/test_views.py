@@ -291,3 +291,24 @@ def test_incident_times_with_any_offset_or_an_absurd_year_never_reach_the_databa
         )
         assert response.status_code in (400, 422), value
         assert response.json()["detail"].endswith(".")
+
+
+def test_an_export_job_builds_a_bundle_readers_download_and_it_verifies(client_for, auditor, outsider, loaded_library):
+    from compliance import exports
+    from compliance.models import ExportFile
+    from jobs.services import job_execute
+
+    client = client_for(auditor)
+    response = client.post("/compliance/frameworks/iso27001/export-job/", {"format": "zip", "from": "2026-01-01"})
+    assert response.status_code == 302
+    job = Job.objects.get(kind="compliance.export")
+    assert job_execute(job_id=job.pk, heartbeat=False) == "succeeded"
+    download = client.get(f"/compliance/exports/{job.pk}/")
+    assert download.status_code == 200 and download["Content-Type"] == "application/zip"
+    assert exports.bundle_verify(download.content) == []
+    assert download["X-Content-SHA256"] == ExportFile.objects.get(job=job).sha256 == exports.sha256(download.content)
+    assert client_for(outsider).get(f"/compliance/exports/{job.pk}/").status_code == 403
+    assert client_for(None).post("/compliance/frameworks/iso27001/export-job/").status_code == 302
+    assert client.get("/compliance/exports/999999/").status_code == 404
+    bad = client.post("/compliance/frameworks/iso27001/export-job/", {"format": "exe"}, follow=True)
+    assert "zip, csv, json or oscal" in bad.content.decode()

@@ -1,8 +1,7 @@
-"""manage.py compliance_export --framework F --format {zip,csv,json} --out FILE [--from DATE --to DATE]."""
+"""manage.py compliance_export --framework F --format {zip,csv,json,oscal} --out FILE [--from DATE --to DATE]."""
 
 from __future__ import annotations
 
-import json
 from datetime import date, datetime, time
 from pathlib import Path
 
@@ -28,7 +27,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--framework", required=True)
-        parser.add_argument("--format", dest="fmt", choices=["zip", "csv", "json"], default="zip")
+        parser.add_argument("--format", dest="fmt", choices=["zip", "csv", "json", "oscal"], default="zip")
         parser.add_argument("--out", required=True)
         parser.add_argument("--from", dest="date_from", default=None)
         parser.add_argument("--to", dest="date_to", default=None)
@@ -41,11 +40,6 @@ class Command(BaseCommand):
         start, end = _day(date_from, False), _day(date_to, True)
         if start and end and start > end:
             raise CommandError("--from must be on or before --to.")
-        if fmt == "zip":
-            data = exports.bundle_build(found, period_from=start, period_to=end)
-        elif fmt == "csv":
-            data = exports.report_csv(found, end).encode()
-        else:
-            data = json.dumps(exports.report_json(found, end), indent=2).encode()
+        data = exports.export_bytes(found, fmt, period_from=start, period_to=end)
         Path(out).write_bytes(data)
         self.stdout.write(f"Wrote {out} ({len(data)} bytes, SHA-256 {exports.sha256(data)}).")
