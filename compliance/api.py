@@ -7,12 +7,16 @@ GET   /controls/{key}                  one control, its requirements and its his
 PATCH /controls/{key}                  owner, applicability + justification, frequency (Admin)
 POST  /evaluations                     start an evaluation job (Operator+) → 202 {"job_id": …}
 GET   /results/{id}                    one result with its evidence and SHA-256
+GET   /tenants/{id}                    the placement-level checks narrowed to one tenant
+POST  /frameworks/{key}/exports        build an export as a job (readers) → 202 {"job_id": …}; download at
+                                       /compliance/exports/{job_id}/
 GET   /access-reviews, POST /access-reviews, POST /access-reviews/{id}/decisions, POST …/complete (Admin)
 GET   /incidents, POST /incidents (Operator+)
 """
 
 from __future__ import annotations
 
+import uuid
 from datetime import date, datetime, time
 from typing import Any
 
@@ -126,6 +130,27 @@ class IncidentPatch(Schema):
     notified_at: datetime | None = None
 
 
+class TenantCheckOut(Schema):
+    control: str
+    state: str
+    result_id: int | None
+    evaluated_at: datetime | None
+    problems: list[dict[str, Any]]
+
+
+class TenantComplianceOut(Schema):
+    tenant: str
+    isolation: str
+    placement: str | None
+    checks: list[TenantCheckOut]
+
+
+class ExportIn(Schema):
+    format: str = Field("zip", pattern="^(zip|csv|json|oscal)$")
+    date_from: date | None = Field(None, alias="from")
+    date_to: date | None = Field(None, alias="to")
+
+
 class AtQuery(Schema):
     at: date | None = Field(None, description="Posture at the end of this day (history); default: now.")
 
@@ -188,6 +213,44 @@ def framework_list(request, query: Query[AtQuery]):
 def framework_report(request, key: str, query: Query[AtQuery]):
     require_api_reader(request)
     return exports.report_json(selectors.framework_get(key), _at(query))
+
+
+@router.get(
+    "/tenants/{tenant_id}", response=TenantComplianceOut, summary="The checks that concern one tenant's placement"
+)
+def tenant_compliance(request, tenant_id: uuid.UUID):
+    require_api_reader(request)
+    tenant = selectors.tenant_get(tenant_id)
+    return {
+        "tenant": tenant.slug,
+        "isolation": tenant.isolation,
+        "placement": str(tenant.placement) if tenant.placement else None,
+        "checks": [
+            {
+                "control": row.control.key,
+                "state": row.state,
+                "result_id": row.result.pk if row.result else None,
+                "evaluated_at": row.result.evaluated_at if row.result else None,
+                "problems": row.problems,
+            }
+            for row in selectors.tenant_checks(tenant)
+        ],
+    }
+
+
+@router.post("/frameworks/{key}/exports", response={202: JobStartedOut}, summary="Export a report as a job (readers)")
+def export_start(request, key: str, payload: ExportIn):
+    require_api_reader(request)
+    zone = timezone.get_current_timezone()
+    job = exports.export_start(
+        framework=selectors.framework_get(key),
+        fmt=payload.format,
+        actor=request.auth,
+        period_from=datetime.combine(payload.date_from, time.min, tzinfo=zone) if payload.date_from else None,
+        period_to=datetime.combine(payload.date_to, time.max, tzinfo=zone) if payload.date_to else None,
+        request=request,
+    )
+    return 202, {"job_id": job.pk}
 
 
 @router.get("/controls", response=list[ControlOut], summary="Every control with its latest result")

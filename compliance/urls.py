@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from compliance import views
+from compliance import register_views, views
 
 app_name = "compliance"
 urlpatterns = [
@@ -17,13 +17,13 @@ urlpatterns = [
     path("results/<int:result_id>/", views.result_detail, name="result"),
     path("soa/", views.soa, name="soa"),
     path("tenants/<uuid:tenant_id>/", views.tenant_page, name="tenant"),
-    path("access-reviews/", views.review_list, name="reviews"),
-    path("access-reviews/start/", views.review_start, name="review_start"),
-    path("access-reviews/<int:review_id>/", views.review_detail, name="review"),
-    path("access-reviews/<int:review_id>/decide/", views.review_decide, name="review_decide"),
-    path("access-reviews/<int:review_id>/complete/", views.review_complete, name="review_complete"),
-    path("sign-in-review/", views.signin_review, name="signin_review"),
-    path("incidents/", views.incident_list, name="incidents"),
-    path("incidents/new/", views.incident_create, name="incident_create"),
-    path("incidents/<int:incident_id>/", views.incident_update, name="incident_update"),
+    path("access-reviews/", register_views.review_list, name="reviews"),
+    path("access-reviews/start/", register_views.review_start, name="review_start"),
+    path("access-reviews/<int:review_id>/", register_views.review_detail, name="review"),
+    path("access-reviews/<int:review_id>/decide/", register_views.review_decide, name="review_decide"),
+    path("access-reviews/<int:review_id>/complete/", register_views.review_complete, name="review_complete"),
+    path("sign-in-review/", register_views.signin_review, name="signin_review"),
+    path("incidents/", register_views.incident_list, name="incidents"),
+    path("incidents/new/", register_views.incident_create, name="incident_create"),
+    path("incidents/<int:incident_id>/", register_views.incident_update, name="incident_update"),
 ]

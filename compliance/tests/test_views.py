@@ -312,3 +312,35 @@ def test_an_export_job_builds_a_bundle_readers_download_and_it_verifies(client_f
     assert client.get("/compliance/exports/999999/").status_code == 404
     bad = client.post("/compliance/frameworks/iso27001/export-job/", {"format": "exe"}, follow=True)
     assert "zip, csv, json or oscal" in bad.content.decode()
+
+
+def test_api_exports_as_a_job_and_the_tenant_endpoint(
+    api_client_for, client, viewer, auditor, client_for, loaded_library
+):
+    from jobs.services import job_execute
+    from tests.factories import TenantFactory
+
+    api = api_client_for(viewer)
+    response = api.post(
+        "/api/compliance/frameworks/soc2/exports",
+        {"format": "oscal", "from": "2026-01-01"},
+        content_type="application/json",
+    )
+    assert response.status_code == 202
+    job = Job.objects.get(pk=response.json()["job_id"])
+    assert job.payload["format"] == "oscal" and job.payload["from"].startswith("2026-01-01")
+    assert job_execute(job_id=job.pk, heartbeat=False) == "succeeded"
+    assert client_for(auditor).get(f"/compliance/exports/{job.pk}/")["Content-Type"] == "application/json"
+    bad = api.post("/api/compliance/frameworks/soc2/exports", {"format": "exe"}, content_type="application/json")
+    assert bad.status_code == 400
+    assert (
+        client.post("/api/compliance/frameworks/soc2/exports", {}, content_type="application/json").status_code == 401
+    )
+    tenant = TenantFactory(plan="team")
+    body = api.get(f"/api/compliance/tenants/{tenant.pk}").json()
+    assert body["tenant"] == tenant.slug and {c["control"] for c in body["checks"]} >= {
+        "tenant-isolation-rls",
+        "backups-rpo",
+    }
+    assert api.get("/api/compliance/tenants/00000000-0000-0000-0000-000000000000").status_code == 404
+    assert api.get("/api/compliance/tenants/not-a-uuid").status_code in (400, 404)
