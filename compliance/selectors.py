@@ -19,7 +19,7 @@ from django.db.models import Prefetch
 from django.utils import timezone
 
 from compliance import library
-from compliance.models import Control, Evaluation, Framework, Requirement, Result
+from compliance.models import Control, Evaluation, Framework, Mapping, Requirement, Result
 from core.errors import NotFound
 from tenants.models import Tenant
 
@@ -73,20 +73,46 @@ class FrameworkStatus:
         return round(100.0 * self.satisfied / self.applicable, 1) if self.applicable else 100.0
 
 
-def requirement_state(requirement: Requirement, controls: list[tuple[Control, Result | None]]) -> str:
-    if requirement.mode == Requirement.Mode.NOT_APPLICABLE:
+def _state(mode: str, controls: list[tuple[bool, bool, str | None]]) -> str:
+    """A requirement's state from its mode and its controls as (applicable, automated, latest status)."""
+    if mode == Requirement.Mode.NOT_APPLICABLE:
         return "na"
-    applicable = [(c, r) for c, r in controls if c.applicable]
     if not controls:
         return "unmapped"
+    applicable = [(automated, status) for is_applicable, automated, status in controls if is_applicable]
     if not applicable:
         return "na"
-    automated = [(c, r) for c, r in applicable if c.automated]
-    if any(r is None or r.status in ("fail", "error") for _, r in automated):
+    automated = [status for is_automated, status in applicable if is_automated]
+    if any(status is None or status in ("fail", "error") for status in automated):
         return "fail"
     if len(automated) < len(applicable):
         return "manual"
     return "pass"
+
+
+def requirement_state(requirement: Requirement, controls: list[tuple[Control, Result | None]]) -> str:
+    return _state(requirement.mode, [(c.applicable, c.automated, r.status if r else None) for c, r in controls])
+
+
+def framework_counts(frameworks: list[Framework], latest: dict[int, Result]) -> dict[int, FrameworkStatus]:
+    """Requirement counts per state for several frameworks in three queries and no model instances (the
+    overview needs the counts, not each requirement)."""
+    controls = {
+        pk: (applicable, bool(check), latest[pk].status if pk in latest else None)
+        for pk, applicable, check in Control.objects.values_list("id", "applicable", "check_name")
+    }
+    mapped: dict[int, list[int]] = defaultdict(list)
+    for requirement_id, control_id in Mapping.objects.filter(requirement__framework__in=frameworks).values_list(
+        "requirement_id", "control_id"
+    ):
+        mapped[requirement_id].append(control_id)
+    out = {f.pk: FrameworkStatus(framework=f, counts={s: 0 for s in REQUIREMENT_STATES}) for f in frameworks}
+    for pk, framework_id, mode in Requirement.objects.filter(framework__in=frameworks).values_list(
+        "id", "framework_id", "mode"
+    ):
+        state = _state(mode, [controls[c] for c in mapped.get(pk, [])])
+        out[framework_id].counts[state] += 1
+    return out
 
 
 def framework_status(

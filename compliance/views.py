@@ -54,8 +54,10 @@ def overview(request: OperatorRequest) -> HttpResponse:
     latest = selectors.latest_results(at)
     trends = selectors.trends(days=30)
     frameworks = []
-    for framework in selectors.frameworks_current():
-        status = selectors.framework_status(framework, at, latest)
+    current = selectors.frameworks_current()
+    counts = selectors.framework_counts(current, latest)
+    for framework in current:
+        status = counts[framework.pk]
         series = [(day, int(round(value))) for day, value in trends.get(framework.key, [])]
         frameworks.append({"framework": framework, "status": status, "trend": series})
     rows = selectors.control_rows(latest if at is None else None)

@@ -267,3 +267,13 @@ def test_oscal_assessment_results_validate_with_trestle_and_carry_evidence_links
     bundle = zipfile.ZipFile(io.BytesIO(exports.bundle_build(framework)))
     assert f"evidence/{mfa.pk}.json" in bundle.namelist()  # the observation's link resolves inside the bundle
     AssessmentResults.model_validate(json.loads(bundle.read("oscal-assessment-results.json"))["assessment-results"])
+
+
+def test_the_overview_counts_agree_with_the_requirement_by_requirement_states(loaded_library, platform_admin):
+    _evaluate(platform_admin)
+    Control.objects.filter(key="backups-rpo").update(applicable=False, justification="Not ours.")
+    frameworks = list(Framework.objects.filter(library=loaded_library))
+    latest = selectors.latest_results()
+    counts = selectors.framework_counts(frameworks, latest)
+    for framework in frameworks:
+        assert counts[framework.pk].counts == selectors.framework_status(framework, latest=latest).counts, framework.key
