@@ -10,7 +10,7 @@ from ninja import Router, Schema
 from audit.selectors import AuditFilters, audit_page
 from core.api import require_api_role
 from core.errors import InvalidInput
-from core.permissions import Role
+from core.permissions import Role, is_auditor
 
 router = Router(tags=["audit"])
 
@@ -45,7 +45,8 @@ def audit_list(
     limit: int = 100,
 ):
     """Keyset-paginated: pass the returned `next` as `before` for the following page."""
-    require_api_role(request, Role.OPERATOR)
+    if not is_auditor(request.auth):  # an Auditor reads the trail; among operators, Operator+
+        require_api_role(request, Role.OPERATOR)
     if not 1 <= limit <= 500:
         raise InvalidInput("limit must be between 1 and 500.")
     if date_from and date_to and date_from > date_to:

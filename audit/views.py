@@ -16,7 +16,7 @@ from audit import selectors
 from audit.actions import AuditAction
 from audit.services import audit_record
 from core.http import OperatorRequest
-from core.permissions import Role, has_role, role_required
+from core.permissions import Role, has_role, reader_required, role_required
 
 PAGE_SIZE = 50
 
@@ -46,7 +46,7 @@ class AuditFilterForm(forms.Form):
         return selectors.AuditFilters(**values)
 
 
-@role_required(Role.VIEWER)
+@reader_required
 @require_GET
 def audit_list(request: OperatorRequest) -> HttpResponse:
     form = AuditFilterForm(request.GET or None)

@@ -23,7 +23,7 @@ from ninja import NinjaAPI
 from ninja.errors import ValidationError as NinjaValidationError
 
 from core.errors import ApplicationError, Forbidden, ScopeExceeded
-from core.permissions import Role, has_role
+from core.permissions import Role, can_read_governance, has_role
 
 
 def require_api_role(request: HttpRequest, role: Role) -> None:
@@ -35,6 +35,13 @@ def require_api_role(request: HttpRequest, role: Role) -> None:
     scope = getattr(request, "api_scope_role", None)
     if scope is not None and scope < role:
         raise ScopeExceeded(f"This token's scope does not reach what this needs ({role.group_name}).", needed=role)
+
+
+def require_api_reader(request: HttpRequest) -> None:
+    """Raise a 403 API error unless the operator may read governance data: Viewer+ or an Auditor."""
+    user = getattr(request, "auth", None) or getattr(request, "user", None)
+    if not can_read_governance(user):
+        raise Forbidden("This needs the Viewer or Auditor role.")
 
 
 def request_error_sentence(errors: list[dict[str, Any]]) -> str:

@@ -31,6 +31,9 @@ class Role(enum.IntEnum):
 
 
 ROLE_BY_GROUP = {role.group_name: role for role in Role}
+# Outside the ordered roles: an external auditor reads compliance, the audit trail and the event log,
+# and nothing else (no tenants, jobs or operators), and changes nothing.
+AUDITOR_GROUP = "Auditor"
 
 
 def operator_role(user: Any) -> Role | None:
@@ -74,3 +77,34 @@ def role_required(role: Role) -> Callable[[Callable[..., HttpResponseBase]], Cal
         return wrapped
 
     return decorator
+
+
+def is_auditor(user: Any) -> bool:
+    """An active staff user in the Auditor group (read-only: compliance, audit trail, event log)."""
+    if not getattr(user, "is_authenticated", False) or not user.is_active or not user.is_staff:
+        return False
+    cached: bool | None = getattr(user, "_auditor_cache", None)
+    if cached is None:
+        cached = user.groups.filter(name=AUDITOR_GROUP).exists()
+        user._auditor_cache = cached
+    return cached
+
+
+def can_read_governance(user: Any) -> bool:
+    """Whether `user` may read compliance, the audit trail and the event log: Viewer+ or an Auditor."""
+    return has_role(user, Role.VIEWER) or is_auditor(user)
+
+
+def reader_required(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
+    """View decorator for the governance screens: Viewer+ or Auditor; anonymous users go to sign-in."""
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        if not can_read_governance(request.user):
+            raise Forbidden("This needs the Viewer or Auditor role.")
+        return view(request, *args, **kwargs)
+
+    wrapped.required_role = Role.VIEWER  # type: ignore[attr-defined]
+    return wrapped

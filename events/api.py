@@ -15,9 +15,8 @@ from typing import Any
 
 from ninja import Router, Schema
 
-from core.api import require_api_role
+from core.api import require_api_reader
 from core.errors import NotFound
-from core.permissions import Role
 from events import crypto, selectors
 from events.filters import filters_from, instant, log_from
 
@@ -103,7 +102,7 @@ def events_list(
     meta: str = "",
 ):
     """Newest first. Filters as in the viewer (declared here for the OpenAPI document; read from the query)."""
-    require_api_role(request, Role.VIEWER)
+    require_api_reader(request)
     store = _store(request)
     filters = filters_from(request.GET)
     page = selectors.event_page(store=store, filters=filters, before=before, limit=max(1, min(limit, 500)))
@@ -112,14 +111,14 @@ def events_list(
 
 @router.get("/verify", response=ChainOut)
 def events_verify(request, aggregate_type: str = "", aggregate_id: str = "", log: str = ""):
-    require_api_role(request, Role.VIEWER)
+    require_api_reader(request)
     report = _store(request).verify_chain(aggregate_type or None, aggregate_id or None)
     return {"ok": report.ok, "checked": report.checked, "broken": report.broken}
 
 
 @router.get("/state/{aggregate_type}/{path:aggregate_id}", response=StateOut)
 def events_state(request, aggregate_type: str, aggregate_id: str, at: str = "", log: str = ""):
-    require_api_role(request, Role.VIEWER)
+    require_api_reader(request)
     store = _store(request)
     moment = instant(at, "at")
     result = store.state_at(aggregate_type, aggregate_id, moment)
@@ -130,7 +129,7 @@ def events_state(request, aggregate_type: str, aggregate_id: str, at: str = "", 
 
 @router.get("/{int:event_id}", response=EventOut)
 def events_detail(request, event_id: int, log: str = ""):
-    require_api_role(request, Role.VIEWER)
+    require_api_reader(request)
     store = _store(request)
     event = selectors.event_get(store=store, event_id=event_id)
     if event is None:

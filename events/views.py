@@ -15,7 +15,7 @@ from django.views.decorators.http import require_POST
 
 from core.errors import InvalidInput, NotFound
 from core.http import OperatorRequest
-from core.permissions import Role, role_required
+from core.permissions import Role, reader_required, role_required
 from events import crypto, projections, selectors, services
 from events.filters import filters_from, instant, log_from
 from events.logs import TenantRef, tenant_choices, tenant_names, tenant_ref
@@ -36,7 +36,7 @@ def _detail_log(request: OperatorRequest) -> tuple[EventStore, TenantRef | None]
         raise NotFound(str(exc)) from None
 
 
-@role_required(Role.VIEWER)
+@reader_required
 def event_list(request: OperatorRequest) -> HttpResponse:
     error, page, store, tenant, f = None, None, None, None, selectors.EventFilters()
     try:
@@ -68,7 +68,7 @@ def event_list(request: OperatorRequest) -> HttpResponse:
     return render(request, template, context)
 
 
-@role_required(Role.VIEWER)
+@reader_required
 def event_tail(request: OperatorRequest) -> HttpResponse:
     """htmx live tail: rows committed after the durable feed cursor (tx_id, event_id) in ?after=tx:id."""
     try:
@@ -102,7 +102,7 @@ def _event_or_404(store: EventStore, event_id: int) -> Any:
     return event
 
 
-@role_required(Role.VIEWER)
+@reader_required
 def event_detail(request: OperatorRequest, event_id: int) -> HttpResponse:
     store, tenant = _detail_log(request)
     event = _event_or_404(store, event_id)
@@ -123,7 +123,7 @@ def event_detail(request: OperatorRequest, event_id: int) -> HttpResponse:
     )
 
 
-@role_required(Role.VIEWER)
+@reader_required
 def event_by_uuid(request: OperatorRequest, event_uuid: uuid.UUID) -> HttpResponse:
     store, tenant = _detail_log(request)
     event = selectors.event_by_uuid(store=store, event_uuid=event_uuid)
@@ -133,7 +133,7 @@ def event_by_uuid(request: OperatorRequest, event_uuid: uuid.UUID) -> HttpRespon
     return redirect(f"{url}?log={tenant.slug}" if tenant else url)
 
 
-@role_required(Role.VIEWER)
+@reader_required
 def aggregate_detail(request: OperatorRequest, aggregate_type: str, aggregate_id: str) -> HttpResponse:
     """Timeline, state at T (slider over the stream's instants, or a picker), diff between two instants, chain check."""
     error = None
@@ -179,14 +179,14 @@ def aggregate_detail(request: OperatorRequest, aggregate_type: str, aggregate_id
     return render(request, template, context)
 
 
-@role_required(Role.VIEWER)
+@reader_required
 def chain_verify(request: OperatorRequest) -> HttpResponse:
     store, tenant = _detail_log(request)
     report = store.verify_chain()
     return render(request, "events/verify.html", {"report": report, "log_tenant": tenant})
 
 
-@role_required(Role.VIEWER)
+@reader_required
 def projection_list(request: OperatorRequest) -> HttpResponse:
     rebuilds = list(ProjectionRebuild.objects.select_related("job")[:20])
     running = any(r.status in (ProjectionRebuild.Status.PENDING, ProjectionRebuild.Status.RUNNING) for r in rebuilds)

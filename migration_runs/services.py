@@ -631,6 +631,19 @@ def dry_run(*, target_keys: list[str] | None = None) -> DryRun:
             name = plans.fmt(key)
             if name not in sql_by_key:
                 sql_by_key[name] = migration_sql(key)
+    # Evidence for change management (compliance check `change_management`): a run needs a dry run before it.
+    control_event_append(
+        aggregate_type="migration_plan",
+        aggregate_id="dry_runs",
+        event_type="MigrationDryRun",
+        data={
+            "placements": len(statuses),
+            "with_work": sum(1 for s in statuses if s.pending),
+            "migrations": sorted(sql_by_key),
+            "scope": "all" if target_keys is None else "selected",
+        },
+        expected_version=None,
+    )
     return DryRun(statuses=statuses, sql=sql_by_key)
 
 

@@ -30,7 +30,7 @@ from django.http import HttpRequest
 from ninja.security import APIKeyCookie, HttpBearer
 
 from core.errors import Unauthenticated
-from core.permissions import operator_role
+from core.permissions import is_auditor, operator_role
 from saas_admin.mfa import mfa_satisfied
 from saas_admin.services import scope_role, token_authenticate
 
@@ -57,6 +57,11 @@ class OperatorTokenAuth(HttpBearer):
         return user
 
 
+def _session_reader(user: Any) -> bool:
+    """An operator, or an Auditor (sessions only: Auditors hold no tokens; endpoints check roles)."""
+    return operator_role(user) is not None or is_auditor(user)
+
+
 class OperatorSessionAuth(APIKeyCookie):
     """The dashboard session of a signed-in operator (staff with a role), CSRF-checked."""
 
@@ -65,13 +70,13 @@ class OperatorSessionAuth(APIKeyCookie):
     def _get_key(self, request: HttpRequest) -> str | None:
         # Only check CSRF for a real operator session, so a request without any
         # credentials gets a plain 401 instead of a CSRF 403.
-        if operator_role(getattr(request, "user", None)) is None:
+        if not _session_reader(getattr(request, "user", None)):
             return None
         return super()._get_key(request)
 
     def authenticate(self, request: HttpRequest, key: str | None) -> Any:
         user = getattr(request, "user", None)
-        if key is None or operator_role(user) is None:
+        if key is None or not _session_reader(user):
             return None
         if not mfa_satisfied(request):
             raise Unauthenticated("Finish two-factor sign-in at /account/mfa/verify/ first, or use an API token.")

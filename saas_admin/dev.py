@@ -70,6 +70,20 @@ def _prepare_control_plane() -> None:
         demo.set_password(password)
         demo.save(using="owner")
         demo.groups.add(Group.objects.using("owner").get(name="Admin"))
+        # Imported after setup(), like the models above; the grant is audited like every other
+        # (compliance check `privileged_roles` looks for it).
+        from audit.actions import AuditAction
+        from audit.services import audit_record
+        from core.actors import SystemActor
+
+        audit_record(
+            actor=SystemActor("make run bootstrap"),
+            action=AuditAction.OPERATOR_CREATE,
+            target_type="user",
+            target_id=demo.pk,
+            summary="Created the demo operator",
+            details={"username": "demo", "role": "Admin"},
+        )
         print("\n" + "=" * 60)
         print(" Demo operator (shown once):")
         print("   username: demo")

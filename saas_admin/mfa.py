@@ -43,7 +43,7 @@ from audit.services import audit_record
 from core import limits
 from core.errors import Conflict, NotFound
 from core.http import OperatorRequest, client_ip
-from core.permissions import Role, operator_role
+from core.permissions import Role, is_auditor, operator_role
 from saas_admin.services import _operator_for_change
 
 RECOVERY_DEVICE = "recovery"
@@ -57,7 +57,9 @@ MFA_SCOPE = "mfa"
 def mfa_required(user: Any) -> bool:
     """Whether this operator must pass a second factor (non-operators: never asked here)."""
     role = operator_role(user)
-    if role is None or not settings.MFA_REQUIRED:
+    if role is None:  # an Auditor (read-only, but they read everything an incident would need) enrols too
+        return bool(settings.MFA_REQUIRED) and is_auditor(user)
+    if not settings.MFA_REQUIRED:
         return False
     return role > Role.VIEWER or settings.MFA_REQUIRED_FOR_VIEWERS
 

@@ -20,7 +20,7 @@ from django_otp_webauthn.models import WebAuthnCredential
 
 from core.errors import ApplicationError
 from core.http import OperatorRequest
-from core.permissions import operator_role
+from core.permissions import is_auditor, operator_role
 from saas_admin import mfa
 
 
@@ -34,7 +34,7 @@ def _next(request: OperatorRequest) -> str:
 def _operator_or_login(request: OperatorRequest) -> HttpResponse | None:
     if not request.user.is_authenticated:
         return redirect_to_login(request.get_full_path())
-    if operator_role(request.user) is None:
+    if operator_role(request.user) is None and not is_auditor(request.user):
         return render(request, "403.html", status=403)
     return None
 

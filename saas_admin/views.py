@@ -12,7 +12,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from core import overview
 from core.errors import ApplicationError, NotFound
 from core.http import OperatorRequest
-from core.permissions import Role, has_role, role_required
+from core.permissions import Role, has_role, reader_required, role_required
 from saas_admin import devmail, mfa, selectors, services
 from saas_admin.forms import (
     ROLE_HELP,
@@ -53,8 +53,10 @@ class SignOutView(auth_views.LogoutView):
 # --- Overview ---------------------------------------------------------------------
 
 
-@role_required(Role.VIEWER)
+@reader_required
 def home(request: OperatorRequest) -> HttpResponse:
+    if not has_role(request.user, Role.VIEWER):  # an Auditor: compliance, audit and events only
+        return redirect("compliance:list")
     return render(request, "dashboard/home.html", {"panels": overview.panels_for(request)})
 
 

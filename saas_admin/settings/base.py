@@ -333,3 +333,21 @@ CELERY_BEAT_SCHEDULE["events-projections"] = {"task": "events.projections_catch_
 EVENTS_NOTIFY = env.str("EVENTS_NOTIFY", default="off")  # "transaction": also notify from appends (see docs/events.md)
 # Tests and benches only: extra/replacement migration modules as JSON, e.g. a throwaway workspace migration.
 MIGRATION_MODULES = env.json("DJANGO_MIGRATION_MODULES", default={})
+
+# --- Compliance (compliance/, docs/compliance.md) -------------------------------
+# How often beat looks for controls whose frequency says they are due (each evaluation is a job).
+COMPLIANCE_SCHEDULE_SECONDS = env.float("COMPLIANCE_SCHEDULE_SECONDS", default=300.0)
+CELERY_BEAT_SCHEDULE["compliance-evaluate-due"] = {
+    "task": "compliance.evaluate_due",
+    "schedule": COMPLIANCE_SCHEDULE_SECONDS,
+}
+COMPLIANCE_JOB_LEASE_SECONDS = env.float("COMPLIANCE_JOB_LEASE_SECONDS", default=120.0)
+COMPLIANCE_ACCESS_REVIEW_DAYS = env.int("COMPLIANCE_ACCESS_REVIEW_DAYS", default=90)  # check access_review
+COMPLIANCE_INACTIVE_DAYS = env.int("COMPLIANCE_INACTIVE_DAYS", default=90)  # check stale_access
+COMPLIANCE_AUDIT_RETENTION_DAYS = env.int("COMPLIANCE_AUDIT_RETENTION_DAYS", default=365)  # check audit_retention
+# Event-log chains are verified incrementally; each log is re-verified from its start this often.
+COMPLIANCE_CHAIN_FULL_HOURS = env.float("COMPLIANCE_CHAIN_FULL_HOURS", default=24.0)
+COMPLIANCE_SIGNIN_SPIKE = env.int("COMPLIANCE_SIGNIN_SPIKE", default=10)  # failures per hour per name or address
+COMPLIANCE_DSAR_SLA_DAYS = env.int("COMPLIANCE_DSAR_SLA_DAYS", default=30)
+# Recovery point objective per plan, in hours (check backups_rpo).
+COMPLIANCE_RPO_HOURS = {"free": 168, "team": 24, "business": 24, "enterprise": 4}
