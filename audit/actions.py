@@ -53,3 +53,12 @@ class AuditAction(models.TextChoices):
     MIGRATION_RUN_CANCEL = "migration_run.cancel", "Migration run cancelled"
     MIGRATION_STATE_VERIFY = "migration_state.verify", "Migration state verification started"
     PROJECTION_REBUILD = "events.projection_rebuild", "Projection rebuild requested"
+    # Data-subject rights (privacy): the subject is named by its pseudonymous id, never its email.
+    PRIVACY_REQUEST_OPEN = "privacy.request_open", "Data-subject request opened"
+    PRIVACY_REQUEST_REFUSED = "privacy.request_refused", "Data-subject request refused"
+    PRIVACY_LINK_CREATE = "privacy.link_create", "Download link created"
+    PRIVACY_DOWNLOAD = "privacy.download", "Data-subject bundle downloaded"
+    PRIVACY_ERASURE_START = "privacy.erasure_start", "Erasure started"
+    PRIVACY_HOLD_PLACE = "privacy.hold_place", "Legal hold placed"
+    PRIVACY_HOLD_RELEASE = "privacy.hold_release", "Legal hold released"
+    PRIVACY_PROCESSING_EXPORT = "privacy.processing_export", "Record of processing exported"

@@ -8,4 +8,7 @@ class AuditConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from audit import panels  # noqa: F401  (registers the overview panel)
+        from audit import (
+            panels,  # noqa: F401  (registers the overview panel)
+            personal_data,  # noqa: F401  (declares its personal fields)
+        )

@@ -31,7 +31,10 @@ class SaasAdminConfig(AppConfig):
 
     def ready(self) -> None:
         # In ready(): the models these modules import are loaded only now.
-        from saas_admin import panels  # noqa: F401  (registers the health and operators panels)
+        from saas_admin import (
+            panels,  # noqa: F401  (registers the health and operators panels)
+            personal_data,  # noqa: F401  (declares operator and third-party personal fields)
+        )
         from saas_admin.celery import ensure_filesystem_broker_folders
 
         ensure_filesystem_broker_folders()

@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "workspace",
     "tenants",
     "migration_runs",
+    "privacy",
     "compliance",
     "saas_admin",
 ]
@@ -226,6 +227,14 @@ EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.cons
 # Development mailbox (saas_admin/devmail.py): where MailboxBackend keeps every email it "sends".
 DEV_MAILBOX_DIR = env.str("DEV_MAILBOX_DIR", default=str(DATA_DIR / "mailbox"))
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="control-plane@localhost")
+
+# --- Data-subject rights (docs/privacy.md) -----------------------------------
+# Where access-request bundles (ZIP) wait for their download; erasure and retention delete them.
+PRIVACY_BUNDLE_DIR = env.str("PRIVACY_BUNDLE_DIR", default=str(DATA_DIR / "dsar"))
+# A download link works once, for this long.
+PRIVACY_LINK_TTL_SECONDS = env.int("PRIVACY_LINK_TTL_SECONDS", default=24 * 3600)
+# Art. 12(3): answer within a month.
+PRIVACY_SLA_DAYS = 30
 
 # --- Celery -----------------------------------------------------------------
 CELERY_BROKER_URL = broker_url()

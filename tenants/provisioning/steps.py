@@ -273,7 +273,7 @@ def verify_database(tenant_id: TenantId) -> None:
             "WHERE n.nspname = 'public' AND c.relkind = 'r' AND c.relrowsecurity AND c.relforcerowsecurity"
         )
         protected = {row[0] for row in cursor.fetchall()}
-        placement_state_refresh(tenant.placement, cursor=cursor)  # the app role may read django_migrations
+    placement_state_refresh(tenant.placement)  # as the database's owner: the app role may not read django_migrations
     missing = expected - protected
     if missing:
         raise ProvisioningError(f"The dedicated database lacks protected tables: {', '.join(sorted(missing))}.")

@@ -1,0 +1,182 @@
+"""Access export and erasure for one subject in every isolation level (real PostgreSQL, app role).
+
+Two subjects in the same tenant (Ada and Bob) and, in the other tenant of the same pool or level,
+someone with Ada's very email under another name: the export holds everything of Ada's and nothing
+of theirs; the erasure leaves no plain text of Ada's anywhere, keeps the log's chain, shows
+"[erased]" on reads and leaves Bob and the other tenant untouched. A legal hold refuses erasure.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+
+import pytest
+
+from core.actors import SystemActor
+from core.errors import Conflict
+from core.personal_data import subject_ref
+from events.crypto import ERASED, WITHHELD
+from jobs.services import jobs_work_inline
+from privacy import services
+from privacy.models import ErasureProof, RequestKind, RequestStatus, SubjectRequest
+from privacy.scan import plaintext_scan
+from sagas.models import SagaState
+from sagas.services import saga_run_inline
+from tenants.context import tenant_context
+from tenants.logs import tenant_log_store
+from workspace import ledger
+from workspace import services as workspace
+from workspace.models import Account, Member
+
+pytestmark = pytest.mark.django_db(databases="__all__")
+ACTOR = SystemActor("tests")
+ISOLATIONS = ("shared", "schema", "dedicated")
+
+
+def people(tenant) -> dict[str, str]:
+    tag = tenant.slug.replace("-", "")
+    return {
+        "ada_email": f"ada.{tag}@example.test",
+        "ada_name": f"Ada Lovelace {tag}",
+        "bob_email": f"bob.{tag}@example.test",
+        "bob_name": f"Bob Babbage {tag}",
+    }
+
+
+def seed_two_subjects(tenant, other) -> dict[str, str]:
+    """Ada and Bob in `tenant`, each with ledger entries; Ada's email in `other` under another name."""
+    p = people(tenant)
+    with tenant_context(tenant):
+        ada = workspace.member_create(name=p["ada_name"], email=p["ada_email"], password="pw-ada-123456")
+        bob = workspace.member_create(name=p["bob_name"], email=p["bob_email"], password="pw-bob-123456")
+        account = Account.objects.order_by("pk").first()
+        assert account is not None
+        ledger.ledger_deposit(account_id=account.pk, amount="12.50", actor=ada, note="ada's deposit")
+        ledger.ledger_deposit(account_id=account.pk, amount="7.00", actor=bob, note="bob's deposit")
+    with tenant_context(other):
+        workspace.member_create(name=f"Other Tenant Person {other.slug}", email=p["ada_email"], password="pw-x-123456")
+    return p
+
+
+def export_zip(tenant, email) -> tuple[SubjectRequest, dict[str, bytes]]:
+    opened = services.request_open(tenant=tenant, email=email, kind=RequestKind.ACCESS, actor=ACTOR)
+    jobs_work_inline(group=("privacy.request", opened.pk), timeout=60)
+    opened.refresh_from_db()
+    assert opened.status == RequestStatus.READY, opened.error
+    with zipfile.ZipFile(opened.bundle_path) as archive:
+        return opened, {name: archive.read(name) for name in archive.namelist()}
+
+
+@pytest.fixture(autouse=True)
+def bundles_in_tmp(settings, tmp_path):
+    settings.PRIVACY_BUNDLE_DIR = str(tmp_path / "dsar")
+
+
+@pytest.mark.parametrize("isolation", ISOLATIONS)
+def test_the_export_holds_everything_of_the_subject_and_nothing_of_anyone_else(tenant_world, isolation):
+    tenant, other = tenant_world[isolation]
+    p = seed_two_subjects(tenant, other)
+    opened, files = export_zip(tenant, p["ada_email"])
+    assert set(files) == {
+        "subject.json", "members.csv", "events.csv", "ledger_entries.csv", "audit_entries.csv", "manifest.json"
+    }  # fmt: skip
+    manifest = json.loads(files["manifest.json"])
+    import hashlib  # noqa: PLC0415 — only this assertion needs it
+
+    for name, meta in manifest["files"].items():
+        assert hashlib.sha256(files[name]).hexdigest() == meta["sha256"], name
+    data = json.loads(files["subject.json"])
+    assert [m["email"] for m in data["members"]] == [p["ada_email"]]
+    joined = [e for e in data["events"] if e["event_type"] == "member.joined"]
+    assert joined and joined[0]["data"]["member"] == {"name": p["ada_name"], "email": p["ada_email"]}
+    assert [e["data"]["note"] for e in data["ledger_entries"]] == ["ada's deposit"]
+    assert any(a["action"] == "privacy.request_open" for a in data["audit_entries"])
+    everything = b"".join(files.values()).decode()
+    for foreign in (p["bob_email"], p["bob_name"], "bob's deposit", f"Other Tenant Person {other.slug}"):
+        assert foreign not in everything
+    # The ZIP went through the job engine, and its hash is on the request.
+    assert opened.job_id and len(opened.bundle_sha256) == 64
+
+
+def test_another_subjects_envelope_in_the_same_event_is_withheld(tenant_world):
+    tenant, other = tenant_world["schema"]
+    p = seed_two_subjects(tenant, other)
+    from events.crypto import Personal  # noqa: PLC0415 — only this test writes a mixed event
+
+    store = tenant_log_store(tenant)
+    ada, bob = subject_ref(tenant.pk, p["ada_email"]), subject_ref(tenant.pk, p["bob_email"])
+    store.append("chat", "c1", "chat.message", {"from": Personal(ada, "hi Bob"), "to": Personal(bob, p["bob_name"])})
+    _, files = export_zip(tenant, p["ada_email"])
+    [message] = [e for e in json.loads(files["subject.json"])["events"] if e["event_type"] == "chat.message"]
+    assert message["data"] == {"from": "hi Bob", "to": WITHHELD}
+
+
+@pytest.mark.parametrize("isolation", ISOLATIONS)
+def test_erasure_leaves_no_plain_text_keeps_the_chain_and_spares_everyone_else(tenant_world, isolation):
+    tenant, other = tenant_world[isolation]
+    p = seed_two_subjects(tenant, other)
+    access, _ = export_zip(tenant, p["ada_email"])  # a pending bundle the erasure must delete
+    assert plaintext_scan(tenant, [p["ada_email"], p["ada_name"]]).hits  # the oracle sees her first
+
+    opened = services.request_open(tenant=tenant, email=p["ada_email"], kind=RequestKind.ERASURE, actor=ACTOR)
+    saga = saga_run_inline(saga_id=opened.saga_id, timeout=120)
+    assert saga.state == SagaState.COMPLETED, saga.error
+    opened.refresh_from_db()
+    assert opened.status == RequestStatus.COMPLETED and opened.email_enc == "" and opened.names_enc == ""
+
+    report = plaintext_scan(tenant, [p["ada_email"], p["ada_name"]])
+    assert report.hits == [] and report.tables > 5
+    store = tenant_log_store(tenant)
+    assert store.verify_chain().ok
+    with tenant_context(tenant) as alias:
+        ada = Member.objects.using(alias).get(name=ERASED)
+        assert not ada.is_active and not ada.check_password("pw-ada-123456")
+        bob = Member.objects.using(alias).get(email=p["bob_email"])
+    [joined] = store.stream("member", str(ada.pk))
+    from events.crypto import decrypt_tree  # noqa: PLC0415 — presentation-time decryption, as the viewer does
+
+    with tenant_context(tenant) as alias:
+        assert decrypt_tree(joined.event_data, store, alias=alias)["member"] == ERASED
+        [bob_joined] = store.stream("member", str(bob.pk))
+        assert decrypt_tree(bob_joined.event_data, store, alias=alias)["member"]["name"] == p["bob_name"]
+    assert store.state_at("member", str(ada.pk)).version == 1  # point-in-time state still folds
+    # The other tenant's person with the same email is untouched.
+    with tenant_context(other) as alias:
+        assert Member.objects.using(alias).filter(email=p["ada_email"], is_active=True).exists()
+    # The pending access bundle is gone; the proof names nobody.
+    access.refresh_from_db()
+    assert access.bundle_purged_at and access.email_enc == ""
+    proof = ErasureProof.objects.get(request=opened)
+    assert proof.keys_destroyed == 1 and proof.verification["ok"]
+    text = json.dumps([proof.counts, proof.verification, proof.subject_hash])
+    assert p["ada_email"] not in text and p["ada_name"] not in text
+    # Asked again, the export finds no member row and only "[erased]" in her events.
+    _, files = export_zip(tenant, p["ada_email"])
+    data = json.loads(files["subject.json"])
+    assert data["members"] == [] and [e["data"]["member"] for e in data["events"]] == [ERASED]
+    assert p["ada_name"] not in b"".join(files.values()).decode()
+
+
+def test_a_legal_hold_refuses_erasure_with_one_sentence(tenant_world):
+    tenant, other = tenant_world["shared"]
+    p = seed_two_subjects(tenant, other)
+    services.hold_place(tenant=tenant, email=p["ada_email"], reason="Litigation 2026-17", actor=ACTOR)
+    with pytest.raises(Conflict, match=r"^A legal hold on this person \(“Litigation 2026-17”\) stops erasure"):
+        services.request_open(tenant=tenant, email=p["ada_email"], kind=RequestKind.ERASURE, actor=ACTOR)
+    # Bob is not under the hold, the tenant is not either.
+    opened = services.request_open(tenant=tenant, email=p["bob_email"], kind=RequestKind.ERASURE, actor=ACTOR)
+    assert saga_run_inline(saga_id=opened.saga_id).state == SagaState.COMPLETED
+
+
+def test_a_hold_placed_after_the_request_stops_the_saga_before_anything_changes(tenant_world):
+    tenant, other = tenant_world["dedicated"]
+    p = seed_two_subjects(tenant, other)
+    opened = services.request_open(tenant=tenant, email=p["ada_email"], kind=RequestKind.ERASURE, actor=ACTOR)
+    services.hold_place(tenant=tenant, reason="Regulator inquiry", actor=ACTOR)  # the whole tenant
+    saga = saga_run_inline(saga_id=opened.saga_id)
+    assert saga.state == SagaState.COMPENSATED and "legal hold on this tenant" in saga.error
+    opened.refresh_from_db()
+    assert opened.status == RequestStatus.FAILED and "legal hold" in opened.error
+    with tenant_context(tenant) as alias:
+        assert Member.objects.using(alias).filter(email=p["ada_email"], name=p["ada_name"]).exists()
