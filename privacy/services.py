@@ -235,6 +235,8 @@ def hold_place(
     if len(reason) > 300:
         raise InvalidInput("The reason must be at most 300 characters.")
     subject = subject_ref(tenant.pk, clean_email(email)) if email else ""
+    if until is not None and timezone.is_naive(until):
+        until = timezone.make_aware(until, dt.UTC)
     if until is not None and until <= timezone.now():
         raise InvalidInput("A hold must end in the future, or never.")
     with transaction.atomic():
@@ -254,6 +256,8 @@ def hold_place(
 
 
 def hold_release(*, hold_id: Any, actor: Actor, request: HttpRequest | None = None) -> LegalHold:
+    if not isinstance(hold_id, int) or not 0 < hold_id < 2**63:
+        raise NotFound("No such legal hold.")
     with transaction.atomic():
         hold = LegalHold.objects.select_for_update().filter(pk=hold_id).first()
         if hold is None:
