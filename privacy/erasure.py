@@ -18,8 +18,10 @@ Every step is idempotent: a worker may die between any two statements and the re
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -100,7 +102,8 @@ def anonymise_member(ctx: StepContext) -> dict[str, Any]:
                 {"pk": m.pk, "name": m.name, "email": m.email, "password": m.password, "is_active": m.is_active}
                 for m in Member.objects.using(alias).filter(email=email)
             ]
-            envelope = encrypt_tree(Personal(subject, rows), store, alias)
+            # Nothing to stash on a forward rerun (the rows were anonymised and the key is gone).
+            envelope = encrypt_tree(Personal(subject, rows), store, alias) if rows else None
         names: list[str] = [str(r["name"]) for r in rows]
         if not names:  # a rerun after the point of no return: the names the earlier request knew
             earlier = (
@@ -254,16 +257,30 @@ def record_proof(ctx: StepContext) -> dict[str, Any]:
     return {"proof_sha256": proof.proof_sha256}
 
 
+def _atomic(fn: Callable[[StepContext], Any]) -> Callable[[StepContext], Any]:
+    """Each step's control-plane writes commit together (and with the placement's, when the placement
+    lives in the control-plane database): a crash mid-step leaves the step's state as it was before."""
+
+    @functools.wraps(fn)
+    def run(ctx: StepContext) -> Any:
+        with transaction.atomic():
+            return fn(ctx)
+
+    return run
+
+
 ERASURE_STEPS = (
-    StepDefinition("check_holds", check_holds, check_holds_compensate, description="Refuse under a legal hold."),
-    StepDefinition("anonymise_member", anonymise_member, anonymise_member_compensate),
     StepDefinition(
-        "destroy_keys", destroy_keys, None, max_attempts=10, description="POINT OF NO RETURN: crypto-shred."
+        "check_holds", _atomic(check_holds), _atomic(check_holds_compensate), description="Refuse under a legal hold."
     ),
-    StepDefinition("purge_derived", purge_derived, None, max_attempts=10),
-    StepDefinition("tombstone", tombstone, None, max_attempts=10),
-    StepDefinition("verify", verify, None, max_attempts=10),
-    StepDefinition("record_proof", record_proof, None, max_attempts=10),
+    StepDefinition("anonymise_member", _atomic(anonymise_member), _atomic(anonymise_member_compensate)),
+    StepDefinition(
+        "destroy_keys", _atomic(destroy_keys), None, max_attempts=10, description="POINT OF NO RETURN: crypto-shred."
+    ),
+    StepDefinition("purge_derived", _atomic(purge_derived), None, max_attempts=10),
+    StepDefinition("tombstone", _atomic(tombstone), None, max_attempts=10),
+    StepDefinition("verify", _atomic(verify), None, max_attempts=10),
+    StepDefinition("record_proof", _atomic(record_proof), None, max_attempts=10),
 )
 POINT_OF_NO_RETURN = "destroy_keys"
 

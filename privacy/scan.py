@@ -12,13 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import connections, transaction
+from django.db import ProgrammingError, connections, transaction
 from psycopg import sql
 
 from tenants.context import tenant_context
 from tenants.models import Tenant
 
 TEXT_TYPES = ("text", "character varying", "character", "json", "jsonb", "citext")
+INSUFFICIENT_PRIVILEGE = "42501"
 MIN_NAME_LENGTH = 4  # shorter names match too much unrelated text to be evidence either way
 
 
@@ -63,8 +64,12 @@ def _scan(alias: str, schema: str, needles: list[str], where: str, report: ScanR
                 cursor.execute(query, [patterns] * len(columns))
                 if cursor.fetchone():
                     report.hits.append(f"{where}:{table}")
-        except Exception as exc:  # noqa: BLE001 — a table we may not read is reported, never a pass
-            report.unreadable.append(f"{where}:{table} ({type(exc).__name__})")
+        except ProgrammingError as exc:
+            # A table this role may not read is reported (and fails the verification), never a pass;
+            # anything else (a lost connection, a crash) propagates, so the step is retried.
+            if getattr(exc.__cause__, "sqlstate", "") != INSUFFICIENT_PRIVILEGE:
+                raise
+            report.unreadable.append(f"{where}:{table}")
 
 
 def plaintext_scan(tenant: Tenant, needles: list[str]) -> ScanReport:

@@ -180,3 +180,91 @@ def test_a_hold_placed_after_the_request_stops_the_saga_before_anything_changes(
     assert opened.status == RequestStatus.FAILED and "legal hold" in opened.error
     with tenant_context(tenant) as alias:
         assert Member.objects.using(alias).filter(email=p["ada_email"], name=p["ada_name"]).exists()
+
+
+def _erasure_with_fault(tenant, email, fault) -> tuple[SubjectRequest, object]:
+    """The request as request_open makes it, with the crash tests' fault in the saga's input."""
+    import datetime as dt  # noqa: PLC0415 — only the crash tests build the request by hand
+
+    from django.utils import timezone  # noqa: PLC0415
+
+    from privacy.services import ERASURE_SAGA  # noqa: PLC0415
+    from sagas.services import saga_start  # noqa: PLC0415
+    from tenants import crypto  # noqa: PLC0415
+
+    opened = SubjectRequest.objects.create(
+        kind=RequestKind.ERASURE,
+        tenant=tenant,
+        subject_ref=subject_ref(tenant.pk, email),
+        email_enc=crypto.encrypt_json({"email": email}),
+        due_at=timezone.now() + dt.timedelta(days=30),
+        status=RequestStatus.RUNNING,
+    )
+    saga = saga_start(
+        saga_type=ERASURE_SAGA, input={"request_id": str(opened.pk), "_fault": fault}, tenant_id=tenant.pk
+    )
+    return opened, saga
+
+
+@pytest.fixture
+def fault_hook(settings):
+    from jobs import services as job_services  # noqa: PLC0415 — its hook is cached
+    from tests.support import faults  # noqa: PLC0415 — test-only machinery
+
+    settings.JOBS_FAULT_HOOK = "tests.support.faults.inject"
+    job_services._fault_hook.cache_clear()
+    yield
+    faults.STATEMENTS.disarm()
+    job_services._fault_hook.cache_clear()
+
+
+STEPS = ("check_holds", "anonymise_member", "destroy_keys", "purge_derived", "tombstone", "verify", "record_proof")
+
+
+@pytest.mark.parametrize("isolation", ISOLATIONS)
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 8])
+def test_a_crash_after_any_early_statement_of_every_step_converges(tenant_world, fault_hook, isolation, n):
+    """Every step's first attempt dies right after its n-th SQL statement (what autocommitted stays,
+    an open transaction rolls back); the retries must still end with the person erased."""
+    tenant, other = tenant_world[isolation]
+    p = seed_two_subjects(tenant, other)
+    opened, saga = _erasure_with_fault(
+        tenant, p["ada_email"], {"mode": "raise_after_statement", "n_by_step": dict.fromkeys(STEPS, n)}
+    )
+    saga = saga_run_inline(saga_id=saga.id, timeout=120)
+    assert saga.state == SagaState.COMPLETED, saga.error
+    assert saga.steps.filter(job__attempts__gte=2).exists()  # the faults did fire
+    assert plaintext_scan(tenant, [p["ada_email"], p["ada_name"]]).hits == []
+    assert tenant_log_store(tenant).verify_chain().ok
+    with tenant_context(tenant) as alias:
+        assert Member.objects.using(alias).filter(email=p["bob_email"], name=p["bob_name"]).exists()
+    assert ErasureProof.objects.filter(request=opened).count() == 1
+
+
+def test_a_failure_before_the_point_of_no_return_restores_the_member(tenant_world, fault_hook):
+    tenant, other = tenant_world["schema"]
+    p = seed_two_subjects(tenant, other)
+    opened, saga = _erasure_with_fault(tenant, p["ada_email"], {"step": "destroy_keys", "mode": "raise"})
+    saga = saga_run_inline(saga_id=saga.id, timeout=120)
+    assert saga.state == SagaState.COMPENSATED
+    with tenant_context(tenant) as alias:
+        ada = Member.objects.using(alias).get(email=p["ada_email"])
+        assert ada.name == p["ada_name"] and ada.is_active and ada.check_password("pw-ada-123456")
+    opened.refresh_from_db()
+    assert opened.status == RequestStatus.FAILED and "point of no return" not in opened.error
+
+
+def test_a_failure_after_the_point_of_no_return_is_not_undone_and_says_so(tenant_world, fault_hook):
+    tenant, other = tenant_world["shared"]
+    p = seed_two_subjects(tenant, other)
+    opened, saga = _erasure_with_fault(tenant, p["ada_email"], {"step": "tombstone", "mode": "raise"})
+    saga = saga_run_inline(saga_id=saga.id, timeout=120)
+    assert saga.state == SagaState.COMPENSATED
+    with tenant_context(tenant) as alias:
+        assert not Member.objects.using(alias).filter(email=p["ada_email"]).exists()  # still anonymised
+    opened.refresh_from_db()
+    assert opened.status == RequestStatus.FAILED and "Past the point of no return" in opened.error
+    # Forward recovery: open the erasure again; it finishes and the scan is clean.
+    again = services.request_open(tenant=tenant, email=p["ada_email"], kind=RequestKind.ERASURE, actor=ACTOR)
+    assert saga_run_inline(saga_id=again.saga_id).state == SagaState.COMPLETED
+    assert plaintext_scan(tenant, [p["ada_email"], p["ada_name"]]).hits == []
