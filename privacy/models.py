@@ -35,7 +35,8 @@ OPEN_STATUSES = (RequestStatus.OPEN, RequestStatus.RUNNING, RequestStatus.FAILED
 class SubjectRequest(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     kind = models.CharField(max_length=10, choices=RequestKind.choices)
-    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.PROTECT, related_name="subject_requests")
+    # Deleting a tenant deletes its requests (and bundles' rows); erasure proofs stay (SET_NULL below).
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="subject_requests")
     subject_ref = models.CharField(max_length=64, db_index=True)
     email_enc = models.TextField(blank=True, help_text="Fernet token; emptied once the subject is erased.")
     status = models.CharField(max_length=10, choices=RequestStatus.choices, default=RequestStatus.OPEN)
@@ -102,7 +103,10 @@ class DownloadLink(models.Model):
 class ErasureProof(models.Model):
     """What an erasure did, with no personal data: the subject only as a hash of its pseudonymous id."""
 
-    request = models.OneToOneField(SubjectRequest, on_delete=models.PROTECT, related_name="proof")
+    # Evidence outlives the request and the tenant.
+    request = models.OneToOneField(
+        SubjectRequest, null=True, blank=True, on_delete=models.SET_NULL, related_name="proof"
+    )
     tenant_id = models.UUIDField()
     subject_hash = models.CharField(max_length=64)
     keys_destroyed = models.PositiveIntegerField(default=0)
@@ -118,6 +122,7 @@ class ErasureProof(models.Model):
 class LegalHold(models.Model):
     """A hold stops retention purges and erasure for a whole tenant, or for one subject in it."""
 
+    # PROTECT on purpose: a tenant under a legal hold (even a released one's record) cannot be deleted.
     tenant = models.ForeignKey("tenants.Tenant", on_delete=models.PROTECT, related_name="legal_holds")
     subject_ref = models.CharField(max_length=64, blank=True, help_text="Empty: the whole tenant.")
     reason = models.CharField(max_length=300)
