@@ -62,3 +62,4 @@ class AuditAction(models.TextChoices):
     PRIVACY_HOLD_PLACE = "privacy.hold_place", "Legal hold placed"
     PRIVACY_HOLD_RELEASE = "privacy.hold_release", "Legal hold released"
     PRIVACY_PROCESSING_EXPORT = "privacy.processing_export", "Record of processing exported"
+    PRIVACY_RETENTION_SET = "privacy.retention_set", "Retention policy changed"

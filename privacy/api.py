@@ -16,7 +16,7 @@ from ninja import Field, Query, Router, Schema
 from core.api import require_api_role
 from core.errors import InvalidInput
 from core.permissions import Role
-from privacy import selectors, services
+from privacy import retention, selectors, services
 from privacy.models import RequestKind, SubjectRequest
 from tenants.models import Tenant
 
@@ -194,3 +194,29 @@ def hold_place(request, body: HoldIn):
 def hold_release(request, hold_id: int):
     require_api_role(request, Role.ADMIN)
     return _hold(services.hold_release(hold_id=hold_id, actor=request.auth, request=request))
+
+
+class PolicyOut(Schema):
+    category: str
+    days: int
+    enabled: bool
+
+
+class PolicyIn(Schema):
+    days: int = Field(..., ge=1, le=36500)
+    enabled: bool = True
+
+
+@router.get("/retention", response=list[PolicyOut], summary="Retention policies per data category (Viewer+)")
+def retention_list(request):
+    require_api_role(request, Role.VIEWER)
+    return [{"category": p.category, "days": p.days, "enabled": p.enabled} for p in retention.policies()]
+
+
+@router.put("/retention/{category}", response=PolicyOut, summary="Change one retention policy (Admin)")
+def retention_set(request, category: str, body: PolicyIn):
+    require_api_role(request, Role.ADMIN)
+    policy = retention.policy_set(
+        category=category, days=body.days, enabled=body.enabled, actor=request.auth, request=request
+    )
+    return {"category": policy.category, "days": policy.days, "enabled": policy.enabled}

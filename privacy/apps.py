@@ -16,4 +16,5 @@ class PrivacyConfig(AppConfig):
             export,  # noqa: F401  (registers the access-request job kind)
             panels,  # noqa: F401  (registers the overview tile)
             personal_data,  # noqa: F401  (declares its own personal fields)
+            retention,  # noqa: F401  (registers the retention job kind)
         )

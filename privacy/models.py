@@ -143,3 +143,46 @@ class LegalHold(models.Model):
     def active(self) -> bool:
         now = timezone.now()
         return self.released_at is None and (self.until is None or self.until > now)
+
+
+class RetentionCategory(models.TextChoices):
+    AUDIT_ENTRIES = "audit_entries", "Audit entries"
+    CONTROL_EVENTS = "control_events", "Control-plane events of deleted tenants"
+    SESSIONS = "sessions", "Expired sessions (members and operators)"
+    EXPIRED_SIGNUPS = "expired_signups", "Expired signups"
+    DSAR_BUNDLES = "dsar_bundles", "Access-request bundles"
+    TENANT_EXPORTS = "tenant_exports", "Tenant exports"
+
+
+class RetentionPolicy(models.Model):
+    """How long one category of data is kept; beat purges what is older, as a job (privacy.retention)."""
+
+    category = models.CharField(max_length=20, choices=RetentionCategory.choices, unique=True)
+    days = models.PositiveIntegerField()
+    enabled = models.BooleanField(default=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+    updated_by_label = models.CharField(max_length=254, blank=True)
+
+    class Meta:
+        ordering = ["category"]
+
+    def __str__(self) -> str:
+        return f"{self.category}: {self.days} days"
+
+
+class RetentionRun(models.Model):
+    """Compliance evidence: what one purge removed, what holds kept, when."""
+
+    category = models.CharField(max_length=20, choices=RetentionCategory.choices)
+    job = models.OneToOneField("jobs.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    cutoff = models.DateTimeField()
+    finished_at = models.DateTimeField(default=timezone.now)
+    purged = models.PositiveIntegerField(default=0)
+    held = models.PositiveIntegerField(default=0)
+    note = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["-finished_at"]
+
+    def __str__(self) -> str:
+        return f"{self.category} purged {self.purged}"

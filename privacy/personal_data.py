@@ -24,3 +24,6 @@ personal("privacy.SubjectRequest", "names_enc", category=Category.IDENTITY,
          purpose="Names the erasure scan looks for (encrypted).", subjects="data subjects of tenants",
          legal_basis="Art. 6(1)(c) legal obligation (Art. 17)", retention="Until the erasure proof is written.",
          erasure="Wiped when the proof is recorded.")  # fmt: skip
+personal("privacy.RetentionPolicy", "updated_by_label", category=Category.ACTIVITY, purpose="Who changed a policy.",
+         subjects="operators", legal_basis="Art. 6(1)(f) legitimate interest", retention="With the policy.",
+         erasure="Kept as the user name at the time.")  # fmt: skip

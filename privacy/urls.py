@@ -14,6 +14,8 @@ urlpatterns = [
     path("holds/", views.hold_list, name="holds"),
     path("holds/place/", views.hold_place, name="hold_place"),
     path("holds/<int:hold_id>/release/", views.hold_release, name="hold_release"),
+    path("retention/", views.retention, name="retention"),
+    path("retention/<str:category>/", views.retention_set, name="retention_set"),
     path("processing/", views.processing, name="processing"),
     path("processing.<str:fmt>", views.processing_export, name="processing_export"),
 ]

@@ -24,8 +24,9 @@ from core.http import OperatorRequest
 from core.instants import parse_instant
 from core.permissions import Role, check_role, has_role, role_required
 from core.personal_data import Category
+from privacy import retention as rules
 from privacy import selectors, services
-from privacy.models import RequestKind, RequestStatus
+from privacy.models import RequestKind, RequestStatus, RetentionRun
 from tenants.models import Tenant
 
 PAGE_SIZE = 25
@@ -221,3 +222,31 @@ def processing_export(request: OperatorRequest, fmt: str) -> HttpResponse:
         writer.writerows(rows)
     response["Content-Disposition"] = f'attachment; filename="record-of-processing-{stamp}.{fmt}"'
     return response
+
+
+# --- retention --------------------------------------------------------------------------------------
+
+
+@require_GET
+@role_required(Role.VIEWER)
+def retention(request: OperatorRequest) -> HttpResponse:
+    runs = Paginator(RetentionRun.objects.select_related("job"), PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "privacy/retention.html", {"policies": rules.policies(), "page": runs})
+
+
+@require_POST
+@role_required(Role.ADMIN)
+def retention_set(request: OperatorRequest, category: str) -> HttpResponse:
+    try:
+        rules.policy_set(
+            category=category,
+            days=_clean(request.POST.get("days", ""), 12),
+            enabled=request.POST.get("enabled") == "on",
+            actor=request.user,
+            request=request,
+        )
+    except ApplicationError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, "Retention policy saved; the next daily run applies it.")
+    return redirect("privacy:retention")

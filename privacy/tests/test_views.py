@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import zipfile
 
 import pytest
@@ -225,3 +226,53 @@ def test_the_commands_export_and_erase(tenant_world, tmp_path):
         call_command("dsar_erase", "no-such-tenant", "carl@cmd.test")
     with pytest.raises(CommandError, match="not a valid email"):
         call_command("dsar_export", tenant.slug, "nope", "--out", str(out))
+
+
+# --- retention ------------------------------------------------------------------------------------
+
+
+def test_retention_is_admin_only_to_change_and_purges_old_bundles_but_not_held_ones(
+    tenant_world, platform_admin, operator, viewer, api_client_for
+):
+    import datetime as dt  # noqa: PLC0415 — only this test moves time
+
+    from django.utils import timezone  # noqa: PLC0415
+
+    from privacy.models import RetentionPolicy, RetentionRun  # noqa: PLC0415
+    from privacy.retention import retention_schedule  # noqa: PLC0415
+
+    assert signed_in(viewer).get(reverse("privacy:retention")).status_code == 200
+    assert Client().get(reverse("privacy:retention")).status_code == 302
+    assert (
+        signed_in(operator).post(reverse("privacy:retention_set", args=["dsar_bundles"]), {"days": "1"}).status_code
+        == 403
+    )
+    admin = signed_in(platform_admin)
+    bad = admin.post(
+        reverse("privacy:retention_set", args=["dsar_bundles"]), {"days": "-5", "enabled": "on"}, follow=True
+    )
+    assert "Days must be between 1 and 36500." in bad.content.decode()
+    admin.post(reverse("privacy:retention_set", args=["dsar_bundles"]), {"days": "1", "enabled": "on"})
+    assert RetentionPolicy.objects.get(category="dsar_bundles").days == 1
+    assert (
+        api_client_for(operator)
+        .put("/api/privacy/retention/sessions", {"days": 3}, content_type="application/json")
+        .status_code
+        == 403
+    )
+
+    held_tenant, free_tenant = tenant_world["shared"]
+    old, kept = ready_request(free_tenant, operator), ready_request(held_tenant, operator)
+    services.hold_place(tenant=held_tenant, reason="Dispute", actor=platform_admin)
+    SubjectRequest.objects.filter(pk__in=[old.pk, kept.pk]).update(completed_at=timezone.now() - dt.timedelta(days=3))
+    jobs = retention_schedule()
+    assert retention_schedule() == []  # once a day
+    for job in jobs:
+        jobs_work_inline(group=(job.group_type, job.group_id), timeout=60)
+    old.refresh_from_db()
+    kept.refresh_from_db()
+    assert old.bundle_purged_at and not os.path.exists(old.bundle_path)
+    assert kept.bundle_purged_at is None and os.path.exists(kept.bundle_path)
+    run = RetentionRun.objects.get(category="dsar_bundles")
+    assert (run.purged, run.held) == (1, 1)
+    assert RetentionRun.objects.get(category="control_events").note.startswith("Not purged")

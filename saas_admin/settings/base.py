@@ -295,6 +295,8 @@ JOBS_CHAIN = env.bool("JOBS_CHAIN", default=True)
 # Dotted path of a fault-injection hook; only saas_admin/settings/test.py sets one.
 JOBS_FAULT_HOOK = ""
 CELERY_BEAT_SCHEDULE["jobs-sweep"] = {"task": "jobs.sweep", "schedule": JOBS_SWEEP_INTERVAL_SECONDS}
+# Retention purges (privacy/retention.py): the day's jobs; hourly so a missed beat catches up the same day.
+CELERY_BEAT_SCHEDULE["privacy-retention"] = {"task": "privacy.retention_schedule", "schedule": 3600.0}
 
 # --- Sagas / signup (sagas/, docs/sagas.md) ----------------------------------------
 SAGA_STEP_LEASE_SECONDS = env.float("SAGA_STEP_LEASE_SECONDS", default=60.0)
