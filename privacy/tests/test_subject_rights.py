@@ -113,7 +113,7 @@ def test_another_subjects_envelope_in_the_same_event_is_withheld(tenant_world):
 
 
 @pytest.mark.parametrize("isolation", ISOLATIONS)
-def test_erasure_leaves_no_plain_text_keeps_the_chain_and_spares_everyone_else(tenant_world, isolation):
+def test_erasure_leaves_no_plain_text_keeps_the_chain_and_spares_everyone_else(tenant_world, isolation, viewer):
     tenant, other = tenant_world[isolation]
     p = seed_two_subjects(tenant, other)
     access, _ = export_zip(tenant, p["ada_email"])  # a pending bundle the erasure must delete
@@ -141,6 +141,17 @@ def test_erasure_leaves_no_plain_text_keeps_the_chain_and_spares_everyone_else(t
         [bob_joined] = store.stream("member", str(bob.pk))
         assert decrypt_tree(bob_joined.event_data, store, alias=alias)["member"]["name"] == p["bob_name"]
     assert store.state_at("member", str(ada.pk)).version == 1  # point-in-time state still folds
+    # The operator's event viewer shows "[erased]" on the event and the aggregate, never an error.
+    from django.test import Client  # noqa: PLC0415 — only this check goes through the screens
+
+    from tests.support.personas import mfa_verify_client  # noqa: PLC0415
+
+    client = Client()
+    client.force_login(viewer)
+    mfa_verify_client(client, viewer)
+    page = client.get(f"/events/{joined.event_id}/", {"log": tenant.slug})
+    assert page.status_code == 200 and ERASED in page.content.decode() and p["ada_name"] not in page.content.decode()
+    assert client.get(f"/events/aggregate/member/{ada.pk}/", {"log": tenant.slug}).status_code == 200
     # The other tenant's person with the same email is untouched.
     with tenant_context(other) as alias:
         assert Member.objects.using(alias).filter(email=p["ada_email"], is_active=True).exists()
