@@ -37,3 +37,8 @@ for _type in ("ledger.deposited", "ledger.withdrawn", "ledger.transfer_sent", "l
                    subjects=MEMBERS, legal_basis="Art. 6(1)(b) contract", retention="As long as the tenant's log.",
                    erasure="Exported with the member's entries; free text is not scanned for names.",
                    location=IN_PLACEMENT)  # fmt: skip
+personal("workspace.PrivacyIntake", "email", category=Category.CONTACT,
+         purpose="A data-subject request filed by the workspace admin, until the control plane takes it.",
+         subjects=MEMBERS, legal_basis="Art. 6(1)(c) legal obligation (Art. 15)",
+         retention="Wiped when the control plane opens the request (within a minute).",
+         erasure="Wiped at pickup; the erasure scan would find a waiting one.", location=IN_PLACEMENT)  # fmt: skip

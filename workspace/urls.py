@@ -13,6 +13,7 @@ urlpatterns = [
     path("members/", views.member_list, name="members"),
     path("members/new/", views.member_new, name="member_new"),
     path("members/<int:pk>/", views.member_detail, name="member_detail"),
+    path("privacy/", views.privacy_requests, name="privacy"),
     path("accounts/", views.account_list, name="accounts"),
     path("accounts/new/", views.account_new, name="account_new"),
     path("accounts/<int:pk>/", views.account_detail, name="account_detail"),

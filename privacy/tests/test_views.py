@@ -276,3 +276,41 @@ def test_retention_is_admin_only_to_change_and_purges_old_bundles_but_not_held_o
     run = RetentionRun.objects.get(category="dsar_bundles")
     assert (run.purged, run.held) == (1, 1)
     assert RetentionRun.objects.get(category="control_events").note.startswith("Not purged")
+
+
+# --- the workspace admin's side ---------------------------------------------------------------------
+
+
+def test_a_workspace_admin_files_a_request_that_the_control_plane_picks_up(tenant_world):
+    from privacy.intake import intake_sweep  # noqa: PLC0415 — the beat task's function
+    from tests.support.tenancy import MEMBER_PASSWORD  # noqa: PLC0415
+    from workspace.models import PrivacyIntake  # noqa: PLC0415
+
+    tenant = tenant_world["schema"][1]
+    host = f"{tenant.slug}.localhost"
+    admin = Client(HTTP_HOST=host)
+    assert admin.post("/login/", {"email": f"owner@{tenant.slug}.test", "password": MEMBER_PASSWORD}).status_code == 302
+    member = Client(HTTP_HOST=host)
+    assert member.post("/login/", {"email": f"m0@{tenant.slug}.test", "password": MEMBER_PASSWORD}).status_code == 302
+    assert member.get("/privacy/").status_code == 403  # workspace admins only
+    assert member.post("/privacy/", {"email": f"m1@{tenant.slug}.test"}).status_code == 403
+    assert Client(HTTP_HOST=host).get("/privacy/").status_code == 302  # anonymous: sign in
+    bad = admin.post("/privacy/", {"email": "not an email"}, follow=True)
+    assert "Please give the person&#x27;s email address." in bad.content.decode()
+    admin.post("/privacy/", {"email": f"m1@{tenant.slug}.test"})
+    assert intake_sweep()["picked_up"] == 1
+    opened = SubjectRequest.objects.get(tenant=tenant, source__startswith="ws:")
+    with tenant_context(tenant) as alias:
+        intake = PrivacyIntake.objects.using(alias).get()
+        assert intake.email == "" and intake.request_id == opened.pk  # the email left the placement
+    assert intake_sweep()["picked_up"] == 0  # idempotent
+    jobs_work_inline(group=("privacy.request", opened.pk), timeout=60)
+    intake_sweep()
+    with tenant_context(tenant) as alias:
+        intake = PrivacyIntake.objects.using(alias).get()
+    assert intake.status == "ready" and "/privacy/download/dsar_" in intake.download_url
+    page = admin.get("/privacy/").content.decode()
+    assert "Download (works once)" in page
+    path = intake.download_url.split("localhost", 1)[1].split("/", 1)[1]
+    archive = zipfile.ZipFile(io.BytesIO(b"".join(Client().get("/" + path).streaming_content)))
+    assert json.loads(archive.read("subject.json"))["members"][0]["email"] == f"m1@{tenant.slug}.test"

@@ -297,6 +297,8 @@ JOBS_FAULT_HOOK = ""
 CELERY_BEAT_SCHEDULE["jobs-sweep"] = {"task": "jobs.sweep", "schedule": JOBS_SWEEP_INTERVAL_SECONDS}
 # Retention purges (privacy/retention.py): the day's jobs; hourly so a missed beat catches up the same day.
 CELERY_BEAT_SCHEDULE["privacy-retention"] = {"task": "privacy.retention_schedule", "schedule": 3600.0}
+# Requests workspace admins filed in their placement (privacy/intake.py).
+CELERY_BEAT_SCHEDULE["privacy-intake"] = {"task": "privacy.intake_sweep", "schedule": 60.0}
 
 # --- Sagas / signup (sagas/, docs/sagas.md) ----------------------------------------
 SAGA_STEP_LEASE_SECONDS = env.float("SAGA_STEP_LEASE_SECONDS", default=60.0)
