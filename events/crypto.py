@@ -143,12 +143,17 @@ def subject_erase(store: Any, subject_id: str, *, reason: str = "") -> bool:
 WITHHELD = "[another person]"
 
 
-def decrypt_for_subject(tree: Any, store: Any, subject_id: str, *, alias: str | None = None) -> Any:
-    """Like decrypt_tree, but only this subject's envelopes are opened; anyone else's personal data
-    becomes "[another person]" (an access request must never hand out a third party's data)."""
+def subject_reader(store: Any, subject_id: str, *, alias: str | None = None) -> Any:
+    """The subject's key for reading (None once erased), fetched once for many decrypt_for_subject calls."""
     fields: dict[str, Any] = {"tenant_id": store.tenant_id} if store.tenant_scoped else {}
     row = store.key_model.objects.using(alias or store.alias).filter(subject_id=subject_id, **fields).first()
-    fernet = Fernet(_master().decrypt(bytes(row.key))) if row is not None and row.key is not None else None
+    return Fernet(_master().decrypt(bytes(row.key))) if row is not None and row.key is not None else None
+
+
+def decrypt_for_subject(tree: Any, subject_id: str, fernet: Any) -> Any:
+    """Like decrypt_tree, but only this subject's envelopes are opened (with `fernet`, from
+    subject_reader); anyone else's personal data becomes "[another person]" (an access request must
+    never hand out a third party's data)."""
 
     def walk(node: Any) -> Any:
         if isinstance(node, dict):

@@ -26,7 +26,7 @@ from django.utils import timezone
 
 from audit.models import AuditEntry
 from core.personal_data import subject_ref
-from events.crypto import decrypt_for_subject
+from events.crypto import decrypt_for_subject, subject_reader
 from events.tenantlog.models import TenantEvent
 from jobs.models import Job
 from jobs.registry import JobContext, JobHandler, PermanentError, register
@@ -64,6 +64,7 @@ def subject_gather(tenant: Tenant, email: str) -> dict[str, list[dict[str, Any]]
     with tenant_context(tenant) as alias:
         members = list(Member.objects.using(alias).filter(email=email).order_by("pk"))
         member_ids = [m.pk for m in members]
+        reader = subject_reader(store, subject, alias=alias)  # the key once, not once per event
         rows = subject_events(TenantEvent.objects.using(alias), subject, member_ids).order_by("event_id")
         events = [
             {
@@ -72,7 +73,7 @@ def subject_gather(tenant: Tenant, email: str) -> dict[str, list[dict[str, Any]]
                 "aggregate_type": e.aggregate_type,
                 "aggregate_id": e.aggregate_id,
                 "event_type": e.event_type,
-                "data": decrypt_for_subject(e.event_data, store, subject, alias=alias),
+                "data": decrypt_for_subject(e.event_data, subject, reader),
                 "metadata": e.event_metadata,
             }
             for e in rows.iterator(chunk_size=2000)
