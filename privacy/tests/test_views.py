@@ -314,3 +314,29 @@ def test_a_workspace_admin_files_a_request_that_the_control_plane_picks_up(tenan
     path = intake.download_url.split("localhost", 1)[1].split("/", 1)[1]
     archive = zipfile.ZipFile(io.BytesIO(b"".join(Client().get("/" + path).streaming_content)))
     assert json.loads(archive.read("subject.json"))["members"][0]["email"] == f"m1@{tenant.slug}.test"
+
+
+def test_the_screens_answer_hostile_input_with_one_sentence_never_a_server_error(tenant_world, platform_admin):
+    tenant = tenant_world["shared"][0]
+    client = signed_in(platform_admin)
+    assert client.get(reverse("privacy:detail", args=["not-a-uuid"])).status_code == 404
+    assert client.get(reverse("privacy:detail", args=["00000000-0000-0000-0000-000000000000"])).status_code == 404
+    assert client.post(reverse("privacy:hold_release", args=[2**62])).status_code in (302, 404)
+    for data, sentence in (
+        ({"tenant": tenant.slug, "email": "a" * 300 + "@x.test", "kind": "access"}, "not a valid email address"),
+        ({"tenant": "nope", "email": "a@b.test", "kind": "access"}, "No tenant with that slug."),
+        ({"tenant": tenant.slug, "email": "a@b.test", "kind": "gossip"}, "must be access or erasure"),
+    ):
+        page = client.post(reverse("privacy:open"), data, follow=True)
+        assert page.status_code == 200 and sentence in page.content.decode()
+    nul = client.post(reverse("privacy:open"), {"tenant": tenant.slug, "email": "a\x00@b.test", "kind": "access"})
+    assert nul.status_code in (302, 400)  # the middleware's 400, or the service's sentence
+    held = client.post(
+        reverse("privacy:hold_place"), {"tenant": tenant.slug, "reason": "x", "until": "not a date"}, follow=True
+    )
+    assert "Please give the end date as 2026-12-31, or leave it empty." in held.content.decode()
+    assert (
+        client.get(reverse("privacy:list"), {"page": "999999999999", "status": "\u202e", "kind": "x" * 500}).status_code
+        == 200
+    )
+    assert not SubjectRequest.objects.exists() and not LegalHold.objects.exists()
