@@ -66,3 +66,13 @@ class AuditAction(models.TextChoices):
     INCIDENT_UPDATE = "incident.update", "Incident updated"
     AUDITOR_GRANT = "auditor.grant", "Auditor access granted"
     AUDITOR_REVOKE = "auditor.revoke", "Auditor access revoked"
+    # Data-subject rights (privacy): the subject is named by its pseudonymous id, never its email.
+    PRIVACY_REQUEST_OPEN = "privacy.request_open", "Data-subject request opened"
+    PRIVACY_REQUEST_REFUSED = "privacy.request_refused", "Data-subject request refused"
+    PRIVACY_LINK_CREATE = "privacy.link_create", "Download link created"
+    PRIVACY_DOWNLOAD = "privacy.download", "Data-subject bundle downloaded"
+    PRIVACY_ERASURE_START = "privacy.erasure_start", "Erasure started"
+    PRIVACY_HOLD_PLACE = "privacy.hold_place", "Legal hold placed"
+    PRIVACY_HOLD_RELEASE = "privacy.hold_release", "Legal hold released"
+    PRIVACY_PROCESSING_EXPORT = "privacy.processing_export", "Record of processing exported"
+    PRIVACY_RETENTION_SET = "privacy.retention_set", "Retention policy changed"

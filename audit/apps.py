@@ -8,4 +8,8 @@ class AuditConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from audit import panels  # noqa: F401  (registers the overview panel)
+        # In ready(): these modules register with the overview and the personal-data registry.
+        from audit import (
+            panels,  # noqa: F401  (registers the overview panel)
+            personal_data,  # noqa: F401  (declares its personal fields)
+        )

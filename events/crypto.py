@@ -138,3 +138,37 @@ def subject_erase(store: Any, subject_id: str, *, reason: str = "") -> bool:
                 subject_id=str(subject_id), key=None, erased_at=timezone.now(), erasure_reason=reason[:300], **fields
             )
         return bool(updated)
+
+
+WITHHELD = "[another person]"
+
+
+def subject_reader(store: Any, subject_id: str, *, alias: str | None = None) -> Any:
+    """The subject's key for reading (None once erased), fetched once for many decrypt_for_subject calls."""
+    fields: dict[str, Any] = {"tenant_id": store.tenant_id} if store.tenant_scoped else {}
+    row = store.key_model.objects.using(alias or store.alias).filter(subject_id=subject_id, **fields).first()
+    return Fernet(_master().decrypt(bytes(row.key))) if row is not None and row.key is not None else None
+
+
+def decrypt_for_subject(tree: Any, subject_id: str, fernet: Any) -> Any:
+    """Like decrypt_tree, but only this subject's envelopes are opened (with `fernet`, from
+    subject_reader); anyone else's personal data becomes "[another person]" (an access request must
+    never hand out a third party's data)."""
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            if MARK in node and "c" in node:
+                if node[MARK] != subject_id:
+                    return WITHHELD
+                if fernet is None:
+                    return ERASED
+                try:
+                    return json.loads(fernet.decrypt(node["c"].encode()))
+                except InvalidToken:
+                    return ERASED
+            return {k: walk(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    return walk(tree)

@@ -31,7 +31,11 @@ class SaasAdminConfig(AppConfig):
 
     def ready(self) -> None:
         # In ready(): the models these modules import are loaded only now.
-        from saas_admin import compliance_checks, panels  # noqa: F401  (registers panels and the compliance checks)
+        from saas_admin import (
+            compliance_checks,  # noqa: F401  (registers the compliance checks that read operators)
+            panels,  # noqa: F401  (registers the health and operators panels)
+            personal_data,  # noqa: F401  (declares operator and third-party personal fields)
+        )
         from saas_admin.celery import ensure_filesystem_broker_folders
 
         ensure_filesystem_broker_folders()

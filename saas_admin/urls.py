@@ -18,6 +18,7 @@ urlpatterns = [
     path("tenants/", include("tenants.urls")),
     path("events/", include("events.urls")),
     path("compliance/", include("compliance.urls")),
+    path("privacy/", include("privacy.urls")),
     path("sagas/", include("sagas.urls")),
     path("jobs/", include("jobs.urls")),
     path("migrations/", include("migration_runs.urls")),

@@ -10,7 +10,10 @@ class TenantsConfig(AppConfig):
         from django.conf import settings
         from django.core.exceptions import ImproperlyConfigured
 
-        from tenants import checks  # noqa: F401  (registers the deploy check)
+        from tenants import (
+            checks,  # noqa: F401  (registers the deploy check)
+            personal_data,  # noqa: F401  (declares its personal fields)
+        )
         from tenants.crypto import key_problem
 
         problem = key_problem(settings.FIELD_ENCRYPTION_KEY)

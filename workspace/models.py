@@ -95,3 +95,29 @@ class MemberSession(AbstractBaseSession):
         from workspace.sessions import SessionStore
 
         return SessionStore
+
+
+class PrivacyIntake(TenantScoped):
+    """A data-subject request a workspace admin filed from the workspace (docs/privacy.md).
+
+    Requests on tenant hosts may not touch control-plane tables (docs/accounts.md), so the admin's
+    request waits here, in the tenant's placement; the control plane's sweeper (privacy.intake) opens
+    the real request, wipes the email from this row and copies the status and a download link back."""
+
+    kind = models.CharField(max_length=10, default="access")
+    email = models.EmailField(blank=True, help_text="Emptied once the control plane has taken the request.")
+    requested_by_member = models.BigIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    picked_up_at = models.DateTimeField(null=True, blank=True)
+    request_id = models.UUIDField(null=True, blank=True)
+    status = models.CharField(max_length=20, default="waiting")
+    due_at = models.DateTimeField(null=True, blank=True)
+    download_url = models.CharField(max_length=300, blank=True, help_text="Single-use; shown to the admins.")
+    error = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["tenant_id", "picked_up_at"], name="privacyintake_pending")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} request {self.pk}"

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from django.apps import apps
 from django.conf import settings
 from django.core import signing
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 
+from core.personal_data import subject_ref
 from core.tenancy import current_alias, current_tenant_id
 from workspace.models import Account, Member
 
@@ -37,9 +39,30 @@ def member_create(*, name: str, email: str, password: str | None = None, is_admi
     try:
         with transaction.atomic(using=_alias()):
             member.save(using=_alias())
+            _member_joined(member)
     except IntegrityError:
         raise ValidationError(f"A member with the email {email} already exists.")
     return member
+
+
+def _member_joined(member: Member) -> None:
+    """The member's history starts in the tenant's log; name and email are encrypted with the
+    subject's own key (events.crypto), so erasing the person destroys every copy at once."""
+    if not apps.is_installed("events.tenantlog"):  # the django-tenants baseline in bench/ has no log
+        return
+    # At call time: the tenant log is optional (see above).
+    from events.crypto import Personal
+    from events.tenantlog.store import current_tenant_store
+
+    subject = subject_ref(member.tenant_id, member.email)
+    current_tenant_store().append(
+        "member",
+        str(member.pk),
+        "member.joined",
+        {"member": Personal(subject, {"name": member.name, "email": member.email}), "is_admin": member.is_admin},
+        metadata={"member_id": member.pk},
+        expected_version=0,
+    )
 
 
 def member_authenticate(*, email: str, password: str) -> Member | None:

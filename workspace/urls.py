@@ -19,6 +19,7 @@ urlpatterns = [
     path("members/<int:pk>/role/", views.member_role, name="member_role"),
     path("members/<int:pk>/unlock/", views.member_unlock, name="member_unlock"),
     path("members/<int:pk>/remove/", views.member_remove, name="member_remove"),
+    path("privacy/", views.privacy_requests, name="privacy"),
     path("accounts/", views.account_list, name="accounts"),
     path("accounts/new/", views.account_new, name="account_new"),
     path("accounts/<int:pk>/", views.account_detail, name="account_detail"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
+from django.core.validators import validate_email
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -16,7 +17,7 @@ from core.http import TenantRequest, client_ip
 from workspace import members, selectors, services
 from workspace.auth import current_member, member_login, member_logout, member_required
 from workspace.forms import AccountForm, ForgotPasswordForm, LoginForm, MemberForm, SetPasswordForm
-from workspace.models import Account
+from workspace.models import Account, PrivacyIntake
 from workspace.services import LinkPurpose
 
 PAGE_SIZE = 25
@@ -236,3 +237,25 @@ def account_detail(request: TenantRequest, pk: int) -> HttpResponse:
     if account is None:
         raise Http404("No such account in this workspace.")
     return render(request, "workspace/account_detail.html", {"account": account, "section": "accounts"})
+
+
+@require_http_methods(["GET", "POST"])
+@member_required
+def privacy_requests(request: TenantRequest) -> HttpResponse:
+    """Workspace admins file access requests for a person in this workspace and follow them."""
+    if not request.member.is_admin:
+        return render(request, "workspace/forbidden.html", status=403)
+    if request.method == "POST":
+        email = request.POST.get("email", "").strip().lower()[:254]
+        try:
+            validate_email(email)
+        except ValidationError:
+            messages.error(request, "Please give the person's email address.")
+        else:
+            PrivacyIntake.objects.create(email=email, kind="access", requested_by_member=request.member.pk)
+            messages.success(
+                request, "Request filed; the 30-day clock starts when the provider takes it (within minutes)."
+            )
+        return redirect("workspace:privacy")
+    page = _page(request, PrivacyIntake.objects.all())
+    return render(request, "workspace/privacy.html", {"page": page, "section": "privacy"})

@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "workspace",
     "tenants",
     "migration_runs",
+    "privacy",
     "compliance",
     "saas_admin",
 ]
@@ -235,6 +236,14 @@ EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.cons
 DEV_MAILBOX_DIR = env.str("DEV_MAILBOX_DIR", default=str(DATA_DIR / "mailbox"))
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="control-plane@localhost")
 
+# --- Data-subject rights (docs/privacy.md) -----------------------------------
+# Where access-request bundles (ZIP) wait for their download; erasure and retention delete them.
+PRIVACY_BUNDLE_DIR = env.str("PRIVACY_BUNDLE_DIR", default=str(DATA_DIR / "dsar"))
+# A download link works once, for this long.
+PRIVACY_LINK_TTL_SECONDS = env.int("PRIVACY_LINK_TTL_SECONDS", default=24 * 3600)
+# Art. 12(3): answer within a month.
+PRIVACY_SLA_DAYS = 30
+
 # --- Celery -----------------------------------------------------------------
 CELERY_BROKER_URL = broker_url()
 CELERY_BROKER_TRANSPORT_OPTIONS = (
@@ -294,6 +303,10 @@ JOBS_CHAIN = env.bool("JOBS_CHAIN", default=True)
 # Dotted path of a fault-injection hook; only saas_admin/settings/test.py sets one.
 JOBS_FAULT_HOOK = ""
 CELERY_BEAT_SCHEDULE["jobs-sweep"] = {"task": "jobs.sweep", "schedule": JOBS_SWEEP_INTERVAL_SECONDS}
+# Retention purges (privacy/retention.py): the day's jobs; hourly so a missed beat catches up the same day.
+CELERY_BEAT_SCHEDULE["privacy-retention"] = {"task": "privacy.retention_schedule", "schedule": 3600.0}
+# Requests workspace admins filed in their placement (privacy/intake.py).
+CELERY_BEAT_SCHEDULE["privacy-intake"] = {"task": "privacy.intake_sweep", "schedule": 60.0}
 
 # --- Sagas / signup (sagas/, docs/sagas.md) ----------------------------------------
 SAGA_STEP_LEASE_SECONDS = env.float("SAGA_STEP_LEASE_SECONDS", default=60.0)
