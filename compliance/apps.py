@@ -9,4 +9,9 @@ class ComplianceConfig(AppConfig):
 
     def ready(self) -> None:
         # In ready(): the checks and the job kind import models, loaded only now.
-        from compliance import checks, exports, services  # noqa: F401  (registers the checks and the job kinds)
+        from compliance import (  # noqa: F401  (registers the checks and the job kinds; declares personal-looking fields)
+            checks,
+            exports,
+            personal_data,
+            services,
+        )

@@ -28,8 +28,7 @@ from core.errors import Conflict, InvalidInput
 
 LIBRARY_DIR = Path(__file__).resolve().parent / "library"
 CONTROLS_FILE = "controls.yaml"
-PROCESSING_FILE = "processing.yaml"
-SPECIAL_FILES = {CONTROLS_FILE, PROCESSING_FILE}
+SPECIAL_FILES = {CONTROLS_FILE}
 
 
 @dataclass(frozen=True)
@@ -188,12 +187,3 @@ def library_ensure(*, actor: Actor) -> LibraryVersion:
     if current is not None:
         return current
     return library_load(actor=actor).library
-
-
-def processing_record(version: str | None = None) -> dict[str, dict[str, Any]]:
-    """The record of processing (GDPR Art. 30) of a library version: "app.Model.field" → purpose, retention."""
-    version = version or latest_available()
-    path = LIBRARY_DIR / version / PROCESSING_FILE
-    if not path.exists():
-        return {}
-    return dict(yaml.safe_load(path.read_text()).get("fields") or {})

@@ -343,6 +343,6 @@ def member_password_set(*, member: Member, purpose: str, password: str) -> Membe
         member.set_password(password)
         member.save(using=_alias(), update_fields=["password"])
         ended = member_sessions_end(member.pk)
-        event = "member.joined" if purpose == LinkPurpose.INVITE else "member.password_reset"
+        event = "member.invitation_accepted" if purpose == LinkPurpose.INVITE else "member.password_reset"
         _record(event, str(member.pk), {"sessions_ended": ended}, member)
     return member

@@ -1,44 +1,22 @@
 """Checks about personal data and resilience: backups, data-subject requests, retention, the record of
 processing, incident notification. Where the module a check would read does not exist yet (tenant
-exports, data-subject requests, retention jobs) the check fails and says so — never a silent pass."""
+exports) the check fails and says so — never a silent pass."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any
 
-from django.apps import apps
 from django.conf import settings
-from django.db import models
 from django.utils import timezone
 
-from compliance import library
 from compliance.checks.registry import Outcome, check
 from compliance.models import Incident
+from core import personal_data
 from jobs.models import Job
+from privacy.models import RequestKind, RequestStatus, RetentionPolicy, SubjectRequest
+from privacy.retention import KIND as RETENTION_KIND
 from tenants.models import Tenant
-
-# Field names that hold personal data whatever their type; email and IP-address fields always do.
-PERSONAL_NAMES = {
-    "email",
-    "first_name",
-    "last_name",
-    "full_name",
-    "username",
-    "phone",
-    "address",
-    "ip_address",
-    "user_agent",
-}
-PERSONAL_TYPES = (models.EmailField, models.GenericIPAddressField)
-# Models whose `name` is not a person's (a tenant's company name, an account, a plan …).
-NOT_PERSONAL_MODELS = {
-    "tenants.Tenant",
-    "workspace.Account",
-    "auth.Group",
-    "auth.Permission",
-    "contenttypes.ContentType",
-}
 
 
 @check("backups_rpo")
@@ -84,74 +62,79 @@ def backups_rpo() -> Outcome:
 
 @check("dsar_sla")
 def dsar_sla() -> Outcome:
-    """Proves data-subject requests (access, erasure, portability) were answered within
-    COMPLIANCE_DSAR_SLA_DAYS and each erasure was verified. There is no data-subject request register
-    yet, so no request can be shown to have been answered: this fails until that module exists.
+    """Proves data-subject requests (access, portability, erasure; privacy.SubjectRequest) are answered
+    within COMPLIANCE_DSAR_SLA_DAYS: no open request is past its due date, none was completed after it,
+    and every completed erasure has a proof whose plain-text verification passed.
 
-    Evidence: what is missing."""
-    return Outcome.failed(
-        "No data-subject request register exists yet, so answers within the SLA cannot be shown.",
+    Evidence: the requests counted, and each late, overdue or unproven one by id."""
+    now = timezone.now()
+    problems: list[dict[str, str]] = []
+    counted = 0
+    for request in SubjectRequest.objects.select_related("proof").order_by("opened_at"):
+        counted += 1
+        if request.is_open and now > request.due_at:
+            problems.append({"id": str(request.pk), "problem": "open past its due date"})
+        elif request.completed_at and request.completed_at > request.due_at:
+            problems.append({"id": str(request.pk), "problem": "answered after its due date"})
+        if request.kind == RequestKind.ERASURE and request.status == RequestStatus.COMPLETED:
+            proof = getattr(request, "proof", None)
+            if proof is None or not (proof.verification or {}).get("ok"):
+                problems.append({"id": str(request.pk), "problem": "erasure without a verified proof"})
+    return Outcome.judged(
+        problems,
+        f"All {counted} data-subject requests were answered in time; every erasure is proven.",
+        "{n} data-subject requests are late, overdue or unproven.",
+        requests=counted,
         sla_days=int(settings.COMPLIANCE_DSAR_SLA_DAYS),
-        missing="data-subject request register (DSAR export, erasure saga with verification)",
     )
 
 
 @check("retention_holds")
 def retention_holds() -> Outcome:
-    """Proves a retention job (a job kind starting `retention.`) succeeded within the last two days and that
-    none of them reported deleting data under a legal hold. No retention job kind exists yet, so this
-    fails until retention policies and legal holds are built.
+    """Proves every enabled retention policy (privacy.RetentionPolicy) was executed by a successful
+    `privacy.retention` job within the last two days. The job purges only what no legal hold covers
+    (privacy/retention.py), and reports how many rows it kept because of a hold.
 
-    Evidence: the newest retention jobs and their results."""
+    Evidence: per policy its newest job, with the rows purged and the rows held."""
     since = timezone.now() - timedelta(days=2)
-    recent = list(
-        Job.objects.filter(kind__startswith="retention.", finished_at__gte=since)
-        .order_by("-finished_at")
-        .values("id", "kind", "state", "result")[:20]
-    )
-    succeeded = [j for j in recent if j["state"] == "succeeded"]
-    violations = [j["id"] for j in succeeded if (j["result"] or {}).get("held_deleted")]
-    if not succeeded:
-        return Outcome.failed(
-            "No retention job succeeded in the last two days (retention jobs are not built yet).", jobs=recent
-        )
+    newest: dict[str, dict[str, Any]] = {}
+    for job in (
+        Job.objects.filter(kind=RETENTION_KIND, state="succeeded", finished_at__gte=since)
+        .order_by("finished_at")
+        .values("id", "payload", "result", "finished_at")
+    ):
+        category = str((job["payload"] or {}).get("category", ""))
+        result = job["result"] or {}
+        newest[category] = {"job": job["id"], "purged": result.get("purged"), "held": result.get("held")}
+    policies = list(RetentionPolicy.objects.filter(enabled=True).values_list("category", flat=True))
+    missing = [category for category in policies if category not in newest]
+    if not policies:
+        return Outcome.failed("No retention policy is enabled, so nothing shows data is deleted on time.")
     return Outcome.judged(
-        violations,
-        f"{len(succeeded)} retention jobs ran in two days and respected every legal hold.",
-        "{n} retention jobs deleted data under a legal hold.",
-        jobs=recent,
+        missing,
+        f"All {len(policies)} retention policies ran in the last two days, legal holds kept.",
+        "{n} retention policies did not run successfully in the last two days.",
+        jobs=newest,
     )
-
-
-def personal_fields() -> list[str]:
-    """Every concrete model field that looks like personal data, as "app_label.Model.field"."""
-    found = []
-    for model in apps.get_models():
-        label = f"{model._meta.app_label}.{model.__name__}"
-        if label in NOT_PERSONAL_MODELS or not model._meta.managed:
-            continue
-        for field in model._meta.concrete_fields:
-            if isinstance(field, PERSONAL_TYPES) or field.name in PERSONAL_NAMES:
-                found.append(f"{label}.{field.name}")
-    return sorted(found)
 
 
 @check("processing_record")
 def processing_record() -> Outcome:
-    """Proves every model field that holds personal data (by type: email and IP addresses; by name: names,
-    usernames, phones, addresses, user agents) is listed in the record of processing
-    (compliance/library/<version>/processing.yaml) with a purpose and a retention.
+    """Proves the record of processing (GDPR Art. 30, generated from the personal-data registry in
+    core/personal_data.py) is complete: every model field that looks personal (email and IP-address
+    fields, names, phones, addresses, user agents) is declared — personal with a category, purpose and
+    retention, or not personal with a reason — and no personal declaration lacks a purpose or retention.
 
-    Evidence: the fields found and those missing from the record."""
-    record = library.processing_record()
-    fields = personal_fields()
-    missing = [f for f in fields if f not in record or not (record[f] or {}).get("purpose")]
+    Evidence: the declared personal fields and any undeclared or incomplete ones."""
+    entries = personal_data.registry()
+    problems = personal_data.undeclared_fields() + [
+        f"{e.owner}.{e.field}" for e in entries if not (e.purpose.strip() and e.retention.strip())
+    ]
     return Outcome.judged(
-        missing,
-        f"All {len(fields)} personal-data fields are in the record of processing.",
-        "{n} personal-data fields are missing from the record of processing: " + ", ".join(missing[:5]) + ".",
-        fields=fields,
-        recorded=len(record),
+        problems,
+        f"All {len(entries)} personal-data fields are in the record of processing with a purpose and retention.",
+        "{n} personal-data fields are undeclared or lack a purpose or retention: " + ", ".join(problems[:5]) + ".",
+        declared=len(entries),
     )
 
 

@@ -25,6 +25,8 @@ from core.permissions import Role
 from events.services import control_event_append
 from jobs.models import Job
 from migration_runs.models import MigrationRun
+from privacy.models import RequestKind, RequestStatus, RetentionCategory, RetentionPolicy, SubjectRequest
+from privacy.retention import KIND as RETENTION_KIND
 from tenants.crypto import encrypt_json
 from tenants.models import Placement, Tenant
 from tests.factories import TenantFactory
@@ -331,34 +333,54 @@ def test_backups_fail_for_an_active_tenant_without_an_export_and_pass_with_a_rec
     assert run_check("backups_rpo").status == "pass"
 
 
-def test_data_subject_requests_fail_until_the_register_exists(run_check):
-    assert run_check("dsar_sla").status == "fail"
+def test_data_subject_requests_fail_when_overdue_late_or_unproven(run_check):
+    tenant = TenantFactory()
+    now = timezone.now()
+    on_time = SubjectRequest.objects.create(
+        kind=RequestKind.ACCESS, tenant=tenant, subject_ref="a" * 64, status=RequestStatus.COMPLETED,
+        opened_at=now - timedelta(days=3), due_at=now + timedelta(days=27), completed_at=now - timedelta(days=1),
+    )  # fmt: skip
+    assert run_check("dsar_sla").status == "pass"
+    overdue = SubjectRequest.objects.create(
+        kind=RequestKind.ACCESS, tenant=tenant, subject_ref="b" * 64, opened_at=now - timedelta(days=31),
+        due_at=now - timedelta(days=1),
+    )  # fmt: skip
+    erased = SubjectRequest.objects.create(
+        kind=RequestKind.ERASURE, tenant=tenant, subject_ref="c" * 64, status=RequestStatus.COMPLETED,
+        opened_at=now - timedelta(days=2), due_at=now + timedelta(days=28), completed_at=now,
+    )  # fmt: skip
+    outcome = run_check("dsar_sla")
+    assert outcome.status == "fail" and outcome.evidence["problems"] == [
+        {"id": str(overdue.pk), "problem": "open past its due date"},
+        {"id": str(erased.pk), "problem": "erasure without a verified proof"},
+    ]
+    assert str(on_time.pk) not in str(outcome.evidence["problems"])
 
 
-def test_retention_fails_without_a_retention_job_and_catches_a_deleted_hold(run_check):
+def test_retention_fails_until_every_enabled_policy_ran(run_check):
+    RetentionPolicy.objects.all().delete()
+    assert run_check("retention_holds").status == "fail"  # no policy: nothing shows deletion on time
+    RetentionPolicy.objects.create(category=RetentionCategory.values[0], days=30)
     assert run_check("retention_holds").status == "fail"
     now = timezone.now()
-    job = Job.objects.create(
-        kind="retention.audit", state="succeeded", finished_at=now, max_attempts=1, created_at=now, updated_at=now
-    )
-    assert run_check("retention_holds").status == "pass"
-    Job.objects.filter(pk=job.pk).update(result={"held_deleted": 3})
-    assert run_check("retention_holds").status == "fail"
+    Job.objects.create(
+        kind=RETENTION_KIND, state="succeeded", finished_at=now, max_attempts=1, created_at=now, updated_at=now,
+        payload={"category": RetentionCategory.values[0]}, result={"purged": 4, "held": 2},
+    )  # fmt: skip
+    outcome = run_check("retention_holds")
+    assert outcome.status == "pass" and outcome.evidence["jobs"][RetentionCategory.values[0]]["held"] == 2
 
 
 # --- 17 record of processing ---------------------------------------------------------------------------
 
 
-def test_processing_record_fails_naming_a_personal_field_it_does_not_list(monkeypatch, run_check):
+def test_processing_record_fails_naming_a_personal_field_it_does_not_declare(monkeypatch, run_check):
     assert run_check("processing_record").status == "pass"
-    from compliance import library
+    from core import personal_data
 
-    full = library.processing_record()
-    monkeypatch.setattr(
-        library, "processing_record", lambda version=None: {k: v for k, v in full.items() if k != "auth.User.email"}
-    )
+    monkeypatch.delitem(personal_data._PERSONAL, ("model", "workspace.Member", "email"))
     outcome = run_check("processing_record")
-    assert outcome.status == "fail" and outcome.evidence["problems"] == ["auth.User.email"]
+    assert outcome.status == "fail" and outcome.evidence["problems"] == ["workspace.Member.email"]
 
 
 # --- 18 incidents --------------------------------------------------------------------------------------

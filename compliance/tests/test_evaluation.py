@@ -21,6 +21,8 @@ from core.actors import SystemActor
 from core.errors import Conflict, InvalidInput
 from events.models import Event
 from jobs.services import job_execute
+from privacy.models import RequestKind, SubjectRequest
+from tests.factories import TenantFactory
 
 pytestmark = pytest.mark.django_db(databases=["default", "owner"])
 
@@ -91,7 +93,16 @@ def test_a_library_mapping_to_an_unknown_requirement_is_refused(loaded_library, 
 # --- evaluations ---------------------------------------------------------------------------------------
 
 
+def _overdue_subject_request() -> None:
+    """A data-subject request past its due date: the data-subject-requests control then fails."""
+    now = timezone.now()
+    SubjectRequest.objects.create(
+        kind=RequestKind.ACCESS, tenant=TenantFactory(), subject_ref="d" * 64, due_at=now - timedelta(days=1)
+    )
+
+
 def test_an_evaluation_records_every_automated_control_with_hashed_evidence_and_events(loaded_library, operator):
+    _overdue_subject_request()
     evaluation = _evaluate(operator)
     results = list(evaluation.results.select_related("control"))
     automated = Control.objects.exclude(check_name="").count()
@@ -182,11 +193,12 @@ def test_the_schedule_evaluates_only_controls_whose_frequency_says_they_are_due(
 
 
 def test_readiness_counts_only_requirements_whose_controls_all_pass(loaded_library, operator):
+    _overdue_subject_request()
     _evaluate(operator)
     framework = Framework.objects.get(library=loaded_library, key="gdpr")
     status = selectors.framework_status(framework)
     states = {item.requirement.ref: item.state for item in status.requirements}
-    assert states["Art.15"] == "fail"  # data-subject requests: no register yet
+    assert states["Art.15"] == "fail"  # a data-subject request is overdue
     assert states["Art.37"] == "na"
     assert states["Art.28"] == "manual"  # supplier management is attested, not checked
     assert status.readiness == round(100 * status.counts["pass"] / status.applicable, 1)

@@ -184,7 +184,7 @@ def test_an_admin_invites_a_member_who_sets_a_password_once_on_this_host_only(te
     assert client_for(tenant).get(path).status_code == 404  # single use
     sign_in(tenant, "ivy@example.test", NEW_PASSWORD)
     assert [e.event_type for e in log_events(tenant, "member.invited")] == ["member.invited"]
-    assert len(log_events(tenant, "member.joined")) == 1
+    assert len(log_events(tenant, "member.invitation_accepted")) == 1
 
 
 def test_a_resent_invitation_kills_the_earlier_link_and_a_revoked_one_kills_all(tenant_world, mailoutbox):
