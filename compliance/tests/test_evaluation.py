@@ -8,6 +8,7 @@ import json
 import shutil
 import zipfile
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.core.management import call_command
@@ -96,8 +97,9 @@ def test_a_library_mapping_to_an_unknown_requirement_is_refused(loaded_library, 
 def _overdue_subject_request() -> None:
     """A data-subject request past its due date: the data-subject-requests control then fails."""
     now = timezone.now()
+    tenant: Any = TenantFactory()
     SubjectRequest.objects.create(
-        kind=RequestKind.ACCESS, tenant=TenantFactory(), subject_ref="d" * 64, due_at=now - timedelta(days=1)
+        kind=RequestKind.ACCESS, tenant=tenant, subject_ref="d" * 64, due_at=now - timedelta(days=1)
     )
 
 
