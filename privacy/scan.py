@@ -3,8 +3,9 @@
 Every table of the tenant's placement (inside the tenant's context: FORCE'd RLS shows exactly this
 tenant's rows, snapshots, projections and sessions included) and every table of the control
 plane's `public` schema — listed from the catalog, so no table is hidden by a missing grant; a
-table the application role may not read is read by the owner role; every text, character and JSON column, cast to text and matched with ILIKE. Binary columns
-are not read: they hold ciphertext or hashes. Table and column names come from the catalog and are
+table the application role may not read is read by the owner role. Every text, character and
+JSON column, cast to text, joined per row, lowered and matched with LIKE. Binary columns are not
+read: they hold ciphertext or hashes. Table and column names come from the catalog and are
 quoted with psycopg.sql.Identifier; the needles are parameters.
 """
 
@@ -38,6 +39,7 @@ class ScanReport:
 
 
 def _like(needle: str) -> str:
+    needle = needle.lower()
     return "%" + needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
@@ -60,12 +62,15 @@ def _tables(alias: str, schema: str) -> list[tuple[str, list[str], bool]]:
 
 
 def _scan_table(alias: str, schema: str, table: str, columns: list[str], patterns: list[str]) -> bool:
-    condition = sql.SQL(" OR ").join(sql.SQL("{}::text ILIKE ANY(%s)").format(sql.Identifier(c)) for c in columns)
-    query = sql.SQL("SELECT 1 FROM {}.{} WHERE {} LIMIT 1").format(
-        sql.Identifier(schema), sql.Identifier(table), condition
+    # One lowered string per row and one LIKE ANY over it: about 3x faster than an ILIKE per column
+    # on a million events (measured in bench/bench_privacy.py's placement). A needle spanning two
+    # columns would count as a hit too: the scan errs towards failing, never towards passing.
+    text = sql.SQL(", ").join(sql.SQL("{}::text").format(sql.Identifier(c)) for c in columns)
+    query = sql.SQL("SELECT 1 FROM {}.{} WHERE lower(concat_ws(' ', {})) LIKE ANY(%s) LIMIT 1").format(
+        sql.Identifier(schema), sql.Identifier(table), text
     )
     with transaction.atomic(using=alias), connections[alias].cursor() as cursor:
-        cursor.execute(query, [patterns] * len(columns))
+        cursor.execute(query, [patterns])
         return cursor.fetchone() is not None
 
 

@@ -340,3 +340,19 @@ def test_the_screens_answer_hostile_input_with_one_sentence_never_a_server_error
         == 200
     )
     assert not SubjectRequest.objects.exists() and not LegalHold.objects.exists()
+
+
+def test_the_overview_tile_counts_open_and_overdue_requests(tenant_world, viewer, operator):
+    import datetime as dt  # noqa: PLC0415 — only this test moves the clock
+
+    from django.utils import timezone  # noqa: PLC0415
+
+    tenant = tenant_world["schema"][0]
+    late = services.request_open(
+        tenant=tenant, email=f"owner@{tenant.slug}.test", kind=RequestKind.ACCESS, actor=operator
+    )
+    SubjectRequest.objects.filter(pk=late.pk).update(due_at=timezone.now() - dt.timedelta(days=1))
+    page = signed_in(viewer).get("/").content.decode()
+    assert "Data-subject requests" in page and "1 request passed the 30-day deadline." in page
+    listed = signed_in(viewer).get(reverse("privacy:list"), {"status": "overdue"}).content.decode()
+    assert str(late.pk)[:8] in listed and "overdue" in listed
