@@ -53,3 +53,11 @@ class AuditAction(models.TextChoices):
     MIGRATION_RUN_CANCEL = "migration_run.cancel", "Migration run cancelled"
     MIGRATION_STATE_VERIFY = "migration_state.verify", "Migration state verification started"
     PROJECTION_REBUILD = "events.projection_rebuild", "Projection rebuild requested"
+    # Usage, metering, webhooks (usage, webhooks).
+    USAGE_COLLECT = "usage.collect", "Usage collection started"
+    USAGE_EXPORT = "usage.export", "Usage or usage records exported"
+    WEBHOOK_CREATE = "webhook.create", "Webhook endpoint created"
+    WEBHOOK_UPDATE = "webhook.update", "Webhook endpoint changed"
+    WEBHOOK_DELETE = "webhook.delete", "Webhook endpoint deleted"
+    WEBHOOK_ROTATE = "webhook.rotate", "Webhook secret rotated"
+    WEBHOOK_REPLAY = "webhook.replay", "Webhook delivery replayed"

@@ -23,6 +23,8 @@ class ActiveTenant:
     # A request on the tenant's host: every query of every model goes to `alias` (the data-plane
     # role), so nothing in it can reach a control-plane table (core.routers.TenantRouter).
     data_plane: bool = False
+    # The tenant's plan: its quotas (core.quotas) are enforced in the data plane, which cannot read the control plane.
+    plan: str = ""
 
 
 _active: ContextVar[ActiveTenant | None] = ContextVar("active_tenant", default=None)

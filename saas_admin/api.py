@@ -167,6 +167,8 @@ api.add_router("/compliance", compliance_router)
 api.add_router("/migrations", "migration_runs.api.router")
 api.add_router("/sagas", "sagas.api.router")
 api.add_router("/jobs", "jobs.api.router")
+api.add_router("/usage", "usage.api.router")
+api.add_router("/webhooks", "webhooks.api.router")
 
 
 @api.get("/ping", auth=None, tags=["meta"])

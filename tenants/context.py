@@ -25,6 +25,7 @@ from django.db import connections, transaction
 from psycopg import sql
 
 from core import tenancy
+from core.quotas import db_settings_for
 from core.rls import GUC
 from tenants.databases import data_plane_alias, register_placement
 from tenants.models import Tenant
@@ -63,17 +64,38 @@ def tenant_context(tenant: Any, *, data_plane: bool = False) -> Iterator[str]:
     if placement is None:
         raise NoPlacement(f"Tenant {tenant.slug} has no placement.")
     alias = data_plane_alias(placement) if data_plane else register_placement(placement)
-    with applied(alias, tenant_id=tenant.pk, schema_name=placement.schema_name, data_plane=data_plane):
+    # Per-plan statement_timeout / work_mem on the tenant's own requests (noisy neighbours); operator
+    # work in a tenant's context (provisioning, moves, collection) keeps the server's defaults.
+    limits = db_settings_for(tenant.plan) if data_plane else {}
+    with applied(
+        alias,
+        tenant_id=tenant.pk,
+        schema_name=placement.schema_name,
+        data_plane=data_plane,
+        plan=tenant.plan,
+        limits=limits,
+    ):
         yield alias
 
 
 @contextmanager
-def applied(alias: str, *, tenant_id: uuid.UUID | None, schema_name: str, data_plane: bool = False) -> Iterator[str]:
-    """Lower level: apply a tenant id (or None = no tenant) and schema to `alias` inside a transaction."""
+def applied(
+    alias: str,
+    *,
+    tenant_id: uuid.UUID | None,
+    schema_name: str,
+    data_plane: bool = False,
+    plan: str = "",
+    limits: dict[str, str] | None = None,
+) -> Iterator[str]:
+    """Lower level: apply a tenant id (or None = no tenant) and schema to `alias` inside a transaction;
+    `limits` (statement_timeout, work_mem) are set transaction-local too, and so end with it."""
     conn = connections[alias]
     nested = conn.in_atomic_block
     active = (
-        tenancy.ActiveTenant(tenant_id=tenant_id, alias=alias, schema_name=schema_name, data_plane=data_plane)
+        tenancy.ActiveTenant(
+            tenant_id=tenant_id, alias=alias, schema_name=schema_name, data_plane=data_plane, plan=plan
+        )
         if tenant_id
         else None
     )
@@ -83,13 +105,24 @@ def applied(alias: str, *, tenant_id: uuid.UUID | None, schema_name: str, data_p
                 if nested:
                     cursor.execute("SELECT current_setting(%s, true), current_setting('search_path')", [GUC])
                     previous = cursor.fetchone()
+                previous_limits: list[tuple[str, str]] = []
+                if nested:
+                    for name in limits or {}:
+                        cursor.execute("SELECT current_setting(%s)", [name])
+                        previous_limits.append((name, cursor.fetchone()[0]))
+                # One round trip: tenant, search_path and the plan's limits (names from the fixed list in
+                # core.quotas.db_settings_for, values as parameters).
+                extra = "".join(", set_config(%s, %s, true)" for _ in limits or {})
                 cursor.execute(
-                    "SELECT set_config(%s, %s, true), set_config('search_path', %s, true)",
-                    [GUC, str(tenant_id) if tenant_id else "", search_path_for(schema_name)],
+                    "SELECT set_config(%s, %s, true), set_config('search_path', %s, true)" + extra,
+                    [GUC, str(tenant_id) if tenant_id else "", search_path_for(schema_name)]
+                    + [item for pair in (limits or {}).items() for item in pair],
                 )
             yield alias
             if nested and not conn.needs_rollback:
                 with conn.cursor() as cursor:
+                    for name, value in previous_limits:
+                        cursor.execute("SELECT set_config(%s, %s, true)", [name, value])
                     cursor.execute(
                         "SELECT set_config(%s, %s, true), set_config('search_path', %s, true)",
                         [GUC, previous[0] or "", previous[1]],

@@ -8,10 +8,14 @@
   the data-plane role (one transaction; GUC + search_path transaction-local); a 5xx response
   rolls that transaction back. Members' sessions live in the tenant's own placement
   (workspace.sessions), chosen by `HostSessionMiddleware`.
+- Noisy neighbours: a plan's `requests_per_minute` quota is counted per tenant in the shared
+  `limits` cache (429 with Retry-After over it), and every served request's latency is recorded
+  per tenant (core.requestmeter; rolled up by the usage collector).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from django.conf import settings
@@ -20,7 +24,10 @@ from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
+from core import requestmeter
 from core.http import TenantRequest
+from core.limits import rate_limit_hit
+from core.quotas import quota_for, quota_sentence
 from tenants import selectors
 from tenants.context import tenant_context
 from tenants.models import Tenant
@@ -54,12 +61,22 @@ class TenantHostMiddleware:
         request.tenant = tenant
         if tenant.status != Tenant.Status.ACTIVE or tenant.placement_id is None:
             return TemplateResponse(request, "tenants/unavailable.html", {"tenant": tenant}, status=503).render()
+        per_minute = quota_for(tenant.plan, "requests_per_minute")
+        if per_minute is not None and rate_limit_hit("tenant-requests", str(tenant.pk), limit=per_minute, window=60):
+            refused = HttpResponse(
+                quota_sentence("requests_per_minute", per_minute), status=429, content_type="text/plain"
+            )
+            refused["Retry-After"] = str(60 - int(time.time()) % 60)
+            return refused
         request.urlconf = settings.TENANCY_HOST_URLCONF
+        started = time.perf_counter()
         with tenant_context(tenant, data_plane=True) as alias:
             request.tenant_alias = alias
             response = self.get_response(request)
             if response.status_code >= 500:
                 transaction.set_rollback(True, using=alias)
+        # After the tenant transaction: the shared cache is the control plane's, never the data-plane role's.
+        requestmeter.record(tenant.pk, (time.perf_counter() - started) * 1000.0)
         return response
 
 

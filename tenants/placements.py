@@ -389,7 +389,8 @@ def create_dedicated_database(name: str, *, credentials: dict[str, str]) -> None
             "REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM {shared_app}",
             "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {app}",
             "GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {app}",
-            "REVOKE ALL ON django_migrations FROM {app}",
+            # Read-only, as in the control plane: provisioning and verification read the applied migrations.
+            "REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON django_migrations FROM {app}",
             "ALTER DEFAULT PRIVILEGES FOR ROLE {owner} GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {app}",
             "ALTER DEFAULT PRIVILEGES FOR ROLE {owner} GRANT USAGE, SELECT ON SEQUENCES TO {app}",
         ):
