@@ -43,8 +43,12 @@ EVENT_TYPES = {
 }
 
 
-def _validate(url: str, events: Any, description: str) -> tuple[str, list[str], str]:
-    url = (url or "").strip()
+def _validate(url: Any, events: Any, description: Any) -> tuple[str, list[str], str]:
+    if not isinstance(url, str) or not isinstance(description, str):
+        raise InvalidInput("The URL and the description must be text.")
+    if "\x00" in url or "\x00" in description or any("\x00" in str(e) for e in events or []):
+        raise InvalidInput("The input must not contain NUL characters.")
+    url = url.strip()
     if len(url) > 500:
         raise InvalidInput("The URL must be at most 500 characters.")
     parts = urlsplit(url)
