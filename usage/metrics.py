@@ -22,6 +22,7 @@ from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from core.http import client_ip
 from jobs.models import Job
@@ -65,7 +66,9 @@ class ControlPlaneCollector(Collector):
             PROVISIONING_BUCKETS,
         )
         for isolation, (counts, total, n) in sorted(data.items()):
-            buckets = [(str(b), c) for b, c in zip(PROVISIONING_BUCKETS, counts, strict=True)] + [("+Inf", n)]
+            buckets = [(floatToGoString(b), c) for b, c in zip(PROVISIONING_BUCKETS, counts, strict=True)] + [
+                ("+Inf", n)
+            ]
             provisioning.add_metric([isolation], buckets, total)
         yield provisioning
 
@@ -78,7 +81,9 @@ class ControlPlaneCollector(Collector):
             MIGRATION_BUCKETS_MS,
         )
         for kind, (counts, total, n) in sorted(data.items()):
-            buckets = [(str(b / 1000), c) for b, c in zip(MIGRATION_BUCKETS_MS, counts, strict=True)] + [("+Inf", n)]
+            buckets = [(floatToGoString(b / 1000), c) for b, c in zip(MIGRATION_BUCKETS_MS, counts, strict=True)] + [
+                ("+Inf", n)
+            ]
             migrations.add_metric([kind], buckets, total / 1000)
         yield migrations
 
