@@ -25,6 +25,7 @@ class ActiveTenant:
     data_plane: bool = False
     # The tenant's plan: its quotas (core.quotas) are enforced in the data plane, which cannot read the control plane.
     plan: str = ""
+    quotas_exceeded: tuple[str, ...] = ()
 
 
 _active: ContextVar[ActiveTenant | None] = ContextVar("active_tenant", default=None)

@@ -74,6 +74,7 @@ def tenant_context(tenant: Any, *, data_plane: bool = False) -> Iterator[str]:
         data_plane=data_plane,
         plan=tenant.plan,
         limits=limits,
+        quotas_exceeded=tuple(tenant.quotas_exceeded or ()),
     ):
         yield alias
 
@@ -87,6 +88,7 @@ def applied(
     data_plane: bool = False,
     plan: str = "",
     limits: dict[str, str] | None = None,
+    quotas_exceeded: tuple[str, ...] = (),
 ) -> Iterator[str]:
     """Lower level: apply a tenant id (or None = no tenant) and schema to `alias` inside a transaction;
     `limits` (statement_timeout, work_mem) are set transaction-local too, and so end with it."""
@@ -94,7 +96,12 @@ def applied(
     nested = conn.in_atomic_block
     active = (
         tenancy.ActiveTenant(
-            tenant_id=tenant_id, alias=alias, schema_name=schema_name, data_plane=data_plane, plan=plan
+            tenant_id=tenant_id,
+            alias=alias,
+            schema_name=schema_name,
+            data_plane=data_plane,
+            plan=plan,
+            quotas_exceeded=quotas_exceeded,
         )
         if tenant_id
         else None

@@ -34,17 +34,17 @@ from typing import Any
 
 from django.apps import apps
 from django.conf import settings
-from django.core.cache import caches
-from django.db import connections, transaction
+from django.db import DatabaseError, connections, transaction
 from django.db.models import Sum
 from django.utils import timezone
 from psycopg import sql
 
 from core import requestmeter
-from tenants.context import tenant_context
+from core.quotas import quota_for
+from core.rls import GUC
+from tenants.context import search_path_for, tenant_context
 from tenants.models import Placement, Tenant
 from usage.models import UsageDaily, UsageHourly, UsageState
-from workspace.quotas import STORAGE_CACHE, storage_key
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +52,7 @@ COLLECTED_STATUSES = (Tenant.Status.ACTIVE, Tenant.Status.SUSPENDED, Tenant.Stat
 EVENT_TABLE = "tenantlog_event"
 MEMBER_TABLE = "workspace_member"
 CHUNK = 200
+READ_CHUNK = 500
 
 
 def data_plane_tables() -> list[str]:
@@ -81,36 +82,69 @@ def _hour(value: dt.datetime) -> dt.datetime:
     return value.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
 
 
-def _count_sql(tables: list[str]) -> sql.Composed:
-    parts = [sql.SQL("SELECT {}, count(*) FROM {}").format(sql.Literal(t), sql.Identifier(t)) for t in tables]
-    return sql.SQL(" UNION ALL ").join(parts)
+def _reading_sql(tables: list[str]) -> sql.Composed:
+    """One statement, one row: rows of every table, then the event log's frozen/previous/current counts
+    and its newest event (all under the tenant's RLS setting; the event filter also uses its index)."""
+    counts = [sql.SQL("(SELECT count(*) FROM {})").format(sql.Identifier(t)) for t in tables]
+    events = sql.SQL(
+        "SELECT count(*) FILTER (WHERE occurred_at < %(window)s) AS frozen, "
+        "count(*) FILTER (WHERE occurred_at >= %(window)s AND occurred_at < %(hour)s) AS previous, "
+        "count(*) FILTER (WHERE occurred_at >= %(hour)s) AS current, max(occurred_at) AS last "
+        "FROM {} WHERE tenant_id = %(tenant)s AND occurred_at >= %(since)s"
+    ).format(sql.Identifier(EVENT_TABLE))
+    return sql.SQL("SELECT {}, e.frozen, e.previous, e.current, e.last FROM ({}) e").format(
+        sql.SQL(", ").join(counts), events
+    )
 
 
-_EVENTS = sql.SQL(
-    "SELECT count(*) FILTER (WHERE occurred_at < %(window)s), "
-    "count(*) FILTER (WHERE occurred_at >= %(window)s AND occurred_at < %(hour)s), "
-    "count(*) FILTER (WHERE occurred_at >= %(hour)s), max(occurred_at) "
-    "FROM {} WHERE tenant_id = %(tenant)s AND occurred_at >= %(since)s"
-).format(sql.Identifier(EVENT_TABLE))
 _BEGINNING = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
-def read_tenant(tenant: Tenant, frozen_until: dt.datetime | None, hour: dt.datetime, tables: list[str]) -> Reading:
+def _read(cursor: Any, reading: Reading, hour: dt.datetime, tables: list[str], statement: sql.Composed) -> None:
     window = hour - dt.timedelta(hours=1)
-    reading = Reading(tenant=tenant, frozen_before=frozen_until, frozen_after=window)
-    since = frozen_until or _BEGINNING
+    since = reading.frozen_before or _BEGINNING
+    cursor.execute(statement, {"window": max(window, since), "hour": hour, "tenant": reading.tenant.pk, "since": since})
+    row = cursor.fetchone()
+    reading.rows = {name: int(n) for name, n in zip(tables, row[: len(tables)], strict=True)}
+    frozen, previous, current, last = row[len(tables) :]
+    reading.newly_frozen = int(frozen)
+    reading.window = {window: int(previous), hour: int(current)}
+    reading.last_event_at = last
+
+
+def read_tenant(tenant: Tenant, frozen_until: dt.datetime | None, hour: dt.datetime, tables: list[str]) -> Reading:
+    """One tenant in its own tenant_context (dedicated databases: also the database's size)."""
+    reading = Reading(tenant=tenant, frozen_before=frozen_until, frozen_after=hour - dt.timedelta(hours=1))
     with tenant_context(tenant) as alias, connections[alias].cursor() as c:
-        c.execute(_count_sql(tables))
-        reading.rows = {name: int(n) for name, n in c.fetchall()}
-        c.execute(_EVENTS, {"window": max(window, since), "hour": hour, "tenant": tenant.pk, "since": since})
-        frozen, previous, current, last = c.fetchone()
-        reading.newly_frozen = int(frozen)
-        reading.window = {window: int(previous), hour: int(current)}
-        reading.last_event_at = last
+        _read(c, reading, hour, tables, _reading_sql(tables))
         if tenant.placement is not None and tenant.placement.kind == Placement.Kind.DATABASE:
             c.execute("SELECT pg_database_size(current_database())")
             reading.storage_bytes = int(c.fetchone()[0])
     return reading
+
+
+def read_many(tenants: list[Tenant], frozen: dict[Any, dt.datetime | None], hour: dt.datetime,
+              tables: list[str]) -> list[Reading]:  # fmt: skip
+    """Tenants of the control-plane server (pools and own schemas) in one transaction of the app role,
+    switching the transaction-local tenant setting and search_path per tenant — exactly what
+    tenant_context applies, gone when the transaction ends — so a tenant costs two round trips
+    instead of a transaction of its own. Raises DatabaseError if any read fails (the caller then
+    reads that batch one tenant at a time)."""
+    readings: list[Reading] = []
+    statement = _reading_sql(tables)
+    window = hour - dt.timedelta(hours=1)
+    with transaction.atomic(using="default"), connections["default"].cursor() as c:
+        for tenant in tenants:
+            assert tenant.placement is not None
+            reading = Reading(tenant=tenant, frozen_before=frozen.get(tenant.pk), frozen_after=window)
+            c.execute(
+                "SELECT set_config(%s, %s, true), set_config('search_path', %s, true)",
+                [GUC, str(tenant.pk), search_path_for(tenant.placement.schema_name)],
+            )
+            _read(c, reading, hour, tables, statement)
+            readings.append(reading)
+        c.execute("SELECT set_config(%s, '', true), set_config('search_path', 'public, pg_temp', true)", [GUC])
+    return readings
 
 
 def events_total(state: UsageState | None, reading: Reading) -> int:
@@ -210,22 +244,33 @@ def collect(*, now: dt.datetime | None = None, tenant_ids: list[Any] | None = No
     states = {s.tenant_id: s for s in UsageState.objects.filter(tenant__in=tenants)}
     hour = _hour(now)
     readings: list[Reading] = []
-    for i, tenant in enumerate(tenants):
-        state = states.get(tenant.pk)
+    failed: list[tuple[Tenant, str]] = []
+    frozen = {t.pk: (states[t.pk].frozen_until if t.pk in states else None) for t in tenants}
+    local = [t for t in tenants if t.placement is not None and t.placement.database_alias == "default"]
+    local_ids = {t.pk for t in local}
+    one_by_one = [t for t in tenants if t.pk not in local_ids]
+    for start in range(0, len(local), READ_CHUNK):
+        batch = local[start : start + READ_CHUNK]
         try:
-            readings.append(read_tenant(tenant, state.frozen_until if state else None, hour, tables))
-        except Exception as exc:  # one unreachable tenant never stops the others
-            logger.warning("usage: could not read %s: %s", tenant.slug, exc)
-            outcome.failed += 1
-            UsageState.objects.update_or_create(tenant=tenant, defaults={"error": str(exc)[:300]})
-        if progress and i % 50 == 0:
-            progress(i, len(tenants) * 2)
+            readings += read_many(batch, frozen, hour, tables)
+        except DatabaseError:
+            one_by_one += batch  # find the one that fails; the others are still read
+        if progress:
+            progress(start + len(batch), len(tenants) * 2)
+    for tenant in one_by_one:
+        try:
+            readings.append(read_tenant(tenant, frozen[tenant.pk], hour, tables))
+        except Exception as exc:  # one unreachable database never stops the others
+            failed.append((tenant, str(exc)))
+    for tenant, error in failed:
+        logger.warning("usage: could not read %s: %s", tenant.slug, error)
+        outcome.failed += 1
+        UsageState.objects.update_or_create(tenant=tenant, defaults={"error": error[:300]})
     event_totals = {r.tenant.pk: events_total(states.get(r.tenant.pk), r) for r in readings}
     _size(readings, event_totals, tables)
     request_hours = {
         h: requestmeter.read_hour(int(h.timestamp()) // 3600) for h in (hour - dt.timedelta(hours=1), hour)
     }
-    storage_cache = caches[STORAGE_CACHE]
     for start in range(0, len(readings), CHUNK):
         chunk = readings[start : start + CHUNK]
         written, skipped, events, requests = _write_chunk(chunk, now=now, hour=hour, request_hours=request_hours)
@@ -233,7 +278,7 @@ def collect(*, now: dt.datetime | None = None, tenant_ids: list[Any] | None = No
         outcome.skipped += skipped
         outcome.events += events
         outcome.requests += requests
-        storage_cache.set_many({storage_key(r.tenant.pk): r.storage_bytes for r in chunk}, timeout=7 * 24 * 3600)
+        _flag_storage(chunk)
         if progress:
             progress(len(tenants) + start + len(chunk), len(tenants) * 2)
     return outcome
@@ -245,8 +290,8 @@ def _write_chunk(
     written = skipped = events = requests = 0
     ids = [r.tenant.pk for r in chunk]
     with transaction.atomic():
-        for tenant_id in ids:  # every state row exists before it is locked
-            UsageState.objects.get_or_create(tenant_id=tenant_id)
+        # Every state row exists before it is locked.
+        UsageState.objects.bulk_create([UsageState(tenant_id=t) for t in ids], ignore_conflicts=True)
         states = {s.tenant_id: s for s in UsageState.objects.select_for_update().filter(tenant_id__in=ids)}
         hours_touched = {hour, hour - dt.timedelta(hours=1)}
         existing = {
@@ -320,11 +365,30 @@ def _write_chunk(
         days = sorted({h.date() for (_, h) in hourly})
         _rollup_days([t for t in ids if any(k[0] == t for k in hourly)], days, now)
         _refresh_states(states, now)
-        UsageState.objects.bulk_update(
+        UsageState.objects.bulk_create(
             list(states.values()),
-            [f.name for f in UsageState._meta.concrete_fields if f.name != "tenant"],
+            update_conflicts=True,
+            unique_fields=["tenant"],
+            update_fields=[f.name for f in UsageState._meta.concrete_fields if f.name != "tenant"],
         )
     return written, skipped, events, requests
+
+
+def _flag_storage(chunk: list[Reading]) -> None:
+    """Mark (or clear) tenants whose storage reached their plan's quota; the workspace refuses growth then."""
+    over, under = [], []
+    for r in chunk:
+        limit = quota_for(r.tenant.plan, "storage_bytes")
+        exceeded = "storage_bytes" in (r.tenant.quotas_exceeded or [])
+        if limit is not None and r.storage_bytes >= limit and not exceeded:
+            over.append(r.tenant)
+        elif (limit is None or r.storage_bytes < limit) and exceeded:
+            under.append(r.tenant)
+    for tenant in over:
+        Tenant.objects.filter(pk=tenant.pk).update(quotas_exceeded=[*(tenant.quotas_exceeded or []), "storage_bytes"])
+    for tenant in under:
+        rest = [q for q in tenant.quotas_exceeded if q != "storage_bytes"]
+        Tenant.objects.filter(pk=tenant.pk).update(quotas_exceeded=rest)
 
 
 def _rollup_days(tenant_ids: list[Any], days: list[dt.date], now: dt.datetime) -> None:

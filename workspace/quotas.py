@@ -2,8 +2,8 @@
 
 - members: counted live under RLS before a member is added;
 - events per day: the tenant's own log, today's rows (index tenant_id, occurred_at);
-- storage: the last figure the usage collector measured, which it leaves in the `tenant_limits`
-  cache (the one cache the data-plane role may read) under `storage_key(tenant_id)`.
+- storage: what the usage collector last measured — it marks the tenant row (`quotas_exceeded`),
+  which the tenant context carries here (the data-plane role may not read the control plane).
 
 Each refusal is one sentence (core.quotas.quota_sentence) as a ValidationError, which the workspace
 views already show next to the form. No quota (None) means unlimited.
@@ -12,22 +12,14 @@ views already show next to the form. No quota (None) means unlimited.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
-from django.core.cache import caches
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from core.quotas import current_plan, quota_for, quota_sentence
-from core.tenancy import current_alias, current_tenant_id
+from core.tenancy import active_tenant, current_alias
 from events.tenantlog.models import TenantEvent
 from workspace.models import Member
-
-STORAGE_CACHE = "tenant_limits"
-
-
-def storage_key(tenant_id: Any) -> str:
-    return f"usage:storage:{tenant_id}"
 
 
 def _alias() -> str:
@@ -45,10 +37,8 @@ def check_members(adding: int = 1) -> None:
 
 def check_storage() -> None:
     limit = quota_for(current_plan(), "storage_bytes")
-    if limit is None:
-        return
-    used = caches[STORAGE_CACHE].get(storage_key(current_tenant_id()))
-    if used is not None and int(used) >= limit:
+    active = active_tenant()
+    if limit is not None and active is not None and "storage_bytes" in active.quotas_exceeded:
         raise ValidationError(quota_sentence("storage_bytes", limit))
 
 

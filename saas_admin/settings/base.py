@@ -204,7 +204,14 @@ def _cache(table: str, prefix: str) -> dict:
             "LOCATION": CACHE_REDIS_URL,
             "KEY_PREFIX": prefix,
         }
-    return {"BACKEND": "core.cache.JSONDatabaseCache", "LOCATION": table, "KEY_PREFIX": prefix}
+    # Django culls a third of a database cache past MAX_ENTRIES (default 300): with a counter per tenant and
+    # minute (request limits) and a slot per process and hour (usage recording), live keys would go.
+    return {
+        "BACKEND": "core.cache.JSONDatabaseCache",
+        "LOCATION": table,
+        "KEY_PREFIX": prefix,
+        "OPTIONS": {"MAX_ENTRIES": 200_000},
+    }
 
 
 CACHES = {

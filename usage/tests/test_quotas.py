@@ -17,12 +17,11 @@ from jobs.models import Job
 from jobs.services import job_execute
 from tenants.context import tenant_context
 from tests.factories import TenantFactory
-from usage import services
+from usage import collection, services
 from usage.models import QuotaWarning, UsageState
 from workspace import ledger
 from workspace import services as workspace
 from workspace.models import Account, Member
-from workspace.quotas import STORAGE_CACHE, storage_key
 
 pytestmark = pytest.mark.django_db(databases="__all__")
 
@@ -66,15 +65,23 @@ def test_the_events_per_day_quota_refuses_ledger_operations(tenant_world, small_
 
 
 def test_the_storage_quota_uses_the_collectors_last_figure(tenant_world, small_plan):
-    from django.core.cache import caches
-
     tenant = as_free(tenant_world["dedicated"][0])
-    caches[STORAGE_CACHE].set(storage_key(tenant.pk), 5000)
-    with tenant_context(tenant), pytest.raises(ValidationError, match="used its 1000 bytes of storage"):
-        workspace.account_open(name="Over the limit")
-    caches[STORAGE_CACHE].set(storage_key(tenant.pk), 10)
+    assert tenant.placement is not None
     with tenant_context(tenant):
         workspace.account_open(name="Fits")
+    collection.collect(tenant_ids=[tenant.pk])  # a whole database is far over the 1000 bytes of SMALL
+    tenant.refresh_from_db()
+    assert tenant.quotas_exceeded == ["storage_bytes"]
+    with tenant_context(tenant), pytest.raises(ValidationError, match="used its 1000 bytes of storage"):
+        workspace.account_open(name="Over the limit")
+
+    tenant.plan = "enterprise"  # unlimited: the next collection lifts the mark
+    tenant.save(update_fields=["plan"])
+    collection.collect(tenant_ids=[tenant.pk])
+    tenant.refresh_from_db()
+    assert tenant.quotas_exceeded == []
+    with tenant_context(tenant):
+        workspace.account_open(name="Fits again")
 
 
 def test_plan_limits_apply_inside_the_tenant_transaction_only(tenant_world, small_plan):
