@@ -85,3 +85,18 @@ def test_metrics_labels_stay_bounded(client, settings):
     assert 'controlplane_provisioning_seconds_bucket{isolation="schema",le="5.0"} 1.0' in body
     assert 'controlplane_sagas{saga_type="provision.schema",state="completed"}' in body
     assert "controlplane_jobs_open" in body
+
+
+def test_the_grafana_dashboard_only_uses_metrics_that_exist(client, settings):
+    import json
+    import re
+    from pathlib import Path
+
+    settings.METRICS_TOKEN = "t"
+    SagaFactory(saga_type="provision.shared", state="completed")
+    body = client.get("/metrics", HTTP_AUTHORIZATION="Bearer t").content.decode()
+    dashboard = json.loads((Path(__file__).resolve().parents[2] / "docs" / "grafana-dashboard.json").read_text())
+    used = {m for p in dashboard["panels"] for t in p["targets"] for m in re.findall(r"controlplane_\w+", t["expr"])}
+    declared = set(re.findall(r"^# TYPE (controlplane_\w+)", body, flags=re.M))
+    histogram_series = {f"{name}_bucket" for name in declared}
+    assert used and used <= declared | histogram_series
