@@ -158,3 +158,64 @@ def test_a_second_process_keeps_its_own_slot(settings):
     assert figures["buckets"][requestmeter.bucket_of(12.0)] == 3
     assert figures["buckets"][requestmeter.bucket_of(700.0)] == 1
     assert requestmeter.percentile(figures["buckets"], 0.5) <= 25 < requestmeter.percentile(figures["buckets"], 0.95)
+
+
+def test_a_run_that_dies_between_chunks_is_finished_by_the_next_with_the_same_totals(make_tenant, monkeypatch):
+    tenants = [make_tenant("shared"), make_tenant("schema"), make_tenant("shared")]
+    for tenant in tenants:
+        deposit(tenant, 2)
+    monkeypatch.setattr(collection, "CHUNK", 1)
+    real_write = collection._write_chunk
+    calls = {"n": 0}
+
+    def dies_after_the_first_chunk(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("worker killed")
+        return real_write(*args, **kwargs)
+
+    monkeypatch.setattr(collection, "_write_chunk", dies_after_the_first_chunk)
+    with pytest.raises(RuntimeError):
+        collection.collect(tenant_ids=[t.pk for t in tenants])
+    assert UsageState.objects.filter(collected_at__isnull=False).count() == 1  # one chunk committed
+
+    collection.collect(tenant_ids=[t.pk for t in tenants])  # the retry
+    for tenant in tenants:
+        state = UsageState.objects.get(tenant=tenant)
+        assert state.events_total == oracle(tenant)["events"]
+        assert state.members == oracle(tenant)["members"]
+        assert (
+            sum(UsageHourly.objects.filter(tenant=tenant).values_list("events_appended", flat=True))
+            == (oracle(tenant)["events"])
+        )
+
+
+def test_the_collect_job_runs_on_the_engine_and_an_unreadable_tenant_stops_no_one(make_tenant, monkeypatch):
+    from django.db import DatabaseError
+
+    from jobs.services import job_execute
+    from usage import jobs
+
+    good, bad = make_tenant("schema"), make_tenant("shared")
+    real_read = collection.read_tenant
+
+    def broken_batch(*args, **kwargs):
+        raise DatabaseError("pool unreachable")
+
+    def read_or_fail(tenant, *args, **kwargs):
+        if tenant.pk == bad.pk:
+            raise DatabaseError("relation does not exist")
+        return real_read(tenant, *args, **kwargs)
+
+    monkeypatch.setattr(collection, "read_many", broken_batch)
+    monkeypatch.setattr(collection, "read_tenant", read_or_fail)
+    job = jobs.collection_start(actor=jobs.SCHEDULE)
+    assert job_execute(job_id=job.pk, heartbeat=False) == "succeeded"
+    job.refresh_from_db()
+    assert job.result["unreachable"] == 1 and job.result["written"] >= 1
+    assert UsageState.objects.get(tenant=good).members == oracle(good)["members"]
+    assert "does not exist" in UsageState.objects.get(tenant=bad).error
+
+    monkeypatch.setattr(collection, "read_tenant", real_read)
+    job_execute(job_id=jobs.collection_start(actor=jobs.SCHEDULE).pk, heartbeat=False)
+    assert UsageState.objects.get(tenant=bad).error == ""
