@@ -109,7 +109,9 @@ class UsageRecord(models.Model):
     """One tenant's metered usage for one day: written once, never changed (the app role may only
     SELECT and INSERT it), so re-running a day changes nothing and billing can trust it."""
 
-    tenant_id = models.UUIDField()
+    # Not a foreign key: billing records outlive the tenant (and a NOT NULL `tenant_id` column would read
+    # as data-plane to the RLS catalog audit).
+    tenant_uuid = models.UUIDField()
     tenant_slug = models.CharField(max_length=40)
     plan = models.CharField(max_length=12)
     day = models.DateField()
@@ -124,7 +126,7 @@ class UsageRecord(models.Model):
 
     class Meta:
         ordering = ["-day", "tenant_slug"]
-        constraints = [models.UniqueConstraint(fields=["tenant_id", "day"], name="usage_record_once")]
+        constraints = [models.UniqueConstraint(fields=["tenant_uuid", "day"], name="usage_record_once")]
         indexes = [models.Index(fields=["day"], name="usage_record_day")]
 
     def __str__(self) -> str:

@@ -83,7 +83,7 @@ def _digest(record: dict[str, Any]) -> str:
 
 def record_payload(record: UsageRecord) -> dict[str, Any]:
     return {
-        "tenant_id": str(record.tenant_id),
+        "tenant_id": str(record.tenant_uuid),
         "tenant_slug": record.tenant_slug,
         "plan": record.plan,
         "day": record.day.isoformat(),
@@ -103,7 +103,7 @@ def usage_records_write(*, now: dt.datetime | None = None, lookback_days: int = 
     )
     done = set(
         UsageRecord.objects.filter(day__lt=today, day__gte=today - dt.timedelta(days=lookback_days)).values_list(
-            "tenant_id", "day"
+            "tenant_uuid", "day"
         )
     )
     written = 0
@@ -125,10 +125,10 @@ def usage_records_write(*, now: dt.datetime | None = None, lookback_days: int = 
         digest = _digest(body)
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(
-                "INSERT INTO usage_usagerecord (tenant_id, tenant_slug, plan, day, members, storage_bytes, "
+                "INSERT INTO usage_usagerecord (tenant_uuid, tenant_slug, plan, day, members, storage_bytes, "
                 "storage_estimated, events, requests, p95_ms, sha256, created_at) "
                 "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now()) "
-                "ON CONFLICT (tenant_id, day) DO NOTHING RETURNING id",
+                "ON CONFLICT (tenant_uuid, day) DO NOTHING RETURNING id",
                 [daily.tenant_id, body["tenant_slug"], body["plan"], daily.day, daily.members, daily.storage_bytes,
                  daily.storage_estimated, daily.events_appended, daily.requests, daily.p95_ms, digest],
             )  # fmt: skip

@@ -60,7 +60,7 @@ class Migration(migrations.Migration):
             name='UsageRecord',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('tenant_id', models.UUIDField()),
+                ('tenant_uuid', models.UUIDField()),
                 ('tenant_slug', models.CharField(max_length=40)),
                 ('plan', models.CharField(max_length=12)),
                 ('day', models.DateField()),
@@ -76,7 +76,7 @@ class Migration(migrations.Migration):
             options={
                 'ordering': ['-day', 'tenant_slug'],
                 'indexes': [models.Index(fields=['day'], name='usage_record_day')],
-                'constraints': [models.UniqueConstraint(fields=('tenant_id', 'day'), name='usage_record_once')],
+                'constraints': [models.UniqueConstraint(fields=('tenant_uuid', 'day'), name='usage_record_once')],
             },
         ),
         migrations.CreateModel(

@@ -128,7 +128,7 @@ def test_the_api_needs_credentials(client, busy_tenant, api_client_for, outsider
 
 def test_records_export_as_csv_and_json(client_for, operator):
     UsageRecord.objects.create(
-        tenant_id="11111111-1111-1111-1111-111111111111", tenant_slug="=cmd", plan="free",
+        tenant_uuid="11111111-1111-1111-1111-111111111111", tenant_slug="=cmd", plan="free",
         day=dt.date(2026, 1, 2), members=1, storage_bytes=2, storage_estimated=False, events=3, requests=4,
         p95_ms=None, sha256="ab" * 32,
     )  # fmt: skip
