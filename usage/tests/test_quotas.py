@@ -134,3 +134,15 @@ def test_warnings_at_80_and_100_percent_happen_once_with_an_email(settings, smal
     assert len(mail.outbox) == 3 and mail.outbox[0].to == ["owner@warned.test"]
     assert any("has reached" in m.subject for m in mail.outbox)
     assert not QuotaWarning.objects.filter(emailed_at__isnull=True).exists()
+
+
+def test_a_runaway_query_on_the_tenants_host_is_cancelled_by_its_plans_timeout(tenant_world, settings):
+    from django.db import OperationalError
+
+    settings.USAGE_PLAN_DB_SETTINGS = {"free": {"statement_timeout": "200ms"}}
+    tenant = as_free(tenant_world["schema"][0])
+    started = time.monotonic()
+    with pytest.raises(OperationalError, match="statement timeout"):
+        with tenant_context(tenant, data_plane=True) as alias, connections[alias].cursor() as c:
+            c.execute("SELECT pg_sleep(5)")
+    assert time.monotonic() - started < 4
