@@ -138,3 +138,12 @@ def test_records_export_as_csv_and_json(client_for, operator):
     data = client.get("/usage/records/export.json?from=2026-01-01&to=2026-01-31").json()
     assert data[0]["day"] == "2026-01-02" and data[0]["requests"] == 4
     assert client.get("/usage/records/export.json?from=yesterday").status_code == 422
+
+
+def test_quota_warnings_show_on_the_list_and_the_tab(client_for, viewer, busy_tenant):
+    from usage.models import QuotaWarning
+
+    QuotaWarning.objects.create(tenant=busy_tenant, quota="members", level=80, period="2026-12", value=200, limit=250)
+    client = client_for(viewer)
+    assert "reached 80 % of its members quota (200 of 250)" in client.get("/usage/").content.decode()
+    assert "80 % of members (2026-12)" in client.get(f"/usage/tenants/{busy_tenant.pk}/").content.decode()
