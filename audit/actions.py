@@ -76,3 +76,11 @@ class AuditAction(models.TextChoices):
     PRIVACY_HOLD_RELEASE = "privacy.hold_release", "Legal hold released"
     PRIVACY_PROCESSING_EXPORT = "privacy.processing_export", "Record of processing exported"
     PRIVACY_RETENTION_SET = "privacy.retention_set", "Retention policy changed"
+    # Usage, metering, webhooks (usage, webhooks).
+    USAGE_COLLECT = "usage.collect", "Usage collection started"
+    USAGE_EXPORT = "usage.export", "Usage or usage records exported"
+    WEBHOOK_CREATE = "webhook.create", "Webhook endpoint created"
+    WEBHOOK_UPDATE = "webhook.update", "Webhook endpoint changed"
+    WEBHOOK_DELETE = "webhook.delete", "Webhook endpoint deleted"
+    WEBHOOK_ROTATE = "webhook.rotate", "Webhook secret rotated"
+    WEBHOOK_REPLAY = "webhook.replay", "Webhook delivery replayed"

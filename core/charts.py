@@ -23,3 +23,11 @@ def daily_counts(queryset: QuerySet[Any], field: str, *, days: int = 14) -> list
         .values_list("day", "n")
     )
     return [(start + timedelta(days=i), counts.get(start + timedelta(days=i), 0)) for i in range(days)]
+
+
+def fill_days(values: dict[date, Any], *, days: int, end: date | None = None) -> list[tuple[date, Any]]:
+    """A value per day for the `days` days ending `end` (today), oldest first, zero where missing: chart series
+    from rollups that skip quiet days."""
+    end = end or timezone.localdate()
+    start = end - timedelta(days=days - 1)
+    return [(start + timedelta(days=i), values.get(start + timedelta(days=i), 0)) for i in range(days)]

@@ -4,10 +4,12 @@ The counters live in the cache alias `limits` (settings.CACHES): Redis when `CAC
 set, otherwise a table in PostgreSQL (Django's database cache). Either way every web process and
 host sees the same numbers, and a restart forgets nothing. `manage.py limits_clear` empties them.
 
-Two tools:
+Three tools:
 
 - `rate_limit_hit(bucket, key, limit=5, window=3600)`: a fixed-window counter (signups, password
   reset emails, invitations per address). True once `key` went over `limit` in the window.
+- `rate_limit_leased_hit(bucket, key, limit=…, window=60, lease=…)`: the same budget for hot paths
+  (requests per tenant on its host), taken from the shared counter `lease` units at a time.
 - sign-in lockout, counted per account *and* client address, so an attacker who guesses wrong
   from their own address locks only themselves out, never the account's owner elsewhere:
 
@@ -30,6 +32,7 @@ Keys are hashed: no username or address is readable in the cache.
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -64,6 +67,40 @@ def rate_limit_hit(bucket: str, key: str, *, limit: int, window: int, cache: str
         store.set(cache_key, 1, timeout=window)
         count = 1
     return count > limit
+
+
+_leases: dict[tuple[str, str, int], int] = {}
+_leases_lock = threading.Lock()
+
+
+def rate_limit_leased_hit(bucket: str, key: str, *, limit: int, window: int, lease: int) -> bool:
+    """Like `rate_limit_hit`, for hot paths (requests per tenant): the process takes `lease` units of the
+    shared window's budget at once (one cache increment) and spends them locally. Never admits more than
+    `limit` per window over all processes; a process's unspent units of a window are lost at its end, so a
+    busy tenant on many processes may be refused slightly early. lease=1 is exact counting."""
+    index = int(time.time() // window)
+    slot = (bucket, key, index)
+    with _leases_lock:
+        left = _leases.get(slot, 0)
+        if left > 0:
+            _leases[slot] = left - 1
+            return False
+    cache_key = f"rl:{bucket}:{_h(key or 'unknown')}:{index}"
+    cache = _cache()
+    cache.add(cache_key, 0, timeout=window)
+    try:
+        count = cache.incr(cache_key, lease)
+    except ValueError:  # expired between add and incr
+        cache.set(cache_key, lease, timeout=window)
+        count = lease
+    granted = min(lease, max(0, limit - (count - lease)))
+    if granted <= 0:
+        return True
+    with _leases_lock:
+        for stale in [s for s in _leases if s[2] < index]:
+            del _leases[stale]
+        _leases[slot] = _leases.get(slot, 0) + granted - 1
+    return False
 
 
 def parse_rate(value: str) -> tuple[int, int]:
@@ -201,3 +238,5 @@ def signin_unlock(scope: str, account: str, *, cache: str = ALIAS) -> int:
 def limits_clear() -> None:
     """Forget every counter (manage.py limits_clear; local testing)."""
     _cache().clear()
+    with _leases_lock:
+        _leases.clear()

@@ -26,6 +26,9 @@ class ActiveTenant:
     # In such a request: the alias reaching the control-plane database as the data-plane role, for
     # the one table there it may use (the workspace-lockout cache) — also for dedicated tenants.
     control_alias: str | None = None
+    # The tenant's plan: its quotas (core.quotas) are enforced in the data plane, which cannot read the control plane.
+    plan: str = ""
+    quotas_exceeded: tuple[str, ...] = ()
 
 
 _active: ContextVar[ActiveTenant | None] = ContextVar("active_tenant", default=None)

@@ -98,6 +98,10 @@ class JobHandler:
     # Offer cancel/retry on the Jobs screen; kinds with their own screen and rules (sagas, runs) turn it off.
     operator_actions: ClassVar[bool] = True
 
+    def retry_delay(self, attempt: int) -> float | None:
+        """Seconds before retrying after failed attempt `attempt`; None: the engine's JOBS_RETRY_BACKOFF_* curve."""
+        return None
+
     def cap(self) -> int | None:
         """How many jobs of this kind may be queued or running per concurrency key; None = no cap."""
         return None

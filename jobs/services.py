@@ -521,7 +521,8 @@ def _record_failure(job: Job, attempt: int, exc: BaseException, duration_ms: int
             _after_end(job, handler)
             return "cancelled"
         if handler.retryable(job, exc) and attempt < job.max_attempts and not job.cancel_requested:
-            delay = backoff(attempt)
+            custom = handler.retry_delay(attempt)
+            delay = backoff(attempt) if custom is None else custom
             fields = {**base, "state": State.PENDING, "run_after": now + timedelta(seconds=delay)}
             Job.objects.filter(pk=job.pk).update(**fields)
             _set(job, **fields)

@@ -168,6 +168,8 @@ api.add_router("/migrations", "migration_runs.api.router")
 api.add_router("/sagas", "sagas.api.router")
 api.add_router("/jobs", "jobs.api.router")
 api.add_router("/privacy", "privacy.api.router")
+api.add_router("/usage", "usage.api.router")
+api.add_router("/webhooks", "webhooks.api.router")
 
 
 @api.get("/ping", auth=None, tags=["meta"])

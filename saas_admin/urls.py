@@ -2,6 +2,7 @@ from django.urls import include, path
 
 from saas_admin import mfa_views, views
 from saas_admin.api import api
+from usage import views as usage_views
 
 urlpatterns = [
     path("", include("saas_admin.dashboard_urls")),
@@ -24,6 +25,9 @@ urlpatterns = [
     path("migrations/", include("migration_runs.urls")),
     path("audit/", include("audit.urls")),
     path("signup/", include("tenants.signup_urls")),
+    path("usage/", include("usage.urls")),
+    path("webhooks/", include("webhooks.urls")),
+    path("metrics", usage_views.metrics_view, name="metrics"),
 ]
 
 # Under /api/ even a path no operation matches answers JSON, as the OpenAPI document says.

@@ -28,6 +28,7 @@ from django.db import connections, transaction
 from psycopg import pq, sql
 
 from core import tenancy
+from core.quotas import db_settings_for
 from core.rls import GUC
 from tenants.databases import control_data_alias, data_plane_alias, register_placement
 from tenants.models import Tenant
@@ -67,6 +68,9 @@ def tenant_context(tenant: Any, *, data_plane: bool = False, autocommit: bool = 
         raise NoPlacement(f"Tenant {tenant.slug} has no placement.")
     alias = data_plane_alias(placement) if data_plane else register_placement(placement)
     control = control_data_alias() if data_plane else None
+    # Per-plan statement_timeout / work_mem on the tenant's own requests (noisy neighbours); operator
+    # work in a tenant's context (provisioning, moves, collection) keeps the server's defaults.
+    limits = db_settings_for(tenant.plan) if data_plane else {}
     with applied(
         alias,
         tenant_id=tenant.pk,
@@ -74,11 +78,21 @@ def tenant_context(tenant: Any, *, data_plane: bool = False, autocommit: bool = 
         data_plane=data_plane,
         control_alias=control,
         autocommit=autocommit,
+        plan=tenant.plan,
+        limits=limits,
+        quotas_exceeded=tuple(tenant.quotas_exceeded or ()),
     ):
         yield alias
 
 
 _SET_SQL = "SELECT set_config(%s, %s, true), set_config('search_path', %s, true)"
+
+
+def _settings_statement(tenant: str, path: str, limits: dict[str, str]) -> tuple[str, list[str]]:
+    """One statement setting the tenant, the search_path and the plan's limits, all transaction-local
+    (limit names come from the fixed list in core.quotas.db_settings_for, values are parameters)."""
+    extra = "".join(", set_config(%s, %s, true)" for _ in limits)
+    return _SET_SQL + extra, [GUC, tenant, path, *(item for pair in limits.items() for item in pair)]
 
 
 class _TenantSettings:
@@ -94,7 +108,8 @@ class _TenantSettings:
     query sends nothing. Only the innermost tenant context's wrapper acts (nested contexts).
     """
 
-    def __init__(self, params: list[str]) -> None:
+    def __init__(self, statement: str, params: list[str]) -> None:
+        self.statement = statement
         self.params = params
 
     def __call__(self, execute: Any, sql_text: Any, params: Any, many: bool, context: dict[str, Any]) -> Any:
@@ -104,7 +119,7 @@ class _TenantSettings:
         if innermost is not self or pg.pgconn.transaction_status != pq.TransactionStatus.IDLE:
             return execute(sql_text, params, many, context)
         with wrapper.wrap_database_errors, pg.pipeline():
-            pg.cursor().execute(_SET_SQL, self.params)
+            pg.cursor().execute(self.statement, self.params)
             return execute(sql_text, params, many, context)
 
 
@@ -117,14 +132,19 @@ def applied(
     data_plane: bool = False,
     control_alias: str | None = None,
     autocommit: bool = False,
+    plan: str = "",
+    limits: dict[str, str] | None = None,
+    quotas_exceeded: tuple[str, ...] = (),
 ) -> Iterator[str]:
-    """Lower level: apply a tenant id (or None = no tenant) and schema to `alias`.
+    """Lower level: apply a tenant id (or None = no tenant), schema and the plan's `limits`
+    (statement_timeout, work_mem) to `alias`, all transaction-local.
 
     Inside one transaction, unless `autocommit` (and no transaction is open on `alias`): then every
     statement runs in its own implicit transaction, each carrying the settings (see _TenantSettings);
     for units of work that only read, or whose writes each open their own `transaction.atomic()`."""
     conn = connections[alias]
     nested = conn.in_atomic_block
+    limits = limits or {}
     active = (
         tenancy.ActiveTenant(
             tenant_id=tenant_id,
@@ -132,30 +152,36 @@ def applied(
             schema_name=schema_name,
             data_plane=data_plane,
             control_alias=control_alias,
+            plan=plan,
+            quotas_exceeded=quotas_exceeded,
         )
         if tenant_id
         else None
     )
-    params = [GUC, str(tenant_id) if tenant_id else "", search_path_for(schema_name)]
+    statement, params = _settings_statement(str(tenant_id) if tenant_id else "", search_path_for(schema_name), limits)
     with tenancy.activated(active):
         if autocommit and not nested:
-            with conn.execute_wrapper(_TenantSettings(params)):
+            with conn.execute_wrapper(_TenantSettings(statement, params)):
                 yield alias
             return
         with transaction.atomic(using=alias):
             if not nested:
                 # Outermost: the settings travel with the transaction's first statement (see above).
-                with conn.execute_wrapper(_TenantSettings(params)):
+                with conn.execute_wrapper(_TenantSettings(statement, params)):
                     yield alias
                 return
             with conn.cursor() as cursor:
                 cursor.execute("SELECT current_setting(%s, true), current_setting('search_path')", [GUC])
                 previous = cursor.fetchone()
-                cursor.execute(_SET_SQL, params)
+                previous_limits = {}
+                for name in limits:
+                    cursor.execute("SELECT current_setting(%s)", [name])
+                    previous_limits[name] = cursor.fetchone()[0]
+                cursor.execute(statement, params)
             yield alias
             if not conn.needs_rollback:
                 with conn.cursor() as cursor:
-                    cursor.execute(_SET_SQL, [GUC, previous[0] or "", previous[1]])
+                    cursor.execute(*_settings_statement(previous[0] or "", previous[1], previous_limits))
 
 
 def current_settings(alias: str = "default") -> tuple[str | None, str]:

@@ -9,10 +9,14 @@
   rolls that transaction back. GET/HEAD/OPTIONS run without the request transaction
   (TENANCY_READ_ONLY_AUTOCOMMIT): each query carries the settings in its own implicit transaction. Members' sessions live in the tenant's own placement
   (workspace.sessions), chosen by `HostSessionMiddleware`.
+- Noisy neighbours: a plan's `requests_per_minute` quota is counted per tenant in the shared
+  `limits` cache (429 with Retry-After over it), and every served request's latency is recorded
+  per tenant (core.requestmeter; rolled up by the usage collector).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from django.conf import settings
@@ -21,7 +25,10 @@ from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
+from core import requestmeter
 from core.http import TenantRequest
+from core.limits import rate_limit_leased_hit
+from core.quotas import quota_for, quota_sentence
 from tenants import selectors
 from tenants.context import tenant_context
 from tenants.models import Tenant
@@ -55,16 +62,30 @@ class TenantHostMiddleware:
         request.tenant = tenant
         if tenant.status != Tenant.Status.ACTIVE or tenant.placement_id is None:
             return TemplateResponse(request, "tenants/unavailable.html", {"tenant": tenant}, status=503).render()
+        per_minute = quota_for(tenant.plan, "requests_per_minute")
+        # Leases of 1/20 of the budget: one shared-cache increment per 20-odd requests, never over the limit.
+        lease = max(1, per_minute // 20) if per_minute is not None else 1
+        if per_minute is not None and rate_limit_leased_hit(
+            "tenant-requests", str(tenant.pk), limit=per_minute, window=60, lease=lease
+        ):
+            refused = HttpResponse(
+                quota_sentence("requests_per_minute", per_minute), status=429, content_type="text/plain"
+            )
+            refused["Retry-After"] = str(60 - int(time.time()) % 60)
+            return refused
         request.urlconf = settings.TENANCY_HOST_URLCONF
         # Safe methods only read (writes are POST views; a session save opens its own transaction), so
         # they skip the request transaction: no BEGIN/COMMIT round trips, each query one round trip
         # with the tenant settings in its implicit transaction (tenants.context._TenantSettings).
         read_only = settings.TENANCY_READ_ONLY_AUTOCOMMIT and request.method in ("GET", "HEAD", "OPTIONS")
+        started = time.perf_counter()
         with tenant_context(tenant, data_plane=True, autocommit=read_only) as alias:
             request.tenant_alias = alias
             response = self.get_response(request)
             if response.status_code >= 500 and not read_only:
                 transaction.set_rollback(True, using=alias)
+        # After the tenant transaction: the shared cache is the control plane's, never the data-plane role's.
+        requestmeter.record(tenant.pk, (time.perf_counter() - started) * 1000.0)
         return response
 
 

@@ -100,6 +100,9 @@ class Tenant(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     status_changed_at = models.DateTimeField(null=True, blank=True)
+    # Plan quotas the usage collector last found used up (e.g. "storage_bytes"): carried into the tenant
+    # context, so the workspace refuses growth without reading anything of the control plane.
+    quotas_exceeded = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["slug"]

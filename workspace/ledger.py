@@ -21,6 +21,7 @@ from django.db import transaction
 
 from events import aggregates
 from events.tenantlog.store import current_tenant_store
+from workspace import quotas
 from workspace.models import Account
 
 AGGREGATE = "ledger.account"
@@ -94,6 +95,8 @@ def ledger_withdraw(*, account_id: int, amount: Any, actor: Any = None, note: st
 def _single(account_id: int, amount: Decimal, event_type: str, actor: Any, note: str) -> Account:
     store = current_tenant_store()
     with store.session() as alias, transaction.atomic(using=alias):
+        quotas.check_storage()
+        quotas.check_events()
         account = _locked(alias, [account_id])[account_id]
         if event_type == "ledger.withdrawn" and account.balance < amount:
             raise ValidationError(f"Insufficient funds: the balance is {account.balance} {account.currency}.")
@@ -119,6 +122,8 @@ def ledger_transfer(
         raise ValidationError("Choose two different accounts.")
     store = current_tenant_store()
     with store.session() as alias, transaction.atomic(using=alias):
+        quotas.check_storage()
+        quotas.check_events()
         rows = _locked(alias, [from_id, to_id])
         source, target = rows[from_id], rows[to_id]
         if source.currency != target.currency:

@@ -13,6 +13,7 @@ from django.db import IntegrityError, transaction
 
 from core.personal_data import subject_ref
 from core.tenancy import current_alias, current_tenant_id
+from workspace import quotas
 from workspace.models import Account, Member
 
 SET_PASSWORD_SALT = "workspace.member.set-password"
@@ -34,6 +35,8 @@ def member_create(*, name: str, email: str, password: str | None = None, is_admi
         validate_email(email)
     except ValidationError:
         raise ValidationError(f"“{email}” is not a valid email address.")
+    quotas.check_storage()
+    quotas.check_members()
     member = Member(name=name, email=email, is_admin=is_admin)
     member.set_password(password)
     try:
@@ -121,6 +124,7 @@ def account_open(*, name: str, currency: str = "EUR", balance: Decimal | str = "
     currency = (currency or "").strip().upper()
     if len(currency) != 3 or not currency.isalpha():
         raise ValidationError("The currency must be a three-letter code such as EUR.")
+    quotas.check_storage()
     account = Account(name=name, currency=currency, balance=Decimal(balance))
     account.save(using=_alias())
     return account

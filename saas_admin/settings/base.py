@@ -45,6 +45,8 @@ INSTALLED_APPS = [
     "migration_runs",
     "privacy",
     "compliance",
+    "usage",
+    "webhooks",
     "saas_admin",
 ]
 
@@ -211,7 +213,14 @@ def _cache(table: str, prefix: str) -> dict:
             "LOCATION": CACHE_REDIS_URL,
             "KEY_PREFIX": prefix,
         }
-    return {"BACKEND": "core.cache.JSONDatabaseCache", "LOCATION": table, "KEY_PREFIX": prefix}
+    # Django culls a third of a database cache past MAX_ENTRIES (default 300): with a counter per tenant and
+    # minute (request limits) and a slot per process and hour (usage recording), live keys would go.
+    return {
+        "BACKEND": "core.cache.JSONDatabaseCache",
+        "LOCATION": table,
+        "KEY_PREFIX": prefix,
+        "OPTIONS": {"MAX_ENTRIES": 200_000},
+    }
 
 
 CACHES = {
@@ -364,3 +373,47 @@ COMPLIANCE_SIGNIN_SPIKE = env.int("COMPLIANCE_SIGNIN_SPIKE", default=10)  # fail
 COMPLIANCE_DSAR_SLA_DAYS = env.int("COMPLIANCE_DSAR_SLA_DAYS", default=30)
 # Recovery point objective per plan, in hours (check backups_rpo).
 COMPLIANCE_RPO_HOURS = {"free": 168, "team": 24, "business": 24, "enterprise": 4}
+
+# --- Usage, quotas, metering, webhooks, metrics (usage/, webhooks/, docs/usage.md) ----------------
+# Quotas per plan (None: unlimited), enforced in the workspace (workspace/quotas.py) and on tenant
+# hosts (requests per minute, core/limits.py); warnings at 80 % and 100 % (usage collector).
+USAGE_PLAN_QUOTAS = env.json(
+    "USAGE_PLAN_QUOTAS",
+    default={
+        "free": {"members": 25, "storage_bytes": 100 * 2**20, "requests_per_minute": 600, "events_per_day": 2000},
+        "team": {"members": 250, "storage_bytes": 2 * 2**30, "requests_per_minute": 3000, "events_per_day": 50000},
+        "business": {
+            "members": 2500,
+            "storage_bytes": 20 * 2**30,
+            "requests_per_minute": 12000,
+            "events_per_day": 500000,
+        },
+        "enterprise": {"members": None, "storage_bytes": None, "requests_per_minute": None, "events_per_day": None},
+    },
+)
+# statement_timeout / work_mem inside each request transaction on a tenant's host, per plan.
+USAGE_PLAN_DB_SETTINGS = env.json(
+    "USAGE_PLAN_DB_SETTINGS",
+    default={
+        "free": {"statement_timeout": "5s", "work_mem": "4MB"},
+        "team": {"statement_timeout": "10s", "work_mem": "8MB"},
+        "business": {"statement_timeout": "30s", "work_mem": "16MB"},
+        "enterprise": {"statement_timeout": "60s", "work_mem": "64MB"},
+    },
+)
+# Per-tenant request counts and latency buckets (core/requestmeter.py): on/off, flush interval, cache.
+USAGE_REQUEST_RECORDING = env.bool("USAGE_REQUEST_RECORDING", default=True)
+USAGE_FLUSH_SECONDS = env.float("USAGE_FLUSH_SECONDS", default=2.0)
+USAGE_CACHE_ALIAS = "default"
+# How often beat starts a usage collection job (every tenant, current hour and day).
+USAGE_COLLECT_INTERVAL_SECONDS = env.float("USAGE_COLLECT_INTERVAL_SECONDS", default=300.0)
+CELERY_BEAT_SCHEDULE["usage-collect"] = {"task": "usage.collect", "schedule": USAGE_COLLECT_INTERVAL_SECONDS}
+# Outgoing webhooks: request timeout, attempts per delivery (backoff doubles from the base), and how
+# long a rotated-out secret still signs (so receivers can switch without missing deliveries).
+WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=10.0)
+WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=8)
+WEBHOOK_BACKOFF_SECONDS = env.float("WEBHOOK_BACKOFF_SECONDS", default=10.0)
+WEBHOOK_SECRET_OVERLAP_HOURS = env.int("WEBHOOK_SECRET_OVERLAP_HOURS", default=24)
+# /metrics (Prometheus): a bearer token, or client addresses in these networks; neither set: 404.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_ALLOWED_NETWORKS = env.list("METRICS_ALLOWED_NETWORKS", default=[])

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from django import template
 from django.urls import NoReverseMatch, reverse
@@ -100,3 +101,9 @@ def progress(done: int, total: int, failed: int = 0) -> dict:
     ok_pct = round(100 * done / total, 1) if total else 0
     failed_pct = round(100 * failed / total, 1) if total else 0
     return {"done": done, "total": total, "failed": failed, "ok_pct": ok_pct, "failed_pct": failed_pct}
+
+
+@register.filter
+def get_item(mapping: Any, key: Any) -> Any:
+    """`{{ labels|get_item:name }}`: a dict value by a variable key (None when missing)."""
+    return mapping.get(key) if hasattr(mapping, "get") else None
