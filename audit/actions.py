@@ -84,3 +84,4 @@ class AuditAction(models.TextChoices):
     WEBHOOK_DELETE = "webhook.delete", "Webhook endpoint deleted"
     WEBHOOK_ROTATE = "webhook.rotate", "Webhook secret rotated"
     WEBHOOK_REPLAY = "webhook.replay", "Webhook delivery replayed"
+    COMPLIANCE_ATTEST = "compliance.attest", "Manual compliance control attested"

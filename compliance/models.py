@@ -266,3 +266,23 @@ class ExportFile(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class Attestation(models.Model):
+    """A person vouches for a manual control (a policy approved, a risk review held) until a date: the
+    only way a manual control counts as satisfied. INSERT-only for the app role (migration 0007)."""
+
+    control = models.ForeignKey(Control, on_delete=models.PROTECT, related_name="attestations")
+    statement = models.TextField()
+    evidence_url = models.URLField(max_length=500, blank=True)
+    attested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    attested_by_label = models.CharField(max_length=150)
+    attested_at = models.DateTimeField()
+    valid_until = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-attested_at", "-id"]
+        indexes = [models.Index(fields=["control", "-attested_at"], name="attestation_control_time")]
+
+    def __str__(self) -> str:
+        return f"attestation of {self.control_id} until {self.valid_until:%Y-%m-%d}"

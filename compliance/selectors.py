@@ -1,9 +1,9 @@
 """Reading compliance: the latest result per control, readiness per framework, trend, history.
 
 Readiness is honest: a requirement counts as satisfied only when every applicable control mapped to
-it is automated and its latest result passes. A requirement evidenced by a manual control is
-`manual` (an attestation outside this system), one with no control at all is `unmapped`, and both
-count against readiness; `na` requirements (marked in the library, or whose every control is
+it passes — an automated control by its latest result, a manual one by an attestation valid at the
+time. A requirement with a manual control nobody vouches for is `manual`, one with no control at
+all is `unmapped`, and both count against readiness; `na` requirements (marked in the library, or whose every control is
 inapplicable) are left out of the share.
 """
 
@@ -19,7 +19,7 @@ from django.db.models import Prefetch
 from django.utils import timezone
 
 from compliance import library
-from compliance.models import Control, Evaluation, Framework, Mapping, Requirement, Result
+from compliance.models import Attestation, Control, Evaluation, Framework, Mapping, Requirement, Result
 from core.errors import NotFound
 from tenants.models import Tenant
 
@@ -85,20 +85,40 @@ def _state(mode: str, controls: list[tuple[bool, bool, str | None]]) -> str:
     automated = [status for is_automated, status in applicable if is_automated]
     if any(status is None or status in ("fail", "error") for status in automated):
         return "fail"
-    if len(automated) < len(applicable):
-        return "manual"
+    if any(not is_automated and status != ATTESTED for is_automated, status in applicable):
+        return "manual"  # a manual control nobody vouches for (or whose attestation ran out)
     return "pass"
 
 
-def requirement_state(requirement: Requirement, controls: list[tuple[Control, Result | None]]) -> str:
-    return _state(requirement.mode, [(c.applicable, c.automated, r.status if r else None) for c, r in controls])
+ATTESTED = "attested"
 
 
-def framework_counts(frameworks: list[Framework], latest: dict[int, Result]) -> dict[int, FrameworkStatus]:
-    """Requirement counts per state for several frameworks in three queries and no model instances (the
+def attested_ids(at: datetime | None = None) -> set[int]:
+    """Manual controls with an attestation valid at `at` (default: now)."""
+    moment = at or timezone.now()
+    return set(
+        Attestation.objects.filter(attested_at__lte=moment, valid_until__gt=moment).values_list("control_id", flat=True)
+    )
+
+
+def requirement_state(
+    requirement: Requirement, controls: list[tuple[Control, Result | None]], attested: set[int] | None = None
+) -> str:
+    attested = attested or set()
+    return _state(
+        requirement.mode,
+        [(c.applicable, c.automated, r.status if r else (ATTESTED if c.pk in attested else None)) for c, r in controls],
+    )
+
+
+def framework_counts(
+    frameworks: list[Framework], latest: dict[int, Result], at: datetime | None = None
+) -> dict[int, FrameworkStatus]:
+    """Requirement counts per state for several frameworks in four queries and no model instances (the
     overview needs the counts, not each requirement)."""
+    attested = attested_ids(at)
     controls = {
-        pk: (applicable, bool(check), latest[pk].status if pk in latest else None)
+        pk: (applicable, bool(check), latest[pk].status if pk in latest else (ATTESTED if pk in attested else None))
         for pk, applicable, check in Control.objects.values_list("id", "applicable", "check_name")
     }
     mapped: dict[int, list[int]] = defaultdict(list)
@@ -120,13 +140,14 @@ def framework_status(
 ) -> FrameworkStatus:
     """Each requirement's state from the latest results (pass `latest` to share one read between frameworks)."""
     latest = latest_results(at) if latest is None else latest
+    attested = attested_ids(at)
     status = FrameworkStatus(framework=framework, counts={s: 0 for s in REQUIREMENT_STATES})
     requirements = framework.requirements.prefetch_related(
         Prefetch("controls", queryset=Control.objects.select_related("owner").order_by("key"))
     ).order_by("position")
     for requirement in requirements:
         pairs = [(c, latest.get(c.pk)) for c in requirement.controls.all()]
-        state = requirement_state(requirement, pairs)
+        state = requirement_state(requirement, pairs, attested)
         status.counts[state] += 1
         status.requirements.append(RequirementStatus(requirement, state, pairs))
     return status

@@ -30,10 +30,10 @@ from audit.actions import AuditAction
 from audit.services import audit_record
 from compliance import library, selectors
 from compliance.checks import registry
-from compliance.models import Control, Evaluation, Framework, FrameworkSnapshot, Result
-from core.actors import Actor, SystemActor
+from compliance.models import Attestation, Control, Evaluation, Framework, FrameworkSnapshot, Result
+from core.actors import Actor, SystemActor, actor_label, actor_user
 from core.errors import Conflict, InvalidInput, NotFound
-from core.permissions import operator_role
+from core.permissions import Role, check_role, operator_role
 from events.services import control_event_append
 from jobs.models import Job
 from jobs.registry import JobContext, JobHandler, register
@@ -319,3 +319,58 @@ def signin_review_record(*, actor: Actor, note: str = "", request: HttpRequest |
             summary=("Reviewed failed sign-ins: " + note.strip())[:500] if note.strip() else "Reviewed failed sign-ins",
             request=request,
         )
+
+
+def attestation_record(
+    *,
+    control: Control,
+    actor: Actor,
+    statement: str,
+    valid_days: int,
+    evidence_url: str = "",
+    request: HttpRequest | None = None,
+) -> Attestation:
+    """An Admin vouches for a manual control until `valid_days` from now (1–400): the only way a manual
+    control counts as satisfied. Automated controls are proven by their checks, never attested."""
+    check_role(actor, Role.ADMIN)
+    if control.automated:
+        raise InvalidInput("Automated controls are proven by their check, not attested.")
+    if not isinstance(statement, str) or "\x00" in statement or not statement.strip() or len(statement) > 2000:
+        raise InvalidInput("The statement must be 1 to 2,000 characters of text.")
+    if not isinstance(valid_days, int) or not 1 <= valid_days <= 400:
+        raise InvalidInput("An attestation is valid for 1 to 400 days.")
+    evidence_url = (evidence_url or "").strip()
+    if evidence_url and (len(evidence_url) > 500 or not evidence_url.startswith(("https://", "http://"))):
+        raise InvalidInput("The evidence link must be an http(s) address of at most 500 characters.")
+    now = timezone.now()
+    with transaction.atomic():
+        attestation = Attestation.objects.create(
+            control=control,
+            statement=statement.strip(),
+            evidence_url=evidence_url,
+            attested_by=actor_user(actor),
+            attested_by_label=actor_label(actor),
+            attested_at=now,
+            valid_until=now + timedelta(days=valid_days),
+        )
+        control_event_append(
+            aggregate_type="compliance_control",
+            aggregate_id=control.key,
+            event_type="ComplianceAttestationRecorded",
+            data={
+                "attestation_id": attestation.pk,
+                "by": attestation.attested_by_label,
+                "valid_until": attestation.valid_until.isoformat(),
+                "statement_sha256": hashlib.sha256(attestation.statement.encode()).hexdigest(),
+            },
+            expected_version=None,
+        )
+        audit_record(
+            actor=actor,
+            action=AuditAction.COMPLIANCE_ATTEST,
+            target_type="compliance_control",
+            target_id=control.key,
+            summary=f"Attested {control.key} until {attestation.valid_until:%Y-%m-%d}",
+            request=request,
+        )
+    return attestation

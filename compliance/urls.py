@@ -14,6 +14,7 @@ urlpatterns = [
     path("exports/<int:job_id>/", views.export_download, name="export_download"),
     path("controls/<slug:key>/", views.control_detail, name="control"),
     path("controls/<slug:key>/edit/", views.control_edit, name="control_edit"),
+    path("controls/<slug:key>/attest/", views.control_attest, name="control_attest"),
     path("results/<int:result_id>/", views.result_detail, name="result"),
     path("soa/", views.soa, name="soa"),
     path("tenants/<uuid:tenant_id>/", views.tenant_page, name="tenant"),

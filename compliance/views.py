@@ -24,7 +24,7 @@ from audit.services import audit_record
 from compliance import exports, library, selectors, services
 from compliance.checks import registry
 from compliance.models import Control
-from core.errors import ApplicationError, NotFound
+from core.errors import ApplicationError, InvalidInput, NotFound
 from core.http import OperatorRequest
 from core.permissions import Role, has_role, reader_required, role_required
 from jobs.models import Job
@@ -55,7 +55,7 @@ def overview(request: OperatorRequest) -> HttpResponse:
     trends = selectors.trends(days=30)
     frameworks = []
     current = selectors.frameworks_current()
-    counts = selectors.framework_counts(current, latest)
+    counts = selectors.framework_counts(current, latest, at)
     for framework in current:
         status = counts[framework.pk]
         series = [(day, int(round(value))) for day, value in trends.get(framework.key, [])]
@@ -148,8 +148,32 @@ def control_detail(request: OperatorRequest, key: str) -> HttpResponse:
             "owners": owners if has_role(request.user, Role.ADMIN) else [],
             "frequencies": Control.Frequency.choices,
             "job": services.evaluation_open(),
+            "attestations": control.attestations.order_by("-attested_at")[:20],
+            "now": timezone.now(),
         },
     )
+
+
+@require_POST
+@role_required(Role.ADMIN)
+def control_attest(request: OperatorRequest, key: str) -> HttpResponse:
+    control = selectors.control_get(key)
+    days = request.POST.get("valid_days", "")
+    try:
+        if not days.isdigit() or len(days) > 4:
+            raise InvalidInput("An attestation is valid for 1 to 400 days.")
+        services.attestation_record(
+            control=control,
+            actor=request.user,
+            statement=request.POST.get("statement", ""),
+            valid_days=int(days),
+            evidence_url=request.POST.get("evidence_url", ""),
+            request=request,
+        )
+        messages.success(request, "Attestation recorded.")
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    return redirect("compliance:control", key=control.key)
 
 
 @require_POST

@@ -10,4 +10,4 @@ class UsageConfig(AppConfig):
     def ready(self) -> None:
         # In ready(): these modules import models, loaded only now; importing registers the job
         # kinds and the overview panel.
-        from usage import jobs, panels  # noqa: F401
+        from usage import jobs, panels, personal_data  # noqa: F401  (personal_data: declares its fields)

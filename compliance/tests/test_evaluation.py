@@ -291,3 +291,38 @@ def test_the_overview_counts_agree_with_the_requirement_by_requirement_states(lo
     counts = selectors.framework_counts(frameworks, latest)
     for framework in frameworks:
         assert counts[framework.pk].counts == selectors.framework_status(framework, latest=latest).counts, framework.key
+
+
+def test_a_manual_control_counts_only_while_an_admin_attestation_is_valid(loaded_library, platform_admin, operator):
+    from compliance.models import Attestation
+    from core.errors import Forbidden
+
+    policy = Control.objects.get(key="security-policy")
+    framework = Framework.objects.get(library=loaded_library, key="iso27001")
+
+    def state(at=None) -> str:
+        status = selectors.framework_status(framework, at)
+        counts = selectors.framework_counts([framework], selectors.latest_results(at), at)[framework.pk].counts
+        assert counts == status.counts  # both readers agree
+        return next(i.state for i in status.requirements if i.requirement.ref == "A.5.1")
+
+    assert state() == "manual"
+    with pytest.raises(Forbidden):
+        services.attestation_record(control=policy, actor=operator, statement="Approved.", valid_days=365)
+    with pytest.raises(InvalidInput):
+        services.attestation_record(
+            control=Control.objects.get(key="mfa-enrolled"), actor=platform_admin, statement="Trust me.", valid_days=30
+        )
+    with pytest.raises(InvalidInput):
+        services.attestation_record(control=policy, actor=platform_admin, statement="x", valid_days=401)
+    attestation = services.attestation_record(
+        control=policy, actor=platform_admin, statement="Board approved policy v7.", valid_days=365,
+        evidence_url="https://docs.example.test/policy-v7",
+    )  # fmt: skip
+    assert state() == "pass"
+    event = Event.objects.filter(event_type="ComplianceAttestationRecorded", aggregate_id="security-policy").get()
+    assert event.event_data["attestation_id"] == attestation.pk
+    assert state(at=attestation.valid_until + timedelta(minutes=1)) == "manual"  # once it ran out
+    assert state(at=attestation.attested_at - timedelta(minutes=1)) == "manual"  # and before it was given
+    with pytest.raises(DatabaseError, match="permission denied"), transaction.atomic():
+        Attestation.objects.filter(pk=attestation.pk).update(statement="rewritten")  # evidence: INSERT-only

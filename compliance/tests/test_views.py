@@ -344,3 +344,18 @@ def test_api_exports_as_a_job_and_the_tenant_endpoint(
     }
     assert api.get("/api/compliance/tenants/00000000-0000-0000-0000-000000000000").status_code == 404
     assert api.get("/api/compliance/tenants/not-a-uuid").status_code in (400, 404)
+
+
+def test_only_admins_attest_manual_controls_on_the_screen(client_for, operator, platform_admin, loaded_library):
+    data = {"statement": "Risk review held on 2026-11-30.", "valid_days": "365"}
+    assert client_for(operator).post("/compliance/controls/risk-assessment/attest/", data).status_code == 403
+    response = client_for(platform_admin).post("/compliance/controls/risk-assessment/attest/", data, follow=True)
+    assert "Attestation recorded." in response.content.decode()
+    assert (
+        "Risk review held on 2026-11-30."
+        in client_for(operator).get("/compliance/controls/risk-assessment/").content.decode()
+    )
+    bad = client_for(platform_admin).post(
+        "/compliance/controls/risk-assessment/attest/", {"statement": "x", "valid_days": "99999999999999"}, follow=True
+    )
+    assert "1 to 400 days" in bad.content.decode()

@@ -1,4 +1,5 @@
-"""Base settings: every setting is declared here; production only tightens."""
+"""Base settings: every setting is declared here; production only tightens. One module over 400 lines
+because a reader looks for every setting and its default in one place (.env.example mirrors it)."""
 
 from __future__ import annotations
 

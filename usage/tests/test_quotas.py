@@ -3,6 +3,7 @@ transaction, the per-tenant request limit, and 80 % / 100 % warnings (operators,
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 
 import pytest
@@ -13,6 +14,7 @@ from django.test import Client
 from django.utils import timezone
 
 from events.models import Event
+from events.tenantlog.models import TenantEvent
 from jobs.models import Job
 from jobs.services import job_execute
 from tenants.context import tenant_context
@@ -52,13 +54,17 @@ def test_the_member_quota_refuses_with_one_sentence(tenant_world, small_plan):
     assert refused.value.messages == ["Your plan allows 4 members; remove a member or upgrade the plan to add another."]
 
 
-def test_the_events_per_day_quota_refuses_ledger_operations(tenant_world, small_plan):
+def test_the_events_per_day_quota_refuses_ledger_operations(tenant_world, small_plan, settings):
     tenant = as_free(tenant_world["shared"][0])
     with tenant_context(tenant) as alias:
         account = Account.objects.using(alias).order_by("pk").first()
         assert account is not None
-        ledger.ledger_deposit(account_id=account.pk, amount="1.00")  # opening + deposit: 2 events today
-        with pytest.raises(ValidationError, match="2 ledger operations per day"):
+        start = dt.datetime.combine(timezone.now().date(), dt.time.min, tzinfo=dt.UTC)
+        today = TenantEvent.objects.using(alias).filter(occurred_at__gte=start).count()  # members joining, …
+        limit = today + 1  # room for one deposit's event, not for a second
+        settings.USAGE_PLAN_QUOTAS = {**settings.USAGE_PLAN_QUOTAS, "free": {**SMALL, "events_per_day": limit}}
+        ledger.ledger_deposit(account_id=account.pk, amount="1.00")
+        with pytest.raises(ValidationError, match=f"{limit} ledger operations per day"):
             ledger.ledger_deposit(account_id=account.pk, amount="1.00")
         account.refresh_from_db(using=alias)
         assert str(account.balance).endswith("1.00")
