@@ -84,6 +84,9 @@ def control_outcome(control: Control) -> tuple[registry.Outcome, int]:
     return outcome, int((time.monotonic() - started) * 1000)
 
 
+FAILING = (registry.FAIL, registry.ERROR)
+
+
 def result_record(*, evaluation: Evaluation, control: Control) -> Result:
     """Evaluate `control` for `evaluation` unless it already has its result (a retried job)."""
     existing = Result.objects.filter(evaluation=evaluation, control=control).first()
@@ -93,6 +96,12 @@ def result_record(*, evaluation: Evaluation, control: Control) -> Result:
     evidence = json.loads(canonical_json(outcome.evidence))
     digest = evidence_hash(evidence)
     with transaction.atomic():
+        previous = (
+            Result.objects.filter(control=control)
+            .order_by("-evaluated_at", "-pk")
+            .values_list("status", flat=True)
+            .first()
+        )
         result = Result.objects.create(
             evaluation=evaluation,
             control=control,
@@ -118,6 +127,20 @@ def result_record(*, evaluation: Evaluation, control: Control) -> Result:
             },
             expected_version=None,
         )
+        if result.status in FAILING and previous not in FAILING:
+            # Once per change to failing (webhooks send it as compliance.control_failing), not every run.
+            control_event_append(
+                aggregate_type="compliance_control",
+                aggregate_id=control.key,
+                event_type="ControlFailing",
+                data={
+                    "control": control.key,
+                    "result_id": result.pk,
+                    "status": result.status,
+                    "summary": result.summary,
+                },
+                expected_version=None,
+            )
     return result
 
 

@@ -7,8 +7,8 @@ and, in the same transaction that advances its checkpoint, creates one delivery 
 that wants the event — so an event is dispatched exactly once, even if a worker dies mid-batch, and
 nothing on the hot path waits for an HTTP call.
 
-Hooks for what does not exist yet: moves and deletion should append `TenantMoved` / `TenantDeleted`,
-the compliance checks `ControlFailing` (data: control id, result); they are mapped already.
+Moves and deletion append `TenantMoved` / `TenantDeleted`; a compliance control that turns failing
+appends `ControlFailing` (once per change, compliance.services.result_record).
 Only events that occur after an endpoint was created are sent to it.
 """
 

@@ -326,3 +326,18 @@ def test_a_manual_control_counts_only_while_an_admin_attestation_is_valid(loaded
     assert state(at=attestation.attested_at - timedelta(minutes=1)) == "manual"  # and before it was given
     with pytest.raises(DatabaseError, match="permission denied"), transaction.atomic():
         Attestation.objects.filter(pk=attestation.pk).update(statement="rewritten")  # evidence: INSERT-only
+
+
+def test_a_control_turning_failing_appends_one_control_failing_event_for_webhooks(loaded_library, operator):
+    def failing_events() -> int:
+        return Event.objects.filter(
+            event_type="ControlFailing", aggregate_type="compliance_control", aggregate_id="data-subject-requests"
+        ).count()
+
+    _evaluate(operator, keys=["data-subject-requests"])  # no request: passes
+    assert failing_events() == 0
+    _overdue_subject_request()
+    _evaluate(operator, keys=["data-subject-requests"])
+    assert failing_events() == 1
+    _evaluate(operator, keys=["data-subject-requests"])  # still failing: no second event
+    assert failing_events() == 1
