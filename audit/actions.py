@@ -37,6 +37,7 @@ class AuditAction(models.TextChoices):
     TENANT_PROVISION = "tenant.provision", "Tenant provisioning started"
     TENANT_SUSPEND = "tenant.suspend", "Tenant suspended"
     TENANT_RESUME = "tenant.resume", "Tenant resumed"
+    TENANT_MOVE = "tenant.move", "Tenant move started"
     DOMAIN_ADD = "domain.add", "Custom domain added"
     DOMAIN_VERIFY = "domain.verify", "Custom domain verified"
     DOMAIN_REMOVE = "domain.remove", "Custom domain removed"

@@ -12,6 +12,7 @@ from django.db.models import Count, Q, QuerySet
 
 from core.errors import NotFound
 from core.permissions import Role, check_role
+from tenants import hostcache
 from tenants.context import tenant_context
 from tenants.models import Domain, Tenant
 from workspace import interface as workspace
@@ -31,12 +32,13 @@ def tenant_for_host(host: str) -> Tenant | None:
 
     Cached per process for TENANCY_HOST_CACHE_SECONDS (0 disables): the lookup is the largest part
     of the per-request tenancy cost. Services that change a tenant clear this process's cache; other
-    processes see the change within the TTL (see docs/tenancy.md on moves).
+    processes clear theirs when notified (tenants.hostcache), the TTL being the backstop.
     """
     host = host.lower().rstrip(".")
     if not host or len(host) > 253:
         return None
     ttl = settings.TENANCY_HOST_CACHE_SECONDS
+    hostcache.ensure_listener(host_cache_clear)
     now = time.monotonic()
     if ttl > 0:
         cached = _host_cache.get(host)

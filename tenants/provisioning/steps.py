@@ -273,7 +273,8 @@ def verify_database(tenant_id: TenantId) -> None:
             "WHERE n.nspname = 'public' AND c.relkind = 'r' AND c.relrowsecurity AND c.relforcerowsecurity"
         )
         protected = {row[0] for row in cursor.fetchall()}
-        placement_state_refresh(tenant.placement, cursor=cursor)  # the app role may read django_migrations
+    # As the database's owner: the app role has no access to django_migrations (least privilege).
+    placement_state_refresh(tenant.placement)
     missing = expected - protected
     if missing:
         raise ProvisioningError(f"The dedicated database lacks protected tables: {', '.join(sorted(missing))}.")
