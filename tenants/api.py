@@ -2,7 +2,7 @@
 
 Auth comes from the NinjaAPI (`operator_auth`: token or operator session); each endpoint checks
 its role with `require_api_role`. Viewers read; Operators provision (POST /api/tenants/), suspend
-and resume, add, verify and remove custom domains (audited). Refusals are core.errors raised by
+and resume, add, verify and remove custom domains (audited); Admins move tenants. Refusals are core.errors raised by
 the services, answered by the one handler in core.api. No `from __future__ import annotations`:
 ninja reads the annotations at runtime.
 """
@@ -18,6 +18,7 @@ from core.errors import InvalidInput
 from core.permissions import Role
 from tenants import selectors, services
 from tenants.models import Tenant
+from tenants.moves.services import tenant_move
 from tenants.provisioning.services import tenant_provision
 
 router = Router(tags=["tenants"])
@@ -207,3 +208,52 @@ def remove_domain(request, tenant_id: uuid.UUID, domain_id: int):
     domain = selectors.domain_get(tenant_id=tenant_id, domain_id=domain_id, actor=request.auth)
     services.domain_remove(domain=domain, actor=request.auth, request=request)
     return 204, None
+
+
+# --- Moves between isolation levels (Admin) --------------------------------------------------
+
+
+class MoveIn(Schema):
+    to: Isolation
+    server: str = Field("", max_length=63)
+
+
+class MoveOut(Schema):
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    saga_id: uuid.UUID | None
+    state: str
+    phase: str
+    source_isolation: str
+    source_label: str
+    target_isolation: str
+    target_label: str
+    server: str
+    rows_total: int
+    rows_copied: int
+    delta_rows: int
+    freeze_seconds: float | None
+    tables: dict
+    created_at: datetime
+    switched_at: datetime | None
+    purge_after: datetime | None
+    purged_at: datetime | None
+    error: str
+
+
+@router.post("/{tenant_id}/move", response={202: MoveOut}, summary="Move a tenant to another isolation level (Admin)")
+def move_tenant(request, tenant_id: uuid.UUID, payload: MoveIn):
+    """Starts the move saga; follow it with GET /api/tenants/{id}/moves. 409 if the tenant is not
+    active or is already moving, 422 for a target it cannot move to."""
+    require_api_role(request, Role.ADMIN)
+    tenant = selectors.tenant_get(tenant_id=tenant_id, actor=request.auth)
+    move = tenant_move(tenant=tenant, to=payload.to, server=payload.server, actor=request.auth, request=request)
+    return 202, move
+
+
+@router.get("/{tenant_id}/moves", response=list[MoveOut])
+def list_moves(request, tenant_id: uuid.UUID):
+    """The tenant's moves, newest first, with live progress (rows copied, freeze time)."""
+    require_api_role(request, Role.VIEWER)
+    tenant = selectors.tenant_get(tenant_id=tenant_id, actor=request.auth)
+    return list(selectors.tenant_moves(tenant=tenant)[:50])

@@ -215,6 +215,10 @@ class TenantMove(models.Model):
         return f"move of {self.tenant_id} to {self.target_isolation}"
 
     @property
+    def progress_done(self) -> int:
+        return min(self.rows_copied, self.rows_total)
+
+    @property
     def freeze_seconds(self) -> float | None:
         if self.freeze_started_at is None:
             return None

@@ -14,7 +14,7 @@ from core.errors import NotFound
 from core.permissions import Role, check_role
 from tenants import hostcache
 from tenants.context import tenant_context
-from tenants.models import Domain, Tenant
+from tenants.models import Domain, Tenant, TenantMove
 from workspace import interface as workspace
 
 logger = logging.getLogger(__name__)
@@ -121,3 +121,8 @@ def domain_get(*, tenant_id: Any, domain_id: Any, actor: Any) -> Domain:
 def tenant_counts_by_status() -> dict[str, int]:
     rows = Tenant.objects.values("status").annotate(n=Count("pk"))
     return {row["status"]: row["n"] for row in rows}
+
+
+def tenant_moves(*, tenant: Tenant) -> QuerySet[TenantMove]:
+    """The tenant's moves, newest first (the Moves card and the API)."""
+    return TenantMove.objects.filter(tenant=tenant).select_related("target_placement").order_by("-created_at")

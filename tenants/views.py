@@ -1,7 +1,7 @@
 """Operator screens for tenants: list (filter, search, paginate), provision, detail, suspend/resume, custom domains.
 
 Permissions are checked here, server-side (templates only hide buttons): Viewers read; Operators
-provision, suspend, resume and manage custom domains. Every object is looked up through an
+provision, suspend, resume and manage custom domains; Admins move tenants between levels. Every object is looked up through an
 access-scoped getter (selectors.tenant_get, selectors.domain_get) that answers 404 for anything
 missing or malformed; every refusal is one sentence from the service, shown as a message.
 """
@@ -13,6 +13,7 @@ from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from core.errors import ApplicationError
@@ -22,6 +23,7 @@ from sagas.models import Saga
 from tenants import selectors, services
 from tenants.forms import OperatorProvisionForm
 from tenants.models import Tenant
+from tenants.moves import services as move_services
 from tenants.provisioning import services as provisioning
 
 PAGE_SIZE = 25
@@ -97,8 +99,42 @@ def tenant_detail(request: OperatorRequest, tenant_id) -> HttpResponse:
         "base_domain": settings.BASE_DOMAIN,
         "counts": selectors.tenant_data_counts(tenant),
         "placement_tenants": selectors.placement_tenant_count(tenant.placement),
+        **_moves_context(tenant),
     }
     return render(request, "tenants/detail.html", context)
+
+
+def _moves_context(tenant) -> dict:
+    moves = list(selectors.tenant_moves(tenant=tenant)[:10])
+    return {
+        "moves": moves,
+        "moves_open": any(m.state == m.State.RUNNING for m in moves),
+        "move_levels": Tenant.Isolation.choices,
+        "move_servers": list(settings.TENANCY_SERVERS),
+    }
+
+
+@role_required(Role.VIEWER)
+def tenant_moves(request: OperatorRequest, tenant_id) -> HttpResponse:
+    """The Moves card alone: the tenant page polls it every second while a move runs."""
+    tenant = selectors.tenant_get(tenant_id=tenant_id, actor=request.user)
+    return render(request, "tenants/_moves.html", {"tenant": tenant, **_moves_context(tenant)})
+
+
+@require_POST
+@role_required(Role.ADMIN)
+def tenant_move(request: OperatorRequest, tenant_id) -> HttpResponse:
+    """Start a move to another isolation level (Admin: it freezes the tenant's writes briefly)."""
+    tenant = selectors.tenant_get(tenant_id=tenant_id, actor=request.user)
+    to = request.POST.get("to", "")[:20]
+    server = request.POST.get("server", "")[:63]
+    try:
+        move_services.tenant_move(tenant=tenant, to=to, server=server, actor=request.user, request=request)
+    except ApplicationError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"Moving {tenant.name} to {to}; progress is shown below.")
+    return redirect(reverse("tenants:detail", args=[tenant.pk]) + "#moves")
 
 
 def _act(request: OperatorRequest, tenant_id, action, done: str, **kwargs) -> HttpResponse:
