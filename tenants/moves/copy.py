@@ -224,10 +224,13 @@ def bulk_copy(
     return copied
 
 
-def delta_copy(src: psycopg.Connection, tgt: psycopg.Connection, tenant_id: Any) -> int:
-    """With the source frozen: make tgt's rows equal src's (new, changed and deleted rows); one
-    target transaction, so a retry starts from a consistent state. Returns rows re-copied or removed."""
+def delta_copy(src: psycopg.Connection, tgt: psycopg.Connection, tenant_id: Any) -> tuple[int, dict[str, Any]]:
+    """With the source frozen: make tgt's rows equal src's (new, changed and deleted rows) in one
+    target transaction, so a retry starts from a consistent state. Returns the rows re-copied or
+    removed, and per table the row count and checksum of each copy: the source's from the digests
+    it sent (one scan of the source), the target's computed by the target over its own rows."""
     changed = 0
+    report: dict[str, Any] = {}
     for table in tenant_tables():
         T, K = sql.Identifier(table.name), sql.Identifier(table.key)
         cur = tgt.cursor()
@@ -261,11 +264,17 @@ def delta_copy(src: psycopg.Connection, tgt: psycopg.Connection, tenant_id: Any)
         )
         missing = [r[0] for r in cur.fetchall()]
         changed += len(stale) + copy_rows(src, tgt, table, tenant_id, keys=missing)
+        source = cur.execute(
+            "SELECT count(*), md5(coalesce(string_agg(d, ',' ORDER BY k), '')) FROM _move_src"
+        ).fetchone()
+        assert source is not None  # an aggregate always returns one row
+        report[table.name] = {"rows": int(source[0]), "checksum": source[1]}
         cur.execute("DROP TABLE pg_temp._move_src")
-    remap_checkpoints(src, tgt, tenant_id)
-    tgt.commit()
+    remap_checkpoints(src, tgt, tenant_id)  # before the target's checksums: they leave the remapped columns out
+    for name, values in checksums(tgt, tenant_id, commit_first=True).items():
+        report[name].update(target_rows=values["rows"], target_checksum=values["checksum"])
     src.rollback()
-    return changed
+    return changed, report
 
 
 def remap_checkpoints(src: psycopg.Connection, tgt: psycopg.Connection, tenant_id: Any) -> None:
@@ -284,8 +293,10 @@ def remap_checkpoints(src: psycopg.Connection, tgt: psycopg.Connection, tenant_i
         )
 
 
-def checksums(conn: psycopg.Connection, tenant_id: Any) -> dict[str, dict[str, Any]]:
+def checksums(conn: psycopg.Connection, tenant_id: Any, *, commit_first: bool = False) -> dict[str, dict[str, Any]]:
     """Per table: row count and md5 over the rows' digests in key order (the same on both copies)."""
+    if commit_first:
+        conn.commit()
     result: dict[str, dict[str, Any]] = {}
     for table in tenant_tables():
         row = conn.execute(

@@ -1,19 +1,20 @@
 """The `tenant.move` saga: its steps, their compensations, and the purge job that follows.
 
-    begin → prepare_target → bulk_copy → freeze → delta_copy → verify → switch
+    begin → prepare_target → bulk_copy → freeze_and_switch (freeze → delta → verify → switch)
 
 - prepare_target: a pool with room whose kept ids do not collide (else a new pool), or a new schema,
   or a new dedicated database; the chosen name is recorded on the TenantMove *before* any DDL, so a
   retry after a crash finishes that one instead of making another. Compensation: drop it (or purge
   the tenant's rows from the pool).
 - bulk_copy: COPY every table from one snapshot of the source while the tenant serves (copy.py).
-- freeze: active → moving under the exclusive write fence (fence.py); reads go on, writes get 409.
-  Compensation: moving → active on the source, which nothing has touched.
-- delta_copy / verify: with the source frozen, copy what changed, then compare row counts, per-table
-  checksums and the target's recomputed hash chain. A mismatch is permanent: compensate.
-- switch: one transaction under the fence: placement and isolation changed, status active, every
-  process told to clear its host cache, the purge job scheduled after the grace period. It is the
-  last step, so nothing after it can compensate a switched tenant back.
+- freeze_and_switch, one step so that the freeze lasts only as long as its work:
+  - freeze: active → moving under the exclusive write fence (fence.py); reads go on, writes get 409;
+  - delta: with the source frozen, copy what changed; verify: row counts, per-table checksums of
+    both copies and the target's recomputed hash chain; a mismatch is permanent: compensate;
+  - switch: one transaction under the fence: placement and isolation changed, status active, every
+    process told to clear its host cache, the purge job scheduled after the grace period.
+  Compensation: moving → active on the source, which nothing has touched. It is the last step, so
+  nothing after the switch can compensate a switched tenant back.
 
 The TenantMove row carries what the screens show (phase, rows copied, freeze time, checksums).
 """
@@ -124,6 +125,8 @@ def _choose_pool(move: TenantMove) -> Placement:
             copy.advance_sequences(src, tgt, headroom=copy.headroom())
         finally:
             tgt.close()
+        if copy.key_collisions(pool, tenant_id, src):  # a schema left over under the new pool's name
+            raise PermanentStepError(f"The new pool {pool.schema_name} already holds rows with this tenant's ids.")
         return pool
     finally:
         src.close()
@@ -230,10 +233,11 @@ def bulk_copy(ctx: StepContext) -> dict[str, Any]:
     return {"bulk_rows": sum(copied.values())}
 
 
-def freeze(ctx: StepContext) -> None:
-    move = _move(ctx)
+def _freeze(move: TenantMove) -> None:
+    """active → moving under the exclusive write fence: writes in flight finish first, later ones see
+    `moving` (409). Idempotent: a retry finds the tenant already frozen."""
     with transaction.atomic():
-        fence_exclusive(move.tenant_id)  # waits for writes in flight; later ones see `moving`
+        fence_exclusive(move.tenant_id)
         updated = Tenant.objects.filter(
             pk=move.tenant_id, status=Tenant.Status.ACTIVE, placement_id=move.source_placement_id or 0
         ).update(status=Tenant.Status.MOVING, status_changed_at=timezone.now())
@@ -249,79 +253,31 @@ def freeze(ctx: StepContext) -> None:
         hosts_changed()
 
 
-def freeze_compensate(ctx: StepContext) -> None:
-    move = _move(ctx)
-    with transaction.atomic():
-        fence_exclusive(move.tenant_id)
-        updated = Tenant.objects.filter(
-            pk=move.tenant_id, status=Tenant.Status.MOVING, placement_id=move.source_placement_id or 0
-        ).update(status=Tenant.Status.ACTIVE, status_changed_at=timezone.now())
-        if updated:
-            tenant_event(move.tenant_id, "TenantMoveUnfrozen", status=Tenant.Status.ACTIVE, move_id=str(move.pk))
-        hosts_changed()
-
-
-def delta_copy(ctx: StepContext) -> dict[str, Any]:
-    move = _move(ctx)
-    _phase(move, "copying the last changes")
-    src = copy.connect(move.source_placement, move.tenant_id)
-    tgt = copy.connect(move.target_placement, move.tenant_id)
-    try:
-        pool = move.target_placement is not None and move.target_placement.kind == Placement.Kind.POOL
-        copy.advance_sequences(src, tgt, headroom=copy.headroom() if pool else 0)
-        changed = copy.delta_copy(src, tgt, move.tenant_id)
-    except copy.MoveError as exc:
-        raise PermanentStepError(str(exc)) from exc
-    finally:
-        src.close()
-        tgt.close()
-    TenantMove.objects.filter(pk=move.pk).update(delta_rows=changed, rows_copied=F("rows_copied") + changed)
-    return {"delta_rows": changed}
-
-
-def verify(ctx: StepContext) -> None:
-    move = _move(ctx)
-    _phase(move, "verifying")
-    src = copy.connect(move.source_placement, move.tenant_id)
-    tgt = copy.connect(move.target_placement, move.tenant_id)
-    try:
-        source, target = copy.checksums(src, move.tenant_id), copy.checksums(tgt, move.tenant_id)
-        breaks = copy.chain_breaks(tgt, move.tenant_id)
-    finally:
-        src.close()
-        tgt.close()
-    report = {name: {**source[name], "target_rows": target[name]["rows"]} for name in source}
-    TenantMove.objects.filter(pk=move.pk).update(tables=report)
-    for name in source:
-        if source[name]["rows"] != target[name]["rows"]:
+def _verify(report: dict[str, Any], breaks: int) -> None:
+    for name, v in report.items():
+        if v["rows"] != v["target_rows"]:
             raise PermanentStepError(
-                f"Verification failed: {name} has {source[name]['rows']} rows in the source and "
-                f"{target[name]['rows']} in the target."
+                f"Verification failed: {name} has {v['rows']} rows in the source and {v['target_rows']} in the target."
             )
-        if source[name]["checksum"] != target[name]["checksum"]:
+        if v["checksum"] != v["target_checksum"]:
             raise PermanentStepError(f"Verification failed: the checksums of {name} differ.")
     if breaks:
         raise PermanentStepError(f"Verification failed: {breaks} events break the hash chain in the target.")
 
 
-def switch(ctx: StepContext) -> None:
-    move = _move(ctx)
-    target = move.target_placement
-    if target is None:
-        raise RuntimeError("The target placement is not recorded.")
+def _switch(move: TenantMove, target: Placement) -> None:
     now = timezone.now()
     with transaction.atomic():
         fence_exclusive(move.tenant_id)
         tenant = Tenant.objects.select_for_update().get(pk=move.tenant_id)
-        if tenant.placement_id == target.pk and tenant.status == Tenant.Status.ACTIVE:
-            return  # done by an attempt whose worker died before recording it
         if tenant.status != Tenant.Status.MOVING or tenant.placement_id != move.source_placement_id:
             raise PermanentStepError(f"{tenant.slug} is no longer frozen on its source placement.")
         Tenant.objects.filter(pk=tenant.pk).update(
             placement=target, isolation=move.target_isolation, status=Tenant.Status.ACTIVE, status_changed_at=now
         )
         purge_after = now + timedelta(seconds=settings.TENANCY_MOVE_PURGE_GRACE_SECONDS)
-        freeze_ms = int((now - move.freeze_started_at).total_seconds() * 1000) if move.freeze_started_at else None
+        started = TenantMove.objects.values_list("freeze_started_at", flat=True).get(pk=move.pk)
+        freeze_ms = int((now - started).total_seconds() * 1000) if started else None
         tenant_event(
             tenant.pk, "TenantMoved", status=Tenant.Status.ACTIVE, isolation=move.target_isolation,
             placement_kind=target.kind, schema=target.schema_name, database=target.db_name or None,
@@ -337,6 +293,52 @@ def switch(ctx: StepContext) -> None:
         hosts_changed()
 
 
+def freeze_and_switch(ctx: StepContext) -> dict[str, Any]:
+    """The frozen part, one step so the freeze lasts only as long as the work: freeze → delta copy →
+    verify (row counts, per-table checksums, the target's hash chain) → switch. Every part is
+    idempotent; an attempt whose worker died after the switch committed finds it done."""
+    move = _move(ctx)
+    target = move.target_placement
+    if target is None:
+        raise RuntimeError("The target placement is not recorded.")
+    tenant = Tenant.objects.get(pk=move.tenant_id)
+    if tenant.placement_id == target.pk:
+        return {"switched": True}  # done by an attempt whose worker died before recording it
+    _freeze(move)
+    _phase(move, "frozen: copying the last changes")
+    src = copy.connect(move.source_placement, move.tenant_id)
+    tgt = copy.connect(target, move.tenant_id)
+    try:
+        copy.advance_sequences(src, tgt, headroom=copy.headroom() if target.kind == Placement.Kind.POOL else 0)
+        changed, report = copy.delta_copy(src, tgt, move.tenant_id)
+        _phase(move, "frozen: verifying")
+        breaks = copy.chain_breaks(tgt, move.tenant_id)
+    except copy.MoveError as exc:
+        raise PermanentStepError(str(exc)) from exc
+    finally:
+        src.close()
+        tgt.close()
+    TenantMove.objects.filter(pk=move.pk).update(
+        tables=report, delta_rows=changed, rows_copied=F("rows_copied") + changed
+    )
+    _verify(report, breaks)
+    _switch(move, target)
+    return {"delta_rows": changed}
+
+
+def freeze_and_switch_compensate(ctx: StepContext) -> None:
+    """Unfreeze on the source (never after the switch: then the tenant lives in the target)."""
+    move = _move(ctx)
+    with transaction.atomic():
+        fence_exclusive(move.tenant_id)
+        updated = Tenant.objects.filter(
+            pk=move.tenant_id, status=Tenant.Status.MOVING, placement_id=move.source_placement_id or 0
+        ).update(status=Tenant.Status.ACTIVE, status_changed_at=timezone.now())
+        if updated:
+            tenant_event(move.tenant_id, "TenantMoveUnfrozen", status=Tenant.Status.ACTIVE, move_id=str(move.pk))
+        hosts_changed()
+
+
 saga_register(
     SagaDefinition(
         SAGA_TYPE,
@@ -347,10 +349,12 @@ saga_register(
                 "prepare_target", prepare_target, prepare_target_compensate, description="Create the target placement"
             ),  # fmt: skip
             StepDefinition("bulk_copy", bulk_copy, None, description="Copy every row while the tenant serves"),
-            StepDefinition("freeze", freeze, freeze_compensate, description="Freeze writes (tenant moving)"),
-            StepDefinition("delta_copy", delta_copy, None, description="Copy what changed meanwhile"),
-            StepDefinition("verify", verify, None, description="Verify counts, checksums and the event chain"),
-            StepDefinition("switch", switch, None, description="Switch the placement and clear host caches"),
+            StepDefinition(
+                "freeze_and_switch",
+                freeze_and_switch,
+                freeze_and_switch_compensate,
+                description="Freeze writes, copy the delta, verify, switch the placement",
+            ),  # fmt: skip
         ),
     )
 )

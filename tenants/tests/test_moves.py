@@ -167,7 +167,7 @@ def test_a_failure_before_the_switch_compensates_to_the_untouched_source(make_te
     tenant = with_ledger(make_tenant("shared"))
     before = data_of(tenant)
     old = tenant.placement_id
-    move = move_and_run(tenant, "schema", fault={"step": "verify", "mode": "raise"})
+    move = move_and_run(tenant, "schema", fault={"step": "freeze_and_switch", "mode": "raise"})
     assert move.state == TenantMove.State.COMPENSATED
     assert move.error
     tenant.refresh_from_db()
