@@ -153,7 +153,8 @@ def _move(tenant, to: str) -> dict:
     total = time.perf_counter() - started
     assert saga.state == "completed", saga.error
     move.refresh_from_db()
-    bulk = SagaStep.objects.get(saga_id=move.saga_id, name="bulk_copy")
+    bulk = SagaStep.objects.get(saga_id=str(move.saga_id), name="bulk_copy")
+    assert bulk.finished_at is not None and bulk.started_at is not None
     bulk_s = (bulk.finished_at - bulk.started_at).total_seconds()
     jobs_work_inline(group=("tenant_move", move.pk), timeout=600)  # purge the source now
     return {"total": total, "bulk": bulk_s, "freeze": move.freeze_seconds or 0.0, "rows": move.rows_total}
