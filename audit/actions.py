@@ -38,6 +38,8 @@ class AuditAction(models.TextChoices):
     TENANT_SUSPEND = "tenant.suspend", "Tenant suspended"
     TENANT_RESUME = "tenant.resume", "Tenant resumed"
     TENANT_MOVE = "tenant.move", "Tenant move started"
+    TENANT_DELETE = "tenant.delete", "Tenant deletion scheduled"
+    TENANT_DELETE_CANCEL = "tenant.delete_cancel", "Tenant deletion cancelled (restored)"
     DOMAIN_ADD = "domain.add", "Custom domain added"
     DOMAIN_VERIFY = "domain.verify", "Custom domain verified"
     DOMAIN_REMOVE = "domain.remove", "Custom domain removed"

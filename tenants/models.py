@@ -226,3 +226,38 @@ class TenantMove(models.Model):
 
         end = self.switched_at or (timezone.now() if self.state == self.State.RUNNING else self.updated_at)
         return max(0.0, (end - self.freeze_started_at).total_seconds())
+
+
+class TenantDeletion(models.Model):
+    """One offboarding of a tenant (tenants/offboarding/): scheduled with a grace period during which
+    it can be cancelled, then the `tenant.delete` saga; `destroyed` records what went."""
+
+    class State(models.TextChoices):
+        SCHEDULED = "scheduled", "Scheduled (restorable)"
+        CANCELLED = "cancelled", "Cancelled (tenant restored)"
+        RUNNING = "running", "Deleting"
+        DONE = "done", "Deleted"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="deletions")
+    state = models.CharField(max_length=10, choices=State.choices, default=State.SCHEDULED, db_index=True)
+    previous_status = models.CharField(max_length=12)
+    reason = models.CharField(max_length=300, blank=True)
+    requested_by = models.CharField(max_length=150, blank=True)
+    grace_until = models.DateTimeField()
+    saga_id = models.UUIDField(null=True, blank=True)
+    # What was destroyed: placement, tables and rows, keys, domains (no personal data).
+    destroyed = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant"], condition=Q(state__in=["scheduled", "running"]), name="tenant_one_open_deletion"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"deletion of {self.tenant_id}"

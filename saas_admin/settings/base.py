@@ -157,6 +157,9 @@ TENANCY_HOST_CACHE_LISTEN = env.bool("TENANCY_HOST_CACHE_LISTEN", default=True)
 # jump past the source's before copying (docs/lifecycle.md).
 TENANCY_MOVE_PURGE_GRACE_SECONDS = env.int("TENANCY_MOVE_PURGE_GRACE_SECONDS", default=3600)
 TENANCY_MOVE_ID_HEADROOM = env.int("TENANCY_MOVE_ID_HEADROOM", default=1_000_000)
+# Deletion: how long a deleted tenant stays restorable, and how many tables one transaction drops.
+TENANCY_DELETE_GRACE_SECONDS = env.int("TENANCY_DELETE_GRACE_SECONDS", default=7 * 24 * 3600)
+TENANCY_DELETE_TABLES_PER_TRANSACTION = env.int("TENANCY_DELETE_TABLES_PER_TRANSACTION", default=200)
 # Database servers dedicated tenant databases may be placed on (`move_tenant --server NAME`).
 TENANCY_SERVERS = {"default": {"host": TENANCY_DEDICATED_HOST, "port": TENANCY_DEDICATED_PORT}}
 
