@@ -19,6 +19,7 @@ from core.permissions import Role
 from tenants import selectors, services
 from tenants.models import Tenant
 from tenants.moves.services import tenant_move
+from tenants.offboarding.services import tenant_delete, tenant_delete_cancel
 from tenants.provisioning.services import tenant_provision
 
 router = Router(tags=["tenants"])
@@ -257,3 +258,42 @@ def list_moves(request, tenant_id: uuid.UUID):
     require_api_role(request, Role.VIEWER)
     tenant = selectors.tenant_get(tenant_id=tenant_id, actor=request.auth)
     return list(selectors.tenant_moves(tenant=tenant)[:50])
+
+
+# --- Offboarding (Admin) --------------------------------------------------------------------------
+
+
+class DeleteIn(Schema):
+    confirm: str = Field(max_length=100)
+    reason: str = Field("", max_length=300)
+
+
+class DeletionOut(Schema):
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    state: str
+    previous_status: str
+    grace_until: datetime
+    saga_id: uuid.UUID | None
+    destroyed: dict
+    created_at: datetime
+    finished_at: datetime | None
+
+
+@router.post("/{tenant_id}/delete", response={202: DeletionOut}, summary="Schedule a tenant's deletion (Admin)")
+def delete_tenant(request, tenant_id: uuid.UUID, payload: DeleteIn):
+    """`confirm` must be the tenant's slug. The tenant goes `deleting` at once and is destroyed after
+    the grace period; POST …/restore cancels until then. 409 if it is not active or suspended."""
+    require_api_role(request, Role.ADMIN)
+    tenant = selectors.tenant_get(tenant_id=tenant_id, actor=request.auth)
+    deletion = tenant_delete(
+        tenant=tenant, confirm=payload.confirm, reason=payload.reason, actor=request.auth, request=request
+    )
+    return 202, deletion
+
+
+@router.post("/{tenant_id}/restore", response=TenantOut, summary="Cancel a deletion within its grace period (Admin)")
+def restore_tenant(request, tenant_id: uuid.UUID):
+    require_api_role(request, Role.ADMIN)
+    tenant = selectors.tenant_get(tenant_id=tenant_id, actor=request.auth)
+    return tenant_delete_cancel(tenant=tenant, actor=request.auth, request=request)

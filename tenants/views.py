@@ -24,6 +24,7 @@ from tenants import selectors, services
 from tenants.forms import OperatorProvisionForm
 from tenants.models import Tenant
 from tenants.moves import services as move_services
+from tenants.offboarding import services as offboarding
 from tenants.provisioning import services as provisioning
 
 PAGE_SIZE = 25
@@ -100,6 +101,7 @@ def tenant_detail(request: OperatorRequest, tenant_id) -> HttpResponse:
         "counts": selectors.tenant_data_counts(tenant),
         "placement_tenants": selectors.placement_tenant_count(tenant.placement),
         **_moves_context(tenant),
+        "deletion": tenant.deletions.order_by("-created_at").first(),
     }
     return render(request, "tenants/detail.html", context)
 
@@ -214,3 +216,32 @@ def domain_remove(request: OperatorRequest, tenant_id, domain_id: int) -> HttpRe
         f"{domain.domain} was removed; it no longer reaches {domain.tenant.name}.",
         domain=domain,
     )
+
+
+@require_POST
+@role_required(Role.ADMIN)
+def tenant_delete(request: OperatorRequest, tenant_id) -> HttpResponse:
+    """Schedule the tenant's deletion (Admin, the slug typed as confirmation); restorable until the
+    grace period ends."""
+    tenant = selectors.tenant_get(tenant_id=tenant_id, actor=request.user)
+    try:
+        deletion = offboarding.tenant_delete(
+            tenant=tenant, confirm=request.POST.get("confirm", "")[:100], reason=request.POST.get("reason", "")[:300],
+            actor=request.user, request=request,
+        )  # fmt: skip
+    except ApplicationError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(
+            request,
+            f"{tenant.name} will be deleted after {deletion.grace_until:%Y-%m-%d %H:%M} UTC; until then it can be restored.",
+        )
+    return redirect(reverse("tenants:detail", args=[tenant.pk]) + "#deletion")
+
+
+@require_POST
+@role_required(Role.ADMIN)
+def tenant_restore(request: OperatorRequest, tenant_id) -> HttpResponse:
+    """Cancel a deletion that is still within its grace period."""
+    tenant = selectors.tenant_get(tenant_id=tenant_id, actor=request.user)
+    return _act(request, tenant.pk, offboarding.tenant_delete_cancel, "{result.name} is restored.", tenant=tenant)
