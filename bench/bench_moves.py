@@ -90,7 +90,6 @@ def _fill(tenant, rows: int) -> None:
     members, events = rows // 2, rows - rows // 2
     per_stream = max(1, events // 100)
     conn = copy.connect(tenant.placement, tenant.pk)
-    conn.execute("SET enable_seqscan = off")  # the event trigger's previous-version lookup, as in the copy
     conn.execute(
         "INSERT INTO workspace_member (tenant_id, name, email, password, is_admin, is_active, created_at) "
         "SELECT %s, 'Member ' || g, 'm' || g || '@bench.test', '', false, true, now() FROM generate_series(1, %s) g",

@@ -161,10 +161,6 @@ def copy_rows(
     with src.cursor().copy(out_sql) as out, cur.copy(in_sql) as into:
         for chunk in out:
             into.write(chunk)
-    if table.renumber:
-        # The event insert trigger looks up each stream's previous version; its cached plan was made
-        # when the target had none of these rows and would scan the table once per row (quadratic).
-        cur.execute("SET LOCAL enable_seqscan = off")
     cur.execute(
         sql.SQL(
             "INSERT INTO {t} ({cols}) SELECT {icols} FROM _move_in i "
@@ -178,8 +174,6 @@ def copy_rows(
         )  # fmt: skip
     )
     inserted = cur.rowcount
-    if table.renumber:
-        cur.execute("SET LOCAL enable_seqscan = on")
     cur.execute("DROP TABLE pg_temp._move_in")
     return inserted
 
