@@ -123,6 +123,10 @@ def connect(placement: Any, tenant_id: Any) -> psycopg.Connection:
     conn.execute("SET TimeZone TO 'UTC'")
     conn.execute("SET DateStyle TO 'ISO, YMD'")
     conn.execute("SET extra_float_digits TO 3")
+    # The event trigger looks up each stream's previous version; a plan cached while the target held
+    # none of the tenant's events would scan the table for every row inserted (quadratic). Custom
+    # plans see the table's real size each time.
+    conn.execute("SET plan_cache_mode TO force_custom_plan")
     conn.execute("SELECT set_config(%s, %s, false)", [GUC, str(tenant_id)])
     conn.commit()
     return conn
@@ -161,17 +165,18 @@ def copy_rows(
     with src.cursor().copy(out_sql) as out, cur.copy(in_sql) as into:
         for chunk in out:
             into.write(chunk)
+    # Rows already there (a retry) leave the staging table first: an anti-join inside the INSERT
+    # would rescan the rows the INSERT itself adds (invisible to it, but still read), quadratically.
     cur.execute(
-        sql.SQL(
-            "INSERT INTO {t} ({cols}) SELECT {icols} FROM _move_in i "
-            "WHERE NOT EXISTS (SELECT 1 FROM {t} x WHERE x.{key} = i.{key}) ORDER BY i.{pk}"
-        ).format(
+        sql.SQL("DELETE FROM _move_in i USING {t} x WHERE x.{key} = i.{key}").format(t=T, key=sql.Identifier(table.key))
+    )
+    cur.execute(
+        sql.SQL("INSERT INTO {t} ({cols}) SELECT {icols} FROM _move_in i ORDER BY i.{pk}").format(
             t=T,
             cols=_idents(table.insert_columns),
             icols=_idents(table.insert_columns, "i"),
-            key=sql.Identifier(table.key),
             pk=sql.Identifier(table.pk),
-        )  # fmt: skip
+        )
     )
     inserted = cur.rowcount
     cur.execute("DROP TABLE pg_temp._move_in")
