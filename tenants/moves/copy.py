@@ -183,6 +183,12 @@ def copy_rows(
     return inserted
 
 
+def last_event_id(conn: psycopg.Connection, tenant_id: Any) -> int:
+    row = conn.execute("SELECT max(event_id) FROM tenantlog_event WHERE tenant_id = %s", [str(tenant_id)]).fetchone()
+    conn.rollback()
+    return int(row[0]) if row and row[0] is not None else 0
+
+
 def count_rows(conn: psycopg.Connection, table: Table, tenant_id: Any) -> int:
     row = conn.execute(
         sql.SQL("SELECT count(*) FROM {} WHERE tenant_id = %s").format(sql.Identifier(table.name)), [str(tenant_id)]
@@ -316,15 +322,16 @@ def checksums(conn: psycopg.Connection, tenant_id: Any, *, commit_first: bool = 
     return result
 
 
-def chain_breaks(conn: psycopg.Connection, tenant_id: Any) -> int:
-    """Events of the tenant in this copy whose hash does not follow from the previous version's."""
+def chain_breaks(conn: psycopg.Connection, tenant_id: Any, *, after_event_id: int = 0) -> int:
+    """Events of the tenant in this copy (those with a larger event_id than `after_event_id`) whose
+    hash does not follow from the previous version's."""
     row = conn.execute(
         "SELECT count(*) FROM tenantlog_event e LEFT JOIN tenantlog_event p ON p.tenant_id = e.tenant_id "
         "AND p.aggregate_type = e.aggregate_type AND p.aggregate_id = e.aggregate_id AND p.version = e.version - 1 "
         "WHERE e.tenant_id = %s AND (e.prev_hash IS DISTINCT FROM p.hash OR e.hash <> events_hash(e.prev_hash, "
         "e.aggregate_type, e.aggregate_id, e.version, e.event_type, e.event_version, e.event_data, e.event_metadata, "
-        "e.occurred_at, e.causation_id, e.correlation_id, e.tenant_id, e.event_uuid))",
-        [str(tenant_id)],
+        "e.occurred_at, e.causation_id, e.correlation_id, e.tenant_id, e.event_uuid)) AND e.event_id > %s",
+        [str(tenant_id), after_event_id],
     ).fetchone()
     conn.rollback()
     return int(row[0]) if row else 0

@@ -227,10 +227,17 @@ def bulk_copy(ctx: StepContext) -> dict[str, Any]:
             TenantMove.objects.filter(pk=move.pk).update(rows_copied=F("rows_copied") + inserted)
 
         copied = copy.bulk_copy(src, tgt, move.tenant_id, progress)
+        # The chain of what was copied is checked now, while the tenant serves; the frozen step
+        # checks only the events the delta adds after this one.
+        _phase(move, "verifying the copied event chain")
+        checked_to = copy.last_event_id(tgt, move.tenant_id)
+        breaks = copy.chain_breaks(tgt, move.tenant_id)
     finally:
         src.close()
         tgt.close()
-    return {"bulk_rows": sum(copied.values())}
+    if breaks:
+        raise PermanentStepError(f"Verification failed: {breaks} copied events break the hash chain in the target.")
+    return {"bulk_rows": sum(copied.values()), "chain_checked_to": checked_to}
 
 
 def _freeze(move: TenantMove) -> None:
@@ -312,7 +319,7 @@ def freeze_and_switch(ctx: StepContext) -> dict[str, Any]:
         copy.advance_sequences(src, tgt, headroom=copy.headroom() if target.kind == Placement.Kind.POOL else 0)
         changed, report = copy.delta_copy(src, tgt, move.tenant_id)
         _phase(move, "frozen: verifying")
-        breaks = copy.chain_breaks(tgt, move.tenant_id)
+        breaks = copy.chain_breaks(tgt, move.tenant_id, after_event_id=int(ctx.value("chain_checked_to", 0)))
     except copy.MoveError as exc:
         raise PermanentStepError(str(exc)) from exc
     finally:
