@@ -38,6 +38,7 @@ class AuditAction(models.TextChoices):
     TENANT_SUSPEND = "tenant.suspend", "Tenant suspended"
     TENANT_RESUME = "tenant.resume", "Tenant resumed"
     TENANT_MOVE = "tenant.move", "Tenant move started"
+    TENANT_PLAN_CHANGE = "tenant.plan_change", "Tenant plan changed"
     TENANT_DELETE = "tenant.delete", "Tenant deletion scheduled"
     TENANT_DELETE_CANCEL = "tenant.delete_cancel", "Tenant deletion cancelled (restored)"
     DOMAIN_ADD = "domain.add", "Custom domain added"

@@ -18,6 +18,7 @@ from core.errors import InvalidInput
 from core.permissions import Role
 from tenants import selectors, services
 from tenants.models import Tenant
+from tenants.moves.plans import tenant_change_plan
 from tenants.moves.services import tenant_move
 from tenants.offboarding.services import tenant_delete, tenant_delete_cancel
 from tenants.provisioning.services import tenant_provision
@@ -297,3 +298,26 @@ def restore_tenant(request, tenant_id: uuid.UUID):
     require_api_role(request, Role.ADMIN)
     tenant = selectors.tenant_get(tenant_id=tenant_id, actor=request.auth)
     return tenant_delete_cancel(tenant=tenant, actor=request.auth, request=request)
+
+
+class PlanIn(Schema):
+    plan: Plan
+    confirm_move: bool = False
+
+
+class PlanOut(Schema):
+    plan: str
+    isolation: str
+    move: MoveOut | None
+
+
+@router.post("/{tenant_id}/plan", response=PlanOut, summary="Change a tenant's plan (Admin)")
+def change_plan(request, tenant_id: uuid.UUID, payload: PlanIn):
+    """A plan on another isolation level (TENANCY_PLAN_ISOLATION) also starts the move, and is refused
+    with 422 unless `confirm_move` is true."""
+    require_api_role(request, Role.ADMIN)
+    tenant = selectors.tenant_get(tenant_id=tenant_id, actor=request.auth)
+    move = tenant_change_plan(
+        tenant=tenant, plan=payload.plan, confirm_move=payload.confirm_move, actor=request.auth, request=request
+    )
+    return {"plan": tenant.plan, "isolation": tenant.isolation, "move": move}

@@ -23,6 +23,7 @@ from sagas.models import Saga
 from tenants import selectors, services
 from tenants.forms import OperatorProvisionForm
 from tenants.models import Tenant
+from tenants.moves import plans as plan_services
 from tenants.moves import services as move_services
 from tenants.offboarding import services as offboarding
 from tenants.provisioning import services as provisioning
@@ -113,6 +114,7 @@ def _moves_context(tenant) -> dict:
         "moves_open": any(m.state == m.State.RUNNING for m in moves),
         "move_levels": Tenant.Isolation.choices,
         "move_servers": list(settings.TENANCY_SERVERS),
+        "plan_choices": Tenant.Plan.choices,
     }
 
 
@@ -245,3 +247,21 @@ def tenant_restore(request: OperatorRequest, tenant_id) -> HttpResponse:
     """Cancel a deletion that is still within its grace period."""
     tenant = selectors.tenant_get(tenant_id=tenant_id, actor=request.user)
     return _act(request, tenant.pk, offboarding.tenant_delete_cancel, "{result.name} is restored.", tenant=tenant)
+
+
+@require_POST
+@role_required(Role.ADMIN)
+def tenant_plan(request: OperatorRequest, tenant_id) -> HttpResponse:
+    """Change the plan (Admin: a plan on another level moves the tenant, once confirmed)."""
+    tenant = selectors.tenant_get(tenant_id=tenant_id, actor=request.user)
+    plan = request.POST.get("plan", "")[:20]
+    try:
+        move = plan_services.tenant_change_plan(
+            tenant=tenant, plan=plan, confirm_move=request.POST.get("confirm_move") == "1", actor=request.user,
+            request=request,
+        )  # fmt: skip
+    except ApplicationError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"{tenant.name} is on the {plan} plan" + ("; the move has started." if move else "."))
+    return redirect(reverse("tenants:detail", args=[tenant.pk]) + "#moves")

@@ -18,6 +18,9 @@ over the same columns (for events that includes `prev_hash` and `hash`: the chai
 recomputed must equal the source's). Every step is idempotent: the bulk copy skips rows already
 there, the delta deletes and re-copies whatever differs, so a worker killed between any two
 statements leaves something the retry completes.
+
+Why one module: the bulk copy, the delta, the checksums and the purge all depend on the same
+per-table description (key, kept or renumbered id, digest columns) and must agree on it exactly.
 """
 
 from __future__ import annotations
