@@ -38,14 +38,16 @@ def ensure_listener(clear: Callable[[], None]) -> None:
         threading.Thread(target=_listen, args=(info, clear), daemon=True, name="tenant-host-cache").start()
 
 
-def _listen(info: dict, clear: Callable[[], None]) -> None:
-    while True:
+def _listen(info: dict, clear: Callable[[], None], stop: threading.Event | None = None) -> None:
+    """Clear on every notification until `stop` is set (never, in a web process)."""
+    while stop is None or not stop.is_set():
         try:
             with psycopg.connect(**info, autocommit=True) as conn:
                 conn.execute(f"LISTEN {CHANNEL}")
                 clear()  # whatever changed while nobody listened
-                for _ in conn.notifies():
-                    clear()
+                while stop is None or not stop.is_set():
+                    for _ in conn.notifies(timeout=1.0):
+                        clear()
         except Exception:  # a dropped connection must not end the thread; the TTL covers the gap
             logger.warning("host cache listener lost its connection; reconnecting", exc_info=True)
             clear()

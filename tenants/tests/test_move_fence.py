@@ -95,3 +95,34 @@ def test_the_freeze_waits_for_a_write_in_flight_and_later_writes_see_it(tenant):
     with transaction.atomic():
         fresh = write_fence(tenant.pk)
     assert fresh is not None and fresh[0] == "moving"
+
+
+def test_hosts_changed_clears_the_host_cache_of_another_process_when_it_commits():
+    """The listener a web process runs (tenants.hostcache), here on a thread with its own connection."""
+    import psycopg
+
+    from core import dbroles
+    from tenants import hostcache
+    from tenants.moves.fence import hosts_changed
+
+    cleared = threading.Event()
+    stop = threading.Event()
+    info = dbroles.conninfo(connections.settings["default"])
+    listener = threading.Thread(target=hostcache._listen, args=(info, cleared.set, stop), daemon=True)
+    listener.start()
+    try:
+        assert cleared.wait(10)  # the clear on (re)connecting
+        cleared.clear()
+        with transaction.atomic():
+            hosts_changed()
+            time.sleep(0.3)
+            assert not cleared.is_set(), "delivered before the commit"
+        assert cleared.wait(5), "the other process was not told"
+        cleared.clear()
+        with psycopg.connect(**info, autocommit=True) as other:  # any committed notification on the channel
+            other.execute(f"NOTIFY {hostcache.CHANNEL}")
+        assert cleared.wait(5)
+    finally:
+        stop.set()
+        listener.join(5)
+    assert not listener.is_alive()
