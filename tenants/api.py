@@ -2,7 +2,7 @@
 
 Auth comes from the NinjaAPI (`operator_auth`: token or operator session); each endpoint checks
 its role with `require_api_role`. Viewers read; Operators provision (POST /api/tenants/), suspend
-and resume, add, verify and remove custom domains (audited). Refusals are core.errors raised by
+and resume, add, verify and remove custom domains (audited); Admins move tenants. Refusals are core.errors raised by
 the services, answered by the one handler in core.api. No `from __future__ import annotations`:
 ninja reads the annotations at runtime.
 """
@@ -18,6 +18,9 @@ from core.errors import InvalidInput
 from core.permissions import Role
 from tenants import selectors, services
 from tenants.models import Tenant
+from tenants.moves.plans import tenant_change_plan
+from tenants.moves.services import tenant_move
+from tenants.offboarding.services import tenant_delete, tenant_delete_cancel
 from tenants.provisioning.services import tenant_provision
 
 router = Router(tags=["tenants"])
@@ -207,3 +210,114 @@ def remove_domain(request, tenant_id: uuid.UUID, domain_id: int):
     domain = selectors.domain_get(tenant_id=tenant_id, domain_id=domain_id, actor=request.auth)
     services.domain_remove(domain=domain, actor=request.auth, request=request)
     return 204, None
+
+
+# --- Moves between isolation levels (Admin) --------------------------------------------------
+
+
+class MoveIn(Schema):
+    to: Isolation
+    server: str = Field("", max_length=63)
+
+
+class MoveOut(Schema):
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    saga_id: uuid.UUID | None
+    state: str
+    phase: str
+    source_isolation: str
+    source_label: str
+    target_isolation: str
+    target_label: str
+    server: str
+    rows_total: int
+    rows_copied: int
+    delta_rows: int
+    freeze_seconds: float | None
+    tables: dict
+    created_at: datetime
+    switched_at: datetime | None
+    purge_after: datetime | None
+    purged_at: datetime | None
+    error: str
+
+
+@router.post("/{tenant_id}/move", response={202: MoveOut}, summary="Move a tenant to another isolation level (Admin)")
+def move_tenant(request, tenant_id: uuid.UUID, payload: MoveIn):
+    """Starts the move saga; follow it with GET /api/tenants/{id}/moves. 409 if the tenant is not
+    active or is already moving, 422 for a target it cannot move to."""
+    require_api_role(request, Role.ADMIN)
+    tenant = selectors.tenant_get(tenant_id=tenant_id, actor=request.auth)
+    move = tenant_move(tenant=tenant, to=payload.to, server=payload.server, actor=request.auth, request=request)
+    return 202, move
+
+
+@router.get("/{tenant_id}/moves", response=list[MoveOut])
+def list_moves(request, tenant_id: uuid.UUID):
+    """The tenant's moves, newest first, with live progress (rows copied, freeze time)."""
+    require_api_role(request, Role.VIEWER)
+    tenant = selectors.tenant_get(tenant_id=tenant_id, actor=request.auth)
+    return list(selectors.tenant_moves(tenant=tenant)[:50])
+
+
+# --- Offboarding (Admin) --------------------------------------------------------------------------
+
+
+class DeleteIn(Schema):
+    confirm: str = Field(max_length=100)
+    reason: str = Field("", max_length=300)
+
+
+class DeletionOut(Schema):
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    state: str
+    previous_status: str
+    grace_until: datetime
+    saga_id: uuid.UUID | None
+    destroyed: dict
+    created_at: datetime
+    finished_at: datetime | None
+
+
+@router.post("/{tenant_id}/delete", response={202: DeletionOut}, summary="Schedule a tenant's deletion (Admin)")
+def delete_tenant(request, tenant_id: uuid.UUID, payload: DeleteIn):
+    """`confirm` must be the tenant's slug. The tenant goes `deleting` at once and is destroyed after
+    the grace period; POST …/restore cancels until then. 409 if it is not active or suspended."""
+    require_api_role(request, Role.ADMIN)
+    tenant = selectors.tenant_get(tenant_id=tenant_id, actor=request.auth)
+    deletion = tenant_delete(
+        tenant=tenant, confirm=payload.confirm, reason=payload.reason, actor=request.auth, request=request
+    )
+    return 202, deletion
+
+
+@router.post("/{tenant_id}/restore", response=TenantOut, summary="Cancel a deletion within its grace period (Admin)")
+def restore_tenant(request, tenant_id: uuid.UUID):
+    require_api_role(request, Role.ADMIN)
+    tenant = selectors.tenant_get(tenant_id=tenant_id, actor=request.auth)
+    return tenant_delete_cancel(tenant=tenant, actor=request.auth, request=request)
+
+
+class PlanIn(Schema):
+    plan: Plan
+    confirm_move: bool = False
+
+
+class PlanOut(Schema):
+    plan: str
+    isolation: str
+    move: MoveOut | None
+
+
+@router.post("/{tenant_id}/plan", response=PlanOut, summary="Change a tenant's plan (Admin)")
+def change_plan(request, tenant_id: uuid.UUID, payload: PlanIn):
+    """A plan on another isolation level (TENANCY_PLAN_ISOLATION) also starts the move, and is refused
+    with 422 unless `confirm_move` is true."""
+    require_api_role(request, Role.ADMIN)
+    tenant = selectors.tenant_get(tenant_id=tenant_id, actor=request.auth)
+    move = tenant_change_plan(
+        tenant=tenant, plan=payload.plan, confirm_move=payload.confirm_move, actor=request.auth, request=request
+    )
+    return {"plan": tenant.plan, "isolation": tenant.isolation, "move": move}

@@ -23,6 +23,8 @@ class TenantsConfig(AppConfig):
         from events.logs import provide_tenant_choices, provide_tenant_names, provide_tenant_resolver
         from tenants import overview_panels  # noqa: F401  (registers the overview tile)
         from tenants.logs import resolve_log, tenant_choices, tenant_names
+        from tenants.moves import sagas as move_sagas  # noqa: F401  (registers the move saga and purge job)
+        from tenants.offboarding import sagas as deletion_sagas  # noqa: F401  (registers the deletion saga)
         from tenants.provisioning import sagas  # noqa: F401  (registers the provisioning sagas)
 
         provide_tenant_resolver(resolve_log)  # the event viewer reads tenant logs through tenants

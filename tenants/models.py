@@ -178,3 +178,100 @@ class MigrationState(models.Model):
 
     def __str__(self) -> str:
         return f"migrations of {self.label}"
+
+
+class TenantMove(models.Model):
+    """One move of a tenant between placements (tenants/moves/): its saga, progress and outcome.
+
+    The move saga writes it step by step; the tenant page and the API read it for the live
+    progress (rows copied, freeze time). `purge_after` is when the source copy goes.
+    """
+
+    class State(models.TextChoices):
+        RUNNING = "running", "Running"
+        SWITCHED = "switched", "Switched (source kept until the purge)"
+        PURGED = "purged", "Done (source purged)"
+        COMPENSATED = "compensated", "Rolled back"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="moves")
+    saga_id = models.UUIDField(null=True, blank=True)
+    state = models.CharField(max_length=12, choices=State.choices, default=State.RUNNING, db_index=True)
+    phase = models.CharField(max_length=60, blank=True, help_text="What the saga is doing now.")
+    source_placement = models.ForeignKey(Placement, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    source_label = models.CharField(max_length=200, blank=True)
+    source_isolation = models.CharField(max_length=10)
+    target_placement = models.ForeignKey(Placement, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    target_label = models.CharField(max_length=200, blank=True)
+    target_isolation = models.CharField(max_length=10)
+    server = models.CharField(max_length=63, blank=True)
+    rows_total = models.BigIntegerField(default=0)
+    rows_copied = models.BigIntegerField(default=0)
+    delta_rows = models.BigIntegerField(default=0)
+    # Per table: {"rows": n, "checksum": md5 of the ordered row digests} as verified in both copies.
+    tables = models.JSONField(default=dict, blank=True)
+    freeze_started_at = models.DateTimeField(null=True, blank=True)
+    switched_at = models.DateTimeField(null=True, blank=True)
+    purge_after = models.DateTimeField(null=True, blank=True)
+    purged_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    requested_by = models.CharField(max_length=150, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant"], condition=Q(state="running"), name="tenant_one_running_move")
+        ]
+
+    def __str__(self) -> str:
+        return f"move of {self.tenant_id} to {self.target_isolation}"
+
+    @property
+    def progress_done(self) -> int:
+        return min(self.rows_copied, self.rows_total)
+
+    @property
+    def freeze_seconds(self) -> float | None:
+        if self.freeze_started_at is None:
+            return None
+        from django.utils import timezone  # at call time: only this property needs the clock
+
+        end = self.switched_at or (timezone.now() if self.state == self.State.RUNNING else self.updated_at)
+        return max(0.0, (end - self.freeze_started_at).total_seconds())
+
+
+class TenantDeletion(models.Model):
+    """One offboarding of a tenant (tenants/offboarding/): scheduled with a grace period during which
+    it can be cancelled, then the `tenant.delete` saga; `destroyed` records what went."""
+
+    class State(models.TextChoices):
+        SCHEDULED = "scheduled", "Scheduled (restorable)"
+        CANCELLED = "cancelled", "Cancelled (tenant restored)"
+        RUNNING = "running", "Deleting"
+        DONE = "done", "Deleted"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="deletions")
+    state = models.CharField(max_length=10, choices=State.choices, default=State.SCHEDULED, db_index=True)
+    previous_status = models.CharField(max_length=12)
+    reason = models.CharField(max_length=300, blank=True)
+    requested_by = models.CharField(max_length=150, blank=True)
+    grace_until = models.DateTimeField()
+    saga_id = models.UUIDField(null=True, blank=True)
+    # What was destroyed: placement, tables and rows, keys, domains (no personal data).
+    destroyed = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant"], condition=Q(state__in=["scheduled", "running"]), name="tenant_one_open_deletion"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"deletion of {self.tenant_id}"

@@ -12,8 +12,9 @@ from django.db.models import Count, Q, QuerySet
 
 from core.errors import NotFound
 from core.permissions import Role, check_role
+from tenants import hostcache
 from tenants.context import tenant_context
-from tenants.models import Domain, Tenant
+from tenants.models import Domain, Tenant, TenantMove
 from workspace import interface as workspace
 
 logger = logging.getLogger(__name__)
@@ -31,12 +32,13 @@ def tenant_for_host(host: str) -> Tenant | None:
 
     Cached per process for TENANCY_HOST_CACHE_SECONDS (0 disables): the lookup is the largest part
     of the per-request tenancy cost. Services that change a tenant clear this process's cache; other
-    processes see the change within the TTL (see docs/tenancy.md on moves).
+    processes clear theirs when notified (tenants.hostcache), the TTL being the backstop.
     """
     host = host.lower().rstrip(".")
     if not host or len(host) > 253:
         return None
     ttl = settings.TENANCY_HOST_CACHE_SECONDS
+    hostcache.ensure_listener(host_cache_clear)
     now = time.monotonic()
     if ttl > 0:
         cached = _host_cache.get(host)
@@ -119,3 +121,8 @@ def domain_get(*, tenant_id: Any, domain_id: Any, actor: Any) -> Domain:
 def tenant_counts_by_status() -> dict[str, int]:
     rows = Tenant.objects.values("status").annotate(n=Count("pk"))
     return {row["status"]: row["n"] for row in rows}
+
+
+def tenant_moves(*, tenant: Tenant) -> QuerySet[TenantMove]:
+    """The tenant's moves, newest first (the Moves card and the API)."""
+    return TenantMove.objects.filter(tenant=tenant).select_related("target_placement").order_by("-created_at")

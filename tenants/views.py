@@ -1,7 +1,7 @@
 """Operator screens for tenants: list (filter, search, paginate), provision, detail, suspend/resume, custom domains.
 
 Permissions are checked here, server-side (templates only hide buttons): Viewers read; Operators
-provision, suspend, resume and manage custom domains. Every object is looked up through an
+provision, suspend, resume and manage custom domains; Admins move tenants between levels. Every object is looked up through an
 access-scoped getter (selectors.tenant_get, selectors.domain_get) that answers 404 for anything
 missing or malformed; every refusal is one sentence from the service, shown as a message.
 """
@@ -13,6 +13,7 @@ from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from core.errors import ApplicationError
@@ -22,6 +23,9 @@ from sagas.models import Saga
 from tenants import selectors, services
 from tenants.forms import OperatorProvisionForm
 from tenants.models import Tenant
+from tenants.moves import plans as plan_services
+from tenants.moves import services as move_services
+from tenants.offboarding import services as offboarding
 from tenants.provisioning import services as provisioning
 
 PAGE_SIZE = 25
@@ -97,8 +101,44 @@ def tenant_detail(request: OperatorRequest, tenant_id) -> HttpResponse:
         "base_domain": settings.BASE_DOMAIN,
         "counts": selectors.tenant_data_counts(tenant),
         "placement_tenants": selectors.placement_tenant_count(tenant.placement),
+        **_moves_context(tenant),
+        "deletion": tenant.deletions.order_by("-created_at").first(),
     }
     return render(request, "tenants/detail.html", context)
+
+
+def _moves_context(tenant) -> dict:
+    moves = list(selectors.tenant_moves(tenant=tenant)[:10])
+    return {
+        "moves": moves,
+        "moves_open": any(m.state == m.State.RUNNING for m in moves),
+        "move_levels": Tenant.Isolation.choices,
+        "move_servers": list(settings.TENANCY_SERVERS),
+        "plan_choices": Tenant.Plan.choices,
+    }
+
+
+@role_required(Role.VIEWER)
+def tenant_moves(request: OperatorRequest, tenant_id) -> HttpResponse:
+    """The Moves card alone: the tenant page polls it every second while a move runs."""
+    tenant = selectors.tenant_get(tenant_id=tenant_id, actor=request.user)
+    return render(request, "tenants/_moves.html", {"tenant": tenant, **_moves_context(tenant)})
+
+
+@require_POST
+@role_required(Role.ADMIN)
+def tenant_move(request: OperatorRequest, tenant_id) -> HttpResponse:
+    """Start a move to another isolation level (Admin: it freezes the tenant's writes briefly)."""
+    tenant = selectors.tenant_get(tenant_id=tenant_id, actor=request.user)
+    to = request.POST.get("to", "")[:20]
+    server = request.POST.get("server", "")[:63]
+    try:
+        move_services.tenant_move(tenant=tenant, to=to, server=server, actor=request.user, request=request)
+    except ApplicationError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"Moving {tenant.name} to {to}; progress is shown below.")
+    return redirect(reverse("tenants:detail", args=[tenant.pk]) + "#moves")
 
 
 def _act(request: OperatorRequest, tenant_id, action, done: str, **kwargs) -> HttpResponse:
@@ -178,3 +218,50 @@ def domain_remove(request: OperatorRequest, tenant_id, domain_id: int) -> HttpRe
         f"{domain.domain} was removed; it no longer reaches {domain.tenant.name}.",
         domain=domain,
     )
+
+
+@require_POST
+@role_required(Role.ADMIN)
+def tenant_delete(request: OperatorRequest, tenant_id) -> HttpResponse:
+    """Schedule the tenant's deletion (Admin, the slug typed as confirmation); restorable until the
+    grace period ends."""
+    tenant = selectors.tenant_get(tenant_id=tenant_id, actor=request.user)
+    try:
+        deletion = offboarding.tenant_delete(
+            tenant=tenant, confirm=request.POST.get("confirm", "")[:100], reason=request.POST.get("reason", "")[:300],
+            actor=request.user, request=request,
+        )  # fmt: skip
+    except ApplicationError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(
+            request,
+            f"{tenant.name} will be deleted after {deletion.grace_until:%Y-%m-%d %H:%M} UTC; until then it can be restored.",
+        )
+    return redirect(reverse("tenants:detail", args=[tenant.pk]) + "#deletion")
+
+
+@require_POST
+@role_required(Role.ADMIN)
+def tenant_restore(request: OperatorRequest, tenant_id) -> HttpResponse:
+    """Cancel a deletion that is still within its grace period."""
+    tenant = selectors.tenant_get(tenant_id=tenant_id, actor=request.user)
+    return _act(request, tenant.pk, offboarding.tenant_delete_cancel, "{result.name} is restored.", tenant=tenant)
+
+
+@require_POST
+@role_required(Role.ADMIN)
+def tenant_plan(request: OperatorRequest, tenant_id) -> HttpResponse:
+    """Change the plan (Admin: a plan on another level moves the tenant, once confirmed)."""
+    tenant = selectors.tenant_get(tenant_id=tenant_id, actor=request.user)
+    plan = request.POST.get("plan", "")[:20]
+    try:
+        move = plan_services.tenant_change_plan(
+            tenant=tenant, plan=plan, confirm_move=request.POST.get("confirm_move") == "1", actor=request.user,
+            request=request,
+        )  # fmt: skip
+    except ApplicationError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"{tenant.name} is on the {plan} plan" + ("; the move has started." if move else "."))
+    return redirect(reverse("tenants:detail", args=[tenant.pk]) + "#moves")

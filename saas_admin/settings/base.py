@@ -157,6 +157,17 @@ TENANCY_WORKSPACE_SCHEME = env.str("TENANCY_WORKSPACE_SCHEME", default="http")
 TENANCY_WORKSPACE_PORT = env.str("TENANCY_WORKSPACE_PORT", default=env.str("PORT", default="8000"))
 # Host → tenant lookups are cached per process this long (0 disables); see docs/tenancy.md.
 TENANCY_HOST_CACHE_SECONDS = env.float("TENANCY_HOST_CACHE_SECONDS", default=2.0)
+# Each web process listens for "hosts changed" notifications and clears its host cache at once.
+TENANCY_HOST_CACHE_LISTEN = env.bool("TENANCY_HOST_CACHE_LISTEN", default=True)
+# Moves: how long the source copy stays after the switch, and how far a target pool's id sequences
+# jump past the source's before copying (docs/lifecycle.md).
+TENANCY_MOVE_PURGE_GRACE_SECONDS = env.int("TENANCY_MOVE_PURGE_GRACE_SECONDS", default=3600)
+TENANCY_MOVE_ID_HEADROOM = env.int("TENANCY_MOVE_ID_HEADROOM", default=1_000_000)
+# Deletion: how long a deleted tenant stays restorable, and how many tables one transaction drops.
+TENANCY_DELETE_GRACE_SECONDS = env.int("TENANCY_DELETE_GRACE_SECONDS", default=7 * 24 * 3600)
+TENANCY_DELETE_TABLES_PER_TRANSACTION = env.int("TENANCY_DELETE_TABLES_PER_TRANSACTION", default=200)
+# Database servers dedicated tenant databases may be placed on (`move_tenant --server NAME`).
+TENANCY_SERVERS = {"default": {"host": TENANCY_DEDICATED_HOST, "port": TENANCY_DEDICATED_PORT}}
 
 # --- Auth -------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

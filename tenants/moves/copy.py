@@ -1,0 +1,405 @@
+"""Copying one tenant's rows between two placements, table by table, with COPY.
+
+Every TENANT_APPS table is copied with `COPY (SELECT … WHERE tenant_id = …) TO STDOUT` on the source
+streamed into `COPY … FROM STDIN` on the target (binary format), through a temporary table, then
+inserted. Both sides are private psycopg connections as the placement's owner role, with the tenant's
+GUC set (FORCE'd RLS applies to the owner too, so neither side can see another tenant's rows).
+
+Ids. Rows keep their primary keys (ledger events name accounts by id, sessions name members by id,
+and the immutable event log cannot be rewritten), except the event log's own `event_id`: pools share
+one sequence per table, so events get new ids from the target's sequence, inserted in the source's
+order, and the target's insert trigger recomputes `tx_id`, `prev_hash` and `hash`. Events are matched
+across the two copies by `event_uuid`; checkpoints (the only rows that name an event id) are remapped
+to the target's ids after each copy. Before copying into a pool, its sequences are moved past the
+source's (plus `TENANCY_MOVE_ID_HEADROOM`), so its other tenants never draw one of the moving tenant's ids.
+
+Delta and verification compare a per-row digest, `md5(ROW(columns)::text)`, computed on each side
+over the same columns (for events that includes `prev_hash` and `hash`: the chain the target
+recomputed must equal the source's). Every step is idempotent: the bulk copy skips rows already
+there, the delta deletes and re-copies whatever differs, so a worker killed between any two
+statements leaves something the retry completes.
+
+Why one module: the bulk copy, the delta, the checksums and the purge all depend on the same
+per-table description (key, kept or renumbered id, digest columns) and must agree on it exactly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from django.conf import settings
+from django.db import connections
+from psycopg import sql
+
+from core import dbroles
+from core.rls import GUC
+from tenants.databases import register_placement
+
+EVENT_TABLE = "tenantlog_event"
+CHECKPOINT_TABLE = "tenantlog_checkpoint"
+
+
+class MoveError(Exception):
+    """The copy cannot be completed as things are (a collision, a mismatch); one sentence."""
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    pk: str
+    key: str  # the column that identifies a row in both copies
+    key_type: str  # the SQL type of `key`, for `= ANY(%s::type[])`
+    columns: tuple[str, ...]
+    renumber: bool  # primary key drawn afresh from the target's sequence (the event log)
+    serial: bool  # primary key from a sequence (moved past the source's before copying into a pool)
+    derived: tuple[str, ...] = ()  # stamped by the target's triggers, never inserted
+    remapped: tuple[str, ...] = ()  # rewritten after the copy, so left out of the digest
+
+    @property
+    def insert_columns(self) -> tuple[str, ...]:
+        skip = set(self.derived) | ({self.pk} if self.renumber else set())
+        return tuple(c for c in self.columns if c not in skip)
+
+    @property
+    def copy_columns(self) -> tuple[str, ...]:
+        """What travels: the inserted columns, plus the source's primary key to keep the order."""
+        extra = (self.pk,) if self.renumber else ()
+        return self.insert_columns + extra
+
+    @property
+    def digest_columns(self) -> tuple[str, ...]:
+        skip = {"tx_id", *self.remapped} | ({self.pk} if self.renumber else set())
+        return tuple(c for c in self.columns if c not in skip)
+
+    def digest_sql(self, alias: str = "") -> sql.Composable:
+        prefix = sql.SQL(f"{alias}.") if alias else sql.SQL("")
+        cols = sql.SQL(", ").join(prefix + sql.Identifier(c) for c in self.digest_columns)
+        return sql.SQL("md5(ROW({})::text)").format(cols)
+
+
+_SQL_TYPES = {"UUIDField": "uuid", "CharField": "text", "TextField": "text"}
+
+
+def tenant_tables() -> list[Table]:
+    """Every TENANT_APPS table, the event log before the checkpoints that name its ids."""
+    # At call time: the model registry is ready only after start-up, and steps owns the list.
+    from tenants.provisioning.steps import tenant_models
+
+    tables = []
+    for model in tenant_models():
+        meta = model._meta
+        pk = meta.pk.column
+        columns = tuple(f.column for f in meta.concrete_fields)
+        serial = meta.pk.get_internal_type() in ("AutoField", "BigAutoField", "SmallAutoField")
+        if meta.db_table == EVENT_TABLE:
+            table = Table(meta.db_table, pk, "event_uuid", "uuid", columns, True, True,
+                          derived=("tx_id", "prev_hash", "hash"))  # fmt: skip
+        else:
+            key_type = "bigint" if serial else _SQL_TYPES.get(meta.pk.get_internal_type(), "text")
+            remapped = ("tx_id", "event_id") if meta.db_table == CHECKPOINT_TABLE else ()
+            table = Table(meta.db_table, pk, pk, key_type, columns, False, serial, remapped=remapped)
+        tables.append(table)
+    tables.sort(key=lambda t: (t.name == CHECKPOINT_TABLE, t.name != EVENT_TABLE, t.name))
+    return tables
+
+
+# --- connections --------------------------------------------------------------------------
+
+
+def connect(placement: Any, tenant_id: Any) -> psycopg.Connection:
+    """A private connection to `placement` as its owner, inside the tenant's RLS scope."""
+    if placement.database_alias == "default":
+        info = dbroles.conninfo(connections.settings["owner"])
+    else:
+        register_placement(placement)
+        info = dbroles.conninfo(connections.settings[placement.owner_alias])
+    conn = psycopg.connect(**info)
+    path = sql.SQL("{}, pg_temp").format(sql.Identifier(placement.schema_name))
+    # Session level is right here: the connection is this copy's alone and closed after it.
+    conn.execute(sql.SQL("SET search_path TO {}").format(path))
+    # Row digests are compared as text across two servers: render times and numbers the same way.
+    conn.execute("SET TimeZone TO 'UTC'")
+    conn.execute("SET DateStyle TO 'ISO, YMD'")
+    conn.execute("SET extra_float_digits TO 3")
+    # The event trigger looks up each stream's previous version; a plan cached while the target held
+    # none of the tenant's events would scan the table for every row inserted (quadratic). Custom
+    # plans see the table's real size each time.
+    conn.execute("SET plan_cache_mode TO force_custom_plan")
+    conn.execute("SELECT set_config(%s, %s, false)", [GUC, str(tenant_id)])
+    conn.commit()
+    return conn
+
+
+# --- copying ------------------------------------------------------------------------------
+
+
+def _idents(columns: Iterable[str], alias: str = "") -> sql.Composable:
+    prefix = sql.SQL(f"{alias}.") if alias else sql.SQL("")
+    return sql.SQL(", ").join(prefix + sql.Identifier(c) for c in columns)
+
+
+def copy_rows(
+    src: psycopg.Connection, tgt: psycopg.Connection, table: Table, tenant_id: Any, keys: list[str] | None = None
+) -> int:
+    """Stream the tenant's rows of `table` (all, or those whose key is in `keys`) from src into tgt and
+    insert the ones tgt lacks; in tgt's open transaction (the caller commits). Returns rows inserted."""
+    T = sql.Identifier(table.name)
+    where = sql.SQL("tenant_id = {}").format(sql.Literal(str(tenant_id)))
+    if keys is not None:
+        if not keys:
+            return 0
+        where += sql.SQL(" AND {} = ANY({}::{}[])").format(
+            sql.Identifier(table.key), sql.Literal(keys), sql.SQL(table.key_type)
+        )
+    cur = tgt.cursor()
+    cur.execute("DROP TABLE IF EXISTS pg_temp._move_in")
+    cur.execute(
+        sql.SQL("CREATE TEMP TABLE _move_in AS SELECT {} FROM {} WITH NO DATA").format(_idents(table.copy_columns), T)
+    )
+    out_sql = sql.SQL("COPY (SELECT {} FROM {} WHERE {} ORDER BY {}) TO STDOUT (FORMAT BINARY)").format(
+        _idents(table.copy_columns), T, where, sql.Identifier(table.pk)
+    )
+    in_sql = sql.SQL("COPY _move_in ({}) FROM STDIN (FORMAT BINARY)").format(_idents(table.copy_columns))
+    with src.cursor().copy(out_sql) as out, cur.copy(in_sql) as into:
+        for chunk in out:
+            into.write(chunk)
+    # Rows already there (a retry) leave the staging table first: an anti-join inside the INSERT
+    # would rescan the rows the INSERT itself adds (invisible to it, but still read), quadratically.
+    cur.execute(
+        sql.SQL("DELETE FROM _move_in i USING {t} x WHERE x.{key} = i.{key}").format(t=T, key=sql.Identifier(table.key))
+    )
+    cur.execute(
+        sql.SQL("INSERT INTO {t} ({cols}) SELECT {icols} FROM _move_in i ORDER BY i.{pk}").format(
+            t=T,
+            cols=_idents(table.insert_columns),
+            icols=_idents(table.insert_columns, "i"),
+            pk=sql.Identifier(table.pk),
+        )
+    )
+    inserted = cur.rowcount
+    cur.execute("DROP TABLE pg_temp._move_in")
+    return inserted
+
+
+def last_event_id(conn: psycopg.Connection, tenant_id: Any) -> int:
+    row = conn.execute("SELECT max(event_id) FROM tenantlog_event WHERE tenant_id = %s", [str(tenant_id)]).fetchone()
+    conn.rollback()
+    return int(row[0]) if row and row[0] is not None else 0
+
+
+def count_rows(conn: psycopg.Connection, table: Table, tenant_id: Any) -> int:
+    row = conn.execute(
+        sql.SQL("SELECT count(*) FROM {} WHERE tenant_id = %s").format(sql.Identifier(table.name)), [str(tenant_id)]
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def sequence_value(conn: psycopg.Connection, table: Table) -> int:
+    """The last value drawn from the table's primary-key sequence in this placement (0 if none)."""
+    row = conn.execute("SELECT pg_get_serial_sequence(%s, %s)", [table.name, table.pk]).fetchone()
+    if not row or not row[0]:
+        return 0
+    value = conn.execute(sql.SQL("SELECT last_value, is_called FROM {}").format(sql.SQL(row[0]))).fetchone()  # noqa: S608
+    return int(value[0]) if value and value[1] else 0
+
+
+def advance_sequences(src: psycopg.Connection, tgt: psycopg.Connection, *, headroom: int = 0) -> None:
+    """Move tgt's primary-key sequences of the kept-id tables past src's (+ headroom); never backwards."""
+    for table in tenant_tables():
+        if not table.serial or table.renumber:
+            continue
+        wanted = sequence_value(src, table) + headroom
+        if wanted <= 0:
+            continue
+        row = tgt.execute("SELECT pg_get_serial_sequence(%s, %s)", [table.name, table.pk]).fetchone()
+        if row and row[0] and sequence_value(tgt, table) < wanted:
+            tgt.execute("SELECT setval(%s::regclass, %s)", [row[0], wanted])
+    tgt.commit()
+
+
+def bulk_copy(
+    src: psycopg.Connection, tgt: psycopg.Connection, tenant_id: Any, progress: Callable[[str, int], None]
+) -> dict[str, int]:
+    """Copy every table from one consistent snapshot of the source while the tenant keeps serving."""
+    src.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+    copied: dict[str, int] = {}
+    try:
+        for table in tenant_tables():
+            copied[table.name] = copy_rows(src, tgt, table, tenant_id)
+            tgt.commit()  # table by table: a retry skips what is already there
+            progress(table.name, copied[table.name])
+    finally:
+        src.rollback()
+    return copied
+
+
+def delta_copy(src: psycopg.Connection, tgt: psycopg.Connection, tenant_id: Any) -> tuple[int, dict[str, Any]]:
+    """With the source frozen: make tgt's rows equal src's (new, changed and deleted rows) in one
+    target transaction, so a retry starts from a consistent state. Returns the rows re-copied or
+    removed, and per table the row count and checksum of each copy: the source's from the digests
+    it sent (one scan of the source), the target's computed by the target over its own rows."""
+    changed = 0
+    report: dict[str, Any] = {}
+    for table in tenant_tables():
+        T, K = sql.Identifier(table.name), sql.Identifier(table.key)
+        cur = tgt.cursor()
+        cur.execute("DROP TABLE IF EXISTS pg_temp._move_src")
+        cur.execute("CREATE TEMP TABLE _move_src (k text PRIMARY KEY, d text NOT NULL)")
+        out_sql = sql.SQL("COPY (SELECT {}::text, {} FROM {} WHERE tenant_id = {}) TO STDOUT").format(
+            K, table.digest_sql(), T, sql.Literal(str(tenant_id))
+        )
+        with src.cursor().copy(out_sql) as out, cur.copy("COPY _move_src (k, d) FROM STDIN") as into:
+            for chunk in out:
+                into.write(chunk)
+        cur.execute(
+            sql.SQL(
+                "SELECT t.{k}::text FROM {t} t LEFT JOIN _move_src s ON s.k = t.{k}::text "
+                "WHERE s.k IS NULL OR s.d <> {digest}"
+            ).format(k=K, t=T, digest=table.digest_sql("t"))
+        )
+        stale = [r[0] for r in cur.fetchall()]
+        if stale and table.name == EVENT_TABLE:
+            raise MoveError(
+                f"{len(stale)} events in the target differ from the source; the event log cannot be patched."
+            )
+        if stale:
+            cur.execute(
+                sql.SQL("DELETE FROM {} WHERE {} = ANY(%s::{}[])").format(T, K, sql.SQL(table.key_type)), [stale]
+            )
+        cur.execute(
+            sql.SQL("SELECT s.k FROM _move_src s WHERE NOT EXISTS (SELECT 1 FROM {} t WHERE t.{}::text = s.k)").format(
+                T, K
+            )
+        )
+        missing = [r[0] for r in cur.fetchall()]
+        changed += len(stale) + copy_rows(src, tgt, table, tenant_id, keys=missing)
+        source = cur.execute(
+            "SELECT count(*), md5(coalesce(string_agg(d, ',' ORDER BY k), '')) FROM _move_src"
+        ).fetchone()
+        assert source is not None  # an aggregate always returns one row
+        report[table.name] = {"rows": int(source[0]), "checksum": source[1]}
+        cur.execute("DROP TABLE pg_temp._move_src")
+    remap_checkpoints(src, tgt, tenant_id)  # before the target's checksums: they leave the remapped columns out
+    for name, values in checksums(tgt, tenant_id, commit_first=True).items():
+        report[name].update(target_rows=values["rows"], target_checksum=values["checksum"])
+    src.rollback()
+    return changed, report
+
+
+def remap_checkpoints(src: psycopg.Connection, tgt: psycopg.Connection, tenant_id: Any) -> None:
+    """A consumer's checkpoint names (tx_id, event_id) of the source: point it at the same event's
+    target ids (matched by event_uuid). A checkpoint at nothing yet stays (0, 0)."""
+    rows = src.execute(
+        "SELECT c.name, e.event_uuid FROM tenantlog_checkpoint c JOIN tenantlog_event e "
+        "ON e.event_id = c.event_id AND e.tenant_id = c.tenant_id WHERE c.tenant_id = %s",
+        [str(tenant_id)],
+    ).fetchall()
+    for name, event_uuid in rows:
+        tgt.execute(
+            "UPDATE tenantlog_checkpoint c SET event_id = e.event_id, tx_id = e.tx_id::text::bigint "
+            "FROM tenantlog_event e WHERE e.event_uuid = %s AND c.name = %s AND c.tenant_id = %s",
+            [event_uuid, name, str(tenant_id)],
+        )
+
+
+def checksums(conn: psycopg.Connection, tenant_id: Any, *, commit_first: bool = False) -> dict[str, dict[str, Any]]:
+    """Per table: row count and md5 over the rows' digests in key order (the same on both copies)."""
+    if commit_first:
+        conn.commit()
+    result: dict[str, dict[str, Any]] = {}
+    for table in tenant_tables():
+        row = conn.execute(
+            sql.SQL(
+                "SELECT count(*), md5(coalesce(string_agg({}, ',' ORDER BY {}::text), '')) FROM {} WHERE tenant_id = %s"
+            ).format(table.digest_sql(), sql.Identifier(table.key), sql.Identifier(table.name)),
+            [str(tenant_id)],
+        ).fetchone()
+        assert row is not None  # an aggregate always returns one row
+        result[table.name] = {"rows": int(row[0]), "checksum": row[1]}
+    conn.rollback()
+    return result
+
+
+def chain_breaks(conn: psycopg.Connection, tenant_id: Any, *, after_event_id: int = 0) -> int:
+    """Events of the tenant in this copy (those with a larger event_id than `after_event_id`) whose
+    hash does not follow from the previous version's."""
+    row = conn.execute(
+        "SELECT count(*) FROM tenantlog_event e LEFT JOIN tenantlog_event p ON p.tenant_id = e.tenant_id "
+        "AND p.aggregate_type = e.aggregate_type AND p.aggregate_id = e.aggregate_id AND p.version = e.version - 1 "
+        "WHERE e.tenant_id = %s AND (e.prev_hash IS DISTINCT FROM p.hash OR e.hash <> events_hash(e.prev_hash, "
+        "e.aggregate_type, e.aggregate_id, e.version, e.event_type, e.event_version, e.event_data, e.event_metadata, "
+        "e.occurred_at, e.causation_id, e.correlation_id, e.tenant_id, e.event_uuid)) AND e.event_id > %s",
+        [str(tenant_id), after_event_id],
+    ).fetchone()
+    conn.rollback()
+    return int(row[0]) if row else 0
+
+
+def key_collisions(placement: Any, tenant_id: Any, source: psycopg.Connection) -> int:
+    """How many of the tenant's kept ids another tenant already uses in pool `placement`. Read as the
+    bootstrap superuser: FORCE'd RLS hides other tenants' rows from every other role, the owner too."""
+    found = 0
+    with dbroles.admin_connect(connections.settings["owner"]["NAME"]) as admin:
+        for table in tenant_tables():
+            if table.renumber:
+                continue
+            keys = [
+                r[0]
+                for r in source.execute(
+                    sql.SQL("SELECT {}::text FROM {} WHERE tenant_id = %s").format(
+                        sql.Identifier(table.key), sql.Identifier(table.name)
+                    ),
+                    [str(tenant_id)],
+                ).fetchall()
+            ]
+            if not keys:
+                continue
+            row = admin.execute(
+                sql.SQL("SELECT count(*) FROM {}.{} WHERE {} = ANY(%s::{}[]) AND tenant_id <> %s").format(
+                    sql.Identifier(placement.schema_name),
+                    sql.Identifier(table.name),
+                    sql.Identifier(table.key),
+                    sql.SQL(table.key_type),
+                ),  # fmt: skip
+                [keys, str(tenant_id)],
+            ).fetchone()
+            found += int(row[0]) if row else 0
+    source.rollback()
+    return found
+
+
+def purge_rows(placement: Any, tenant_id: Any) -> int:
+    """Delete every row of the tenant in `placement` (a pool, or any placement before it is dropped),
+    events included: the owner names the tenant in the setting the immutability trigger honours."""
+    conn = connect(placement, tenant_id)
+    deleted = 0
+    try:
+        conn.execute("SELECT set_config('events.purge_tenant_id', %s, true)", [str(tenant_id)])
+        for table in reversed(tenant_tables()):
+            cur = conn.execute(
+                sql.SQL("DELETE FROM {} WHERE tenant_id = %s").format(sql.Identifier(table.name)), [str(tenant_id)]
+            )
+            deleted += cur.rowcount
+        conn.commit()
+    finally:
+        conn.close()
+    return deleted
+
+
+def fingerprint(values: dict[str, dict[str, Any]]) -> str:
+    """One short digest of a whole checksum report (shown on the move's page)."""
+    text = ",".join(f"{k}:{v['rows']}:{v['checksum']}" for k, v in sorted(values.items()))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def headroom() -> int:
+    return int(getattr(settings, "TENANCY_MOVE_ID_HEADROOM", 1_000_000))
+
+
+def new_uuid() -> str:
+    return str(uuid.uuid4())

@@ -1,0 +1,391 @@
+"""The `tenant.move` saga: its steps, their compensations, and the purge job that follows.
+
+    begin → prepare_target → bulk_copy → freeze_and_switch (freeze → delta → verify → switch)
+
+- prepare_target: a pool with room whose kept ids do not collide (else a new pool), or a new schema,
+  or a new dedicated database; the chosen name is recorded on the TenantMove *before* any DDL, so a
+  retry after a crash finishes that one instead of making another. Compensation: drop it (or purge
+  the tenant's rows from the pool).
+- bulk_copy: COPY every table from one snapshot of the source while the tenant serves (copy.py).
+- freeze_and_switch, one step so that the freeze lasts only as long as its work:
+  - freeze: active → moving under the exclusive write fence (fence.py); reads go on, writes get 409;
+  - delta: with the source frozen, copy what changed; verify: row counts, per-table checksums of
+    both copies and the target's recomputed hash chain; a mismatch is permanent: compensate;
+  - switch: one transaction under the fence: placement and isolation changed, status active, every
+    process told to clear its host cache, the purge job scheduled after the grace period.
+  Compensation: moving → active on the source, which nothing has touched. It is the last step, so
+  nothing after the switch can compensate a switched tenant back.
+
+The TenantMove row carries what the screens show (phase, rows copied, freeze time, checksums).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import connections, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from jobs.registry import JobContext, JobHandler, register
+from jobs.services import job_create
+from sagas.models import Saga
+from sagas.registry import PermanentStepError, SagaDefinition, StepContext, StepDefinition, saga_register
+from tenants import placements
+from tenants.crypto import decrypt_json, encrypt_json
+from tenants.databases import unregister_alias
+from tenants.lifecycle import tenant_event
+from tenants.migration_state import placement_state_refresh
+from tenants.models import Placement, Tenant, TenantMove
+from tenants.moves import copy
+from tenants.moves.fence import fence_exclusive, hosts_changed
+from tenants.provisioning.steps import _POOL_LOCK_KEY, _new_credentials, _open_pool
+from tenants.validation import schema_name_for_slug
+
+logger = logging.getLogger(__name__)
+SAGA_TYPE = "tenant.move"
+PURGE_KIND = "tenants.move_purge"
+
+
+def _move(ctx: StepContext) -> TenantMove:
+    return TenantMove.objects.select_related("tenant", "source_placement", "target_placement").get(
+        pk=ctx.input["move_id"]
+    )
+
+
+def _phase(move: TenantMove, phase: str, **fields: Any) -> None:
+    TenantMove.objects.filter(pk=move.pk).update(phase=phase, updated_at=timezone.now(), **fields)
+
+
+def begin(ctx: StepContext) -> None:
+    move = _move(ctx)
+    if move.source_placement_id is None:
+        raise PermanentStepError("The tenant's source placement no longer exists.")
+    _phase(move, "starting")
+
+
+def begin_compensate(ctx: StepContext) -> None:
+    """Last to run when a move is undone: record why, the tenant serving from its source."""
+    saga = Saga.objects.filter(pk=ctx.saga_id).first()
+    reason = (saga.error.splitlines()[0] if saga and saga.error else "The move was cancelled.")[:2000]
+    TenantMove.objects.filter(pk=ctx.input["move_id"], state=TenantMove.State.RUNNING).update(
+        state=TenantMove.State.COMPENSATED, phase="rolled back", error=reason, updated_at=timezone.now()
+    )
+
+
+# --- prepare_target -------------------------------------------------------------------------
+
+
+def _free_schema_name(slug: str) -> str:
+    base = schema_name_for_slug(slug)
+    for n in range(1, 100):
+        name = base if n == 1 else f"{base[:58]}_{n}"
+        if not Placement.objects.filter(database_alias="default", schema_name=name).exists():
+            if not placements.schema_exists(name):
+                return name
+    raise PermanentStepError(f"No free schema name is left for {slug}.")
+
+
+def _free_database(slug: str) -> tuple[str, str]:
+    base_db, base_alias = placements.dedicated_database_name(slug), "tdb_" + slug.replace("-", "_")
+    for n in range(1, 100):
+        db_name = base_db if n == 1 else f"{base_db[:58]}_{n}"
+        alias = base_alias if n == 1 else f"{base_alias[:55]}_{n}"
+        if not Placement.objects.filter(database_alias=alias).exists() and not placements.database_exists(db_name):
+            return db_name, alias
+    raise PermanentStepError(f"No free database name is left for {slug}.")
+
+
+def _choose_pool(move: TenantMove) -> Placement:
+    """A pool with room, other than the source, where none of the tenant's kept ids is taken; its id
+    sequences first jump past the source's, so its tenants draw none of them meanwhile."""
+    tenant_id = move.tenant_id
+    src = copy.connect(move.source_placement, tenant_id)
+    try:
+        with transaction.atomic():
+            with connections["default"].cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_POOL_LOCK_KEY])  # one pool opener at a time
+            candidates = Placement.objects.filter(kind=Placement.Kind.POOL).exclude(pk=move.source_placement_id or 0)
+            for pool in candidates.order_by("id"):
+                if pool.tenants.count() >= pool.capacity:
+                    continue
+                tgt = copy.connect(pool, tenant_id)
+                try:
+                    copy.advance_sequences(src, tgt, headroom=copy.headroom())
+                finally:
+                    tgt.close()
+                if copy.key_collisions(pool, tenant_id, src) == 0:
+                    return pool
+            pool = _open_pool()
+        tgt = copy.connect(pool, tenant_id)
+        try:
+            copy.advance_sequences(src, tgt, headroom=copy.headroom())
+        finally:
+            tgt.close()
+        if copy.key_collisions(pool, tenant_id, src):  # a schema left over under the new pool's name
+            raise PermanentStepError(f"The new pool {pool.schema_name} already holds rows with this tenant's ids.")
+        return pool
+    finally:
+        src.close()
+
+
+def prepare_target(ctx: StepContext) -> None:
+    move = _move(ctx)
+    tenant = move.tenant
+    _phase(move, "creating the target placement")
+    level = move.target_isolation
+    if level == Tenant.Isolation.SHARED:
+        if move.target_placement_id is None:
+            pool = _choose_pool(move)
+            TenantMove.objects.filter(pk=move.pk).update(target_placement=pool, target_label=str(pool))
+        return
+    if level == Tenant.Isolation.SCHEMA:
+        name = move.target_label or _free_schema_name(tenant.slug)
+        TenantMove.objects.filter(pk=move.pk).update(target_label=name)  # recorded before any DDL
+        placement, _ = Placement.objects.get_or_create(
+            database_alias="default", schema_name=name, defaults={"kind": Placement.Kind.SCHEMA, "capacity": 1}
+        )
+        if not placements.schema_exists(name):
+            placements.clone_template_schema(name)
+        placement_state_refresh(placement)
+    else:
+        if move.target_label:
+            db_name, alias = move.target_label.split("|")
+        else:
+            db_name, alias = _free_database(tenant.slug)
+            TenantMove.objects.filter(pk=move.pk).update(target_label=f"{db_name}|{alias}")
+        server = settings.TENANCY_SERVERS.get(move.server or "default", {})
+        placement, _ = Placement.objects.get_or_create(
+            database_alias=alias,
+            schema_name="public",
+            defaults={
+                "kind": Placement.Kind.DATABASE, "db_name": db_name, "capacity": 1,
+                "db_host": server.get("host", ""), "db_port": server.get("port", ""),
+                "credentials_encrypted": encrypt_json(_new_credentials(db_name)),
+            },
+        )  # fmt: skip
+        placements.create_dedicated_database(db_name, credentials=decrypt_json(placement.credentials_encrypted))
+        placement_state_refresh(placement)
+    TenantMove.objects.filter(pk=move.pk).update(target_placement=placement)
+
+
+def drop_placement(placement: Placement | None, tenant_id: Any) -> None:
+    """Remove the tenant's copy in `placement`: its rows from a pool, the whole schema or database
+    otherwise (only when no tenant points at it). Safe to repeat and on partial state."""
+    if placement is None:
+        return
+    if placement.kind == Placement.Kind.POOL:
+        if placements.schema_exists(placement.schema_name):
+            copy.purge_rows(placement, tenant_id)
+        return
+    if placement.tenants.exists():
+        return  # someone lives there (never ours to drop)
+    if placement.kind == Placement.Kind.SCHEMA:
+        placements.drop_schema(placement.schema_name)
+    else:
+        unregister_alias(placement.database_alias)
+        placements.drop_database(placement.db_name)
+        placements.drop_dedicated_roles(placement.db_name)
+    placement.delete()
+
+
+def prepare_target_compensate(ctx: StepContext) -> None:
+    move = _move(ctx)
+    placement = move.target_placement
+    if placement is None and move.target_label and move.target_isolation == Tenant.Isolation.SCHEMA:
+        if placements.schema_exists(move.target_label):  # DDL ran, the row was not yet recorded
+            placements.drop_schema(move.target_label)
+    if placement is None and move.target_label and move.target_isolation == Tenant.Isolation.DEDICATED:
+        db_name = move.target_label.split("|")[0]
+        placements.drop_database(db_name)
+        placements.drop_dedicated_roles(db_name)
+    if placement is not None and move.tenant.placement_id == placement.pk:
+        return  # switched: never drop what the tenant now lives in
+    drop_placement(placement, move.tenant_id)
+
+
+# --- copying ------------------------------------------------------------------------------------
+
+
+def bulk_copy(ctx: StepContext) -> dict[str, Any]:
+    move = _move(ctx)
+    if move.target_placement is None:
+        raise RuntimeError("The target placement is not recorded yet.")
+    src = copy.connect(move.source_placement, move.tenant_id)
+    tgt = copy.connect(move.target_placement, move.tenant_id)
+    try:
+        total = sum(copy.count_rows(src, t, move.tenant_id) for t in copy.tenant_tables())
+        present = sum(copy.count_rows(tgt, t, move.tenant_id) for t in copy.tenant_tables())
+        src.rollback()
+        tgt.rollback()
+        _phase(move, "copying rows", rows_total=total, rows_copied=present)
+
+        def progress(table: str, inserted: int) -> None:
+            TenantMove.objects.filter(pk=move.pk).update(rows_copied=F("rows_copied") + inserted)
+
+        copied = copy.bulk_copy(src, tgt, move.tenant_id, progress)
+        # The chain of what was copied is checked now, while the tenant serves; the frozen step
+        # checks only the events the delta adds after this one.
+        _phase(move, "verifying the copied event chain")
+        checked_to = copy.last_event_id(tgt, move.tenant_id)
+        breaks = copy.chain_breaks(tgt, move.tenant_id)
+    finally:
+        src.close()
+        tgt.close()
+    if breaks:
+        raise PermanentStepError(f"Verification failed: {breaks} copied events break the hash chain in the target.")
+    return {"bulk_rows": sum(copied.values()), "chain_checked_to": checked_to}
+
+
+def _freeze(move: TenantMove) -> None:
+    """active → moving under the exclusive write fence: writes in flight finish first, later ones see
+    `moving` (409). Idempotent: a retry finds the tenant already frozen."""
+    with transaction.atomic():
+        fence_exclusive(move.tenant_id)
+        updated = Tenant.objects.filter(
+            pk=move.tenant_id, status=Tenant.Status.ACTIVE, placement_id=move.source_placement_id or 0
+        ).update(status=Tenant.Status.MOVING, status_changed_at=timezone.now())
+        if not updated:
+            tenant = Tenant.objects.get(pk=move.tenant_id)
+            if tenant.status != Tenant.Status.MOVING or tenant.placement_id != move.source_placement_id:
+                raise PermanentStepError(
+                    f"{tenant.slug} is {tenant.get_status_display().lower()}, so it cannot be frozen."
+                )
+        else:
+            tenant_event(move.tenant_id, "TenantMoveFrozen", status=Tenant.Status.MOVING, move_id=str(move.pk))
+            TenantMove.objects.filter(pk=move.pk).update(freeze_started_at=timezone.now(), phase="frozen")
+        hosts_changed()
+
+
+def _verify(report: dict[str, Any], breaks: int) -> None:
+    for name, v in report.items():
+        if v["rows"] != v["target_rows"]:
+            raise PermanentStepError(
+                f"Verification failed: {name} has {v['rows']} rows in the source and {v['target_rows']} in the target."
+            )
+        if v["checksum"] != v["target_checksum"]:
+            raise PermanentStepError(f"Verification failed: the checksums of {name} differ.")
+    if breaks:
+        raise PermanentStepError(f"Verification failed: {breaks} events break the hash chain in the target.")
+
+
+def _switch(move: TenantMove, target: Placement) -> None:
+    now = timezone.now()
+    with transaction.atomic():
+        fence_exclusive(move.tenant_id)
+        tenant = Tenant.objects.select_for_update().get(pk=move.tenant_id)
+        if tenant.status != Tenant.Status.MOVING or tenant.placement_id != move.source_placement_id:
+            raise PermanentStepError(f"{tenant.slug} is no longer frozen on its source placement.")
+        Tenant.objects.filter(pk=tenant.pk).update(
+            placement=target, isolation=move.target_isolation, status=Tenant.Status.ACTIVE, status_changed_at=now
+        )
+        purge_after = now + timedelta(seconds=settings.TENANCY_MOVE_PURGE_GRACE_SECONDS)
+        started = TenantMove.objects.values_list("freeze_started_at", flat=True).get(pk=move.pk)
+        freeze_ms = int((now - started).total_seconds() * 1000) if started else None
+        tenant_event(
+            tenant.pk, "TenantMoved", status=Tenant.Status.ACTIVE, isolation=move.target_isolation,
+            placement_kind=target.kind, schema=target.schema_name, database=target.db_name or None,
+            move_id=str(move.pk), freeze_ms=freeze_ms,
+        )  # fmt: skip
+        TenantMove.objects.filter(pk=move.pk).update(
+            state=TenantMove.State.SWITCHED, phase="switched; source kept until the purge",
+            switched_at=now, purge_after=purge_after, updated_at=now,
+        )  # fmt: skip
+        job_create(
+            kind=PURGE_KIND, payload={"move_id": str(move.pk)}, group=("tenant_move", move.pk), run_after=purge_after
+        )
+        hosts_changed()
+
+
+def freeze_and_switch(ctx: StepContext) -> dict[str, Any]:
+    """The frozen part, one step so the freeze lasts only as long as the work: freeze → delta copy →
+    verify (row counts, per-table checksums, the target's hash chain) → switch. Every part is
+    idempotent; an attempt whose worker died after the switch committed finds it done."""
+    move = _move(ctx)
+    target = move.target_placement
+    if target is None:
+        raise RuntimeError("The target placement is not recorded.")
+    tenant = Tenant.objects.get(pk=move.tenant_id)
+    if tenant.placement_id == target.pk:
+        return {"switched": True}  # done by an attempt whose worker died before recording it
+    _freeze(move)
+    _phase(move, "frozen: copying the last changes")
+    src = copy.connect(move.source_placement, move.tenant_id)
+    tgt = copy.connect(target, move.tenant_id)
+    try:
+        copy.advance_sequences(src, tgt, headroom=copy.headroom() if target.kind == Placement.Kind.POOL else 0)
+        changed, report = copy.delta_copy(src, tgt, move.tenant_id)
+        _phase(move, "frozen: verifying")
+        breaks = copy.chain_breaks(tgt, move.tenant_id, after_event_id=int(ctx.value("chain_checked_to", 0)))
+    except copy.MoveError as exc:
+        raise PermanentStepError(str(exc)) from exc
+    finally:
+        src.close()
+        tgt.close()
+    TenantMove.objects.filter(pk=move.pk).update(
+        tables=report, delta_rows=changed, rows_copied=F("rows_copied") + changed
+    )
+    _verify(report, breaks)
+    _switch(move, target)
+    return {"delta_rows": changed}
+
+
+def freeze_and_switch_compensate(ctx: StepContext) -> None:
+    """Unfreeze on the source (never after the switch: then the tenant lives in the target)."""
+    move = _move(ctx)
+    with transaction.atomic():
+        fence_exclusive(move.tenant_id)
+        updated = Tenant.objects.filter(
+            pk=move.tenant_id, status=Tenant.Status.MOVING, placement_id=move.source_placement_id or 0
+        ).update(status=Tenant.Status.ACTIVE, status_changed_at=timezone.now())
+        if updated:
+            tenant_event(move.tenant_id, "TenantMoveUnfrozen", status=Tenant.Status.ACTIVE, move_id=str(move.pk))
+        hosts_changed()
+
+
+saga_register(
+    SagaDefinition(
+        SAGA_TYPE,
+        "Move a tenant to another placement",
+        (
+            StepDefinition("begin", begin, begin_compensate, description="Check the move"),
+            StepDefinition(
+                "prepare_target", prepare_target, prepare_target_compensate, description="Create the target placement"
+            ),  # fmt: skip
+            StepDefinition("bulk_copy", bulk_copy, None, description="Copy every row while the tenant serves"),
+            StepDefinition(
+                "freeze_and_switch",
+                freeze_and_switch,
+                freeze_and_switch_compensate,
+                description="Freeze writes, copy the delta, verify, switch the placement",
+            ),  # fmt: skip
+        ),
+    )
+)
+
+
+@register
+class MovePurge(JobHandler):
+    """After the grace period: remove the source copy of a switched move (rows, schema or database)."""
+
+    kind = PURGE_KIND
+    title = "Purge a moved tenant's source copy"
+    max_attempts = 10
+
+    def run(self, ctx: JobContext) -> dict:
+        move = TenantMove.objects.select_related("source_placement", "tenant").get(pk=ctx.job.payload["move_id"])
+        if move.state == TenantMove.State.PURGED:
+            return {"purged": False}
+        if move.state != TenantMove.State.SWITCHED:
+            raise RuntimeError("Only a switched move's source is purged.")
+        source = move.source_placement
+        if source is not None and move.tenant.placement_id == source.pk:
+            raise RuntimeError("The tenant still lives in the source placement.")
+        drop_placement(source, move.tenant_id)
+        TenantMove.objects.filter(pk=move.pk).update(
+            state=TenantMove.State.PURGED, phase="done", purged_at=timezone.now(), updated_at=timezone.now()
+        )
+        return {"purged": True, "source": move.source_label}
