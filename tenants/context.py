@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import psycopg
 from django.db import connections, transaction
 from psycopg import pq, sql
 
@@ -78,18 +79,22 @@ _SET_SQL = "SELECT set_config(%s, %s, true), set_config('search_path', %s, true)
 class _TenantSettings:
     """Execute wrapper: every statement that starts a transaction carries the tenant's settings.
 
-    When the connection has no transaction open on the server, the statement is sent in a psycopg
-    pipeline right after `SELECT set_config(…, true)`: one network round trip, the settings first and
-    local to the transaction that runs the statement. Inside a transaction (Django's atomic: psycopg's
-    BEGIN, then this pair) later statements pass through, the settings already set. In autocommit
-    (read-only requests, see `tenant_context(autocommit=True)`) each statement is its own implicit
-    transaction up to the pipeline's Sync — the settings and the statement, nothing else, which is also
-    what PgBouncer in transaction mode hands to one server connection. A unit of work that runs no
-    query sends nothing. Only the innermost tenant context's wrapper acts (nested contexts).
+    When the connection has no transaction open on the server, the statement goes out in the same
+    message as `SELECT set_config(…, true), …;` (Django's psycopg cursors bind parameters client-side
+    and use the simple query protocol, where one message with two statements is one implicit
+    transaction): one network round trip, the settings first and local to the transaction that runs
+    the statement. Inside a transaction (Django's atomic: psycopg's BEGIN, then this message) later
+    statements pass through, the settings already set. In autocommit (read-only requests, see
+    `tenant_context(autocommit=True)`) every statement is its own transaction carrying the settings —
+    the settings and the statement, nothing else, which is also what PgBouncer in transaction mode
+    hands to one server connection. A unit of work that runs no query sends nothing. Only the innermost
+    tenant context's wrapper acts (nested contexts). `executemany` and server-side binding cursors get
+    the same pair through a psycopg pipeline instead (one round trip too, more client work).
     """
 
     def __init__(self, params: list[str]) -> None:
         self.params = params
+        self.prefix = ""
 
     def __call__(self, execute: Any, sql_text: Any, params: Any, many: bool, context: dict[str, Any]) -> Any:
         wrapper = context["connection"]
@@ -97,9 +102,22 @@ class _TenantSettings:
         innermost = [w for w in wrapper.execute_wrappers if isinstance(w, _TenantSettings)][-1]
         if innermost is not self or pg.pgconn.transaction_status != pq.TransactionStatus.IDLE:
             return execute(sql_text, params, many, context)
-        with wrapper.wrap_database_errors, pg.pipeline():
-            pg.cursor().execute(_SET_SQL, self.params)
-            return execute(sql_text, params, many, context)
+        raw = context["cursor"].cursor
+        if many or not isinstance(raw, psycopg.ClientCursor) or not isinstance(sql_text, str):
+            with wrapper.wrap_database_errors, pg.pipeline():
+                pg.cursor().execute(_SET_SQL, self.params)
+                return execute(sql_text, params, many, context)
+        if not self.prefix:
+            self.prefix = (
+                sql.SQL("SELECT set_config({}, {}, true), set_config('search_path', {}, true); ")
+                .format(*map(sql.Literal, self.params))
+                .as_string(pg)
+            )
+        prefix = self.prefix if params is None else self.prefix.replace("%", "%%")
+        result = execute(prefix + sql_text, params, many, context)
+        with wrapper.wrap_database_errors:
+            raw.nextset()  # past set_config's row to the statement's own result
+        return result
 
 
 @contextmanager
