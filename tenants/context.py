@@ -30,7 +30,7 @@ from psycopg import pq, sql
 
 from core import tenancy
 from core.rls import GUC
-from tenants.databases import data_plane_alias, register_placement
+from tenants.databases import alias_in_use, data_plane_alias, register_placement
 from tenants.models import Tenant
 
 
@@ -67,8 +67,11 @@ def tenant_context(tenant: Any, *, data_plane: bool = False, autocommit: bool = 
     if placement is None:
         raise NoPlacement(f"Tenant {tenant.slug} has no placement.")
     alias = data_plane_alias(placement) if data_plane else register_placement(placement)
-    with applied(
-        alias, tenant_id=tenant.pk, schema_name=placement.schema_name, data_plane=data_plane, autocommit=autocommit
+    with (
+        alias_in_use(alias),
+        applied(
+            alias, tenant_id=tenant.pk, schema_name=placement.schema_name, data_plane=data_plane, autocommit=autocommit
+        ),
     ):
         yield alias
 

@@ -147,6 +147,10 @@ TENANCY_OPERATOR_HOSTS = env.list("TENANCY_OPERATOR_HOSTS", default=["127.0.0.1"
 TENANCY_DEDICATED_HOST = env.str("TENANCY_DEDICATED_HOST", default="")
 TENANCY_DEDICATED_PORT = env.str("TENANCY_DEDICATED_PORT", default="")
 TENANCY_DEDICATED_POOL_MAX = env.int("TENANCY_DEDICATED_POOL_MAX", default=4)
+# Per process and database server: at most this many app-role connections to dedicated databases
+# (least-recently-used aliases closed beyond it), and pooled connections idle this long are closed.
+TENANCY_SERVER_CONNECTION_BUDGET = env.int("TENANCY_SERVER_CONNECTION_BUDGET", default=40)
+TENANCY_DEDICATED_IDLE_SECONDS = env.float("TENANCY_DEDICATED_IDLE_SECONDS", default=60.0)
 # How links to a tenant workspace are written (e.g. in the owner's set-password link).
 TENANCY_WORKSPACE_SCHEME = env.str("TENANCY_WORKSPACE_SCHEME", default="http")
 # The port defaults to PORT, the one `make run` serves on, so links work on `PORT=8101 make run`.
