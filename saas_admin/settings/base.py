@@ -101,6 +101,10 @@ DB_APP_PASSWORD = env.str("DB_APP_PASSWORD", default="")
 DB_DATA_ROLE = env.str("DB_DATA_ROLE", default="saas_data")
 DB_DATA_PASSWORD = env.str("DB_DATA_PASSWORD", default="")
 DB_POOL = env.bool("DB_POOL", default=True)
+# PgBouncer in transaction mode in front of the servers: no server-side prepared statements (a
+# prepared statement lives on one server connection; PgBouncer < 1.21 does not track them). Tenant
+# settings are transaction-local already (docs/tenancy.md).
+DB_PGBOUNCER = env.bool("DB_PGBOUNCER", default=False)
 DB_ENGINE = "core.db_backend"
 
 DATABASE_BOOTSTRAP = env.db_url_config(database_url())
@@ -114,7 +118,8 @@ def _database(user: str, password: str, *, pool: bool) -> dict:
         USER=user,
         PASSWORD=password,
         CONN_MAX_AGE=0,
-        OPTIONS={"pool": {"min_size": 1, "max_size": 8, "timeout": 10}} if pool else {},
+        OPTIONS=({"pool": {"min_size": 1, "max_size": 8, "timeout": 10}} if pool else {})
+        | ({"prepare_threshold": None} if DB_PGBOUNCER else {}),
         TEST={"NAME": TEST_DATABASE_NAME},
     )
     return config
