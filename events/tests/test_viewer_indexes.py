@@ -98,6 +98,8 @@ def loaded_log() -> Any:
 
 def _scans(plan: dict[str, Any]) -> list[tuple[str, str]]:
     found = [(plan["Node Type"], plan.get("Relation Name", ""))]
+    if "Index Name" in plan:
+        found.append(("index", plan["Index Name"]))
     for child in plan.get("Plans", []):
         found += _scans(child)
     return found
@@ -145,3 +147,17 @@ def test_a_time_range_page_continues_after_its_cursor_in_time_order(loaded_log):
     seen = [e.occurred_at for e in first.events + second.events + third.events]
     assert len(seen) == 61 and seen == sorted(seen, reverse=True) and len(set(seen)) == 61
     assert seen[0] == RARE["until"] and seen[-1] == RARE["since"] and third.next_before is None
+
+
+@pytest.mark.parametrize(
+    ("filters", "index"),
+    [
+        ({"tenant_id": HOT_TENANT, "event_type": "bulk.3"}, "events_event_tenant_type"),  # g % 10 = 0 vs g % 5 = 3
+        ({"aggregate_id": "hot", "event_type": "bulk.3"}, "events_event_aggid_type"),  # g % 50 = 0 vs g % 5 = 3
+    ],
+)
+def test_two_common_values_that_never_meet_are_read_through_their_pair_index(loaded_log, filters, index):
+    connection, _ = loaded_log
+    with connection.cursor() as cursor:  # what event_page does for two filters or more
+        cursor.execute("SELECT set_config('random_page_cost', %s, true)", [selectors.PAIR_RANDOM_PAGE_COST])
+    assert ("index", index) in (_plan(connection, selectors.EventFilters(**filters), None) or [])
