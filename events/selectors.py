@@ -97,6 +97,12 @@ def event_page_queryset(*, store: EventStore, alias: str, filters: EventFilters,
     return qs.order_by("-occurred_at", "-event_id")
 
 
+def ssd_costing(*, store: EventStore, filters: EventFilters) -> bool:
+    """Whether the page is planned with PAIR_RANDOM_PAGE_COST: two filters or more pin a column — in a
+    tenant's log RLS's tenant_id is one of them."""
+    return filters.equality_count + (1 if store.tenant_scoped else 0) >= 2
+
+
 def event_page(
     *, store: EventStore, filters: EventFilters, before: int | None = None, limit: int = PAGE_SIZE
 ) -> EventPage:
@@ -104,7 +110,7 @@ def event_page(
 
     Keyset pagination: the cost does not grow with the depth of the page (no OFFSET, no COUNT(*)).
     """
-    pair = filters.equality_count >= 2
+    pair = ssd_costing(store=store, filters=filters)
     with store.session() as alias, transaction.atomic(using=alias) if pair else contextlib.nullcontext():
         if pair:
             # Two filters: PostgreSQL estimates their combination as independent, so with the default
