@@ -11,7 +11,7 @@ member rows in a plain table (no RLS, same indexes). Then prints:
    host → tenant resolution, tenant settings, RLS) vs the same page with no tenancy
    (same middleware, same template, same paginated query on the plain table
    filtered to the same rows, same session-row read and member lookup), for each isolation
-   level, in --rounds rounds (order rotated each round); the ratio per round too (min, p10,
+   level, in --rounds rounds (within a round one request of each variant in turn, order rotated); the ratio per round too (min, p10,
    median, rounds meeting 0.90). Target: overhead ≤ 10% in every run.
 2. The RLS-protected list query vs the same query with an explicit WHERE tenant_id on
    the plain table (per-query time, app role, same connection). Target: within 10%.
@@ -187,7 +187,7 @@ def signed_in_client(tenant):
 
 def measure_pages(tenants: dict, requests: int, rounds: int = 10) -> tuple[dict[str, float], dict[str, list[float]]]:
     """Median over rounds of each variant's requests/s, and each tenant variant's ratio to no tenancy
-    per round; every round runs all variants back to back (order rotated), so drift hits them alike."""
+    per round; requests of all variants interleave one by one, so drift hits them alike."""
     from django.test import Client
 
     clients = {iso: signed_in_client(t) for iso, t in tenants.items()}
@@ -203,14 +203,21 @@ def measure_pages(tenants: dict, requests: int, rounds: int = 10) -> tuple[dict[
     rates: dict[str, list[float]] = {name: [] for name in variants}
     per_round = max(1, requests // rounds)
     names = list(variants)
+    for client, url in variants.values():
+        client.get(url)  # warm
     for r in range(rounds):
-        for name in names[r % len(names) :] + names[: r % len(names)]:
-            client, url = variants[name]
-            client.get(url)  # warm
-            start = time.perf_counter()
-            for _ in range(per_round):
+        # One request of each variant in turn (order rotated), so a burst of load from elsewhere on the
+        # machine lands on every variant alike instead of on whichever block it happened to hit.
+        spent = dict.fromkeys(names, 0.0)
+        order = names[r % len(names) :] + names[: r % len(names)]
+        for _ in range(per_round):
+            for name in order:
+                client, url = variants[name]
+                start = time.perf_counter()
                 client.get(url)
-            rates[name].append(per_round / (time.perf_counter() - start))
+                spent[name] += time.perf_counter() - start
+        for name in names:
+            rates[name].append(per_round / spent[name])
     for name, (client, url) in variants.items():  # every variant still served the real page
         response = client.get(url)
         assert response.status_code == 200 and b"Person 0000" in response.content, (name, response.status_code)

@@ -73,6 +73,11 @@ class Event(EventBase):
         # frequency; combined filters start from the most selective one (tests/test_viewer_indexes.py).
         indexes = [
             models.Index(fields=["tenant_id", "event_id"], name="events_event_tenant"),
+            # Pairs of filters whose two values can each be common while never occurring together (a
+            # tenant and an event type it never had): one index range instead of walking one value's rows.
+            models.Index(fields=["tenant_id", "event_type", "event_id"], name="events_event_tenant_type"),
+            models.Index(fields=["tenant_id", "aggregate_type", "event_id"], name="events_event_tenant_aggtype"),
+            models.Index(fields=["aggregate_id", "event_type", "event_id"], name="events_event_aggid_type"),
             models.Index(fields=["event_type", "event_id"], name="events_event_type"),
             models.Index(fields=["aggregate_type", "event_id"], name="events_event_aggtype"),
             models.Index(fields=["aggregate_id", "event_id"], name="events_event_aggid"),

@@ -24,13 +24,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import psycopg
 from django.db import connections, transaction
 from psycopg import pq, sql
 
 from core import tenancy
 from core.quotas import db_settings_for
 from core.rls import GUC
-from tenants.databases import control_data_alias, data_plane_alias, register_placement
+from tenants.databases import alias_in_use, control_data_alias, data_plane_alias, register_placement
 from tenants.models import Tenant
 
 
@@ -71,16 +72,19 @@ def tenant_context(tenant: Any, *, data_plane: bool = False, autocommit: bool = 
     # Per-plan statement_timeout / work_mem on the tenant's own requests (noisy neighbours); operator
     # work in a tenant's context (provisioning, moves, collection) keeps the server's defaults.
     limits = db_settings_for(tenant.plan) if data_plane else {}
-    with applied(
-        alias,
-        tenant_id=tenant.pk,
-        schema_name=placement.schema_name,
-        data_plane=data_plane,
-        control_alias=control,
-        autocommit=autocommit,
-        plan=tenant.plan,
-        limits=limits,
-        quotas_exceeded=tuple(tenant.quotas_exceeded or ()),
+    with (
+        alias_in_use(alias),
+        applied(
+            alias,
+            tenant_id=tenant.pk,
+            schema_name=placement.schema_name,
+            data_plane=data_plane,
+            control_alias=control,
+            autocommit=autocommit,
+            plan=tenant.plan,
+            limits=limits,
+            quotas_exceeded=tuple(tenant.quotas_exceeded or ()),
+        ),
     ):
         yield alias
 
@@ -98,19 +102,23 @@ def _settings_statement(tenant: str, path: str, limits: dict[str, str]) -> tuple
 class _TenantSettings:
     """Execute wrapper: every statement that starts a transaction carries the tenant's settings.
 
-    When the connection has no transaction open on the server, the statement is sent in a psycopg
-    pipeline right after `SELECT set_config(…, true)`: one network round trip, the settings first and
-    local to the transaction that runs the statement. Inside a transaction (Django's atomic: psycopg's
-    BEGIN, then this pair) later statements pass through, the settings already set. In autocommit
-    (read-only requests, see `tenant_context(autocommit=True)`) each statement is its own implicit
-    transaction up to the pipeline's Sync — the settings and the statement, nothing else, which is also
-    what PgBouncer in transaction mode hands to one server connection. A unit of work that runs no
-    query sends nothing. Only the innermost tenant context's wrapper acts (nested contexts).
+    When the connection has no transaction open on the server, the statement goes out in the same
+    message as `SELECT set_config(…, true), …;` (Django's psycopg cursors bind parameters client-side
+    and use the simple query protocol, where one message with two statements is one implicit
+    transaction): one network round trip, the settings first and local to the transaction that runs
+    the statement. Inside a transaction (Django's atomic: psycopg's BEGIN, then this message) later
+    statements pass through, the settings already set. In autocommit (read-only requests, see
+    `tenant_context(autocommit=True)`) every statement is its own transaction carrying the settings —
+    the settings and the statement, nothing else, which is also what PgBouncer in transaction mode
+    hands to one server connection. A unit of work that runs no query sends nothing. Only the innermost
+    tenant context's wrapper acts (nested contexts). `executemany` and server-side binding cursors get
+    the same pair through a psycopg pipeline instead (one round trip too, more client work).
     """
 
     def __init__(self, statement: str, params: list[str]) -> None:
         self.statement = statement
         self.params = params
+        self.prefix = ""
 
     def __call__(self, execute: Any, sql_text: Any, params: Any, many: bool, context: dict[str, Any]) -> Any:
         wrapper = context["connection"]
@@ -118,9 +126,20 @@ class _TenantSettings:
         innermost = [w for w in wrapper.execute_wrappers if isinstance(w, _TenantSettings)][-1]
         if innermost is not self or pg.pgconn.transaction_status != pq.TransactionStatus.IDLE:
             return execute(sql_text, params, many, context)
-        with wrapper.wrap_database_errors, pg.pipeline():
-            pg.cursor().execute(self.statement, self.params)
-            return execute(sql_text, params, many, context)
+        raw = context["cursor"].cursor
+        if many or not isinstance(raw, psycopg.ClientCursor) or not isinstance(sql_text, str):
+            with wrapper.wrap_database_errors, pg.pipeline():
+                pg.cursor().execute(self.statement, self.params)
+                return execute(sql_text, params, many, context)
+        if not self.prefix:
+            # The settings statement with its values as literals (psycopg quotes them), then the statement.
+            template = sql.SQL(self.statement.replace("%s", "{}") + "; ")
+            self.prefix = template.format(*map(sql.Literal, self.params)).as_string(pg)
+        prefix = self.prefix if params is None else self.prefix.replace("%", "%%")
+        result = execute(prefix + sql_text, params, many, context)
+        with wrapper.wrap_database_errors:
+            raw.nextset()  # past set_config's row to the statement's own result
+        return result
 
 
 @contextmanager

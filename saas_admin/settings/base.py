@@ -105,6 +105,10 @@ DB_APP_PASSWORD = env.str("DB_APP_PASSWORD", default="")
 DB_DATA_ROLE = env.str("DB_DATA_ROLE", default="saas_data")
 DB_DATA_PASSWORD = env.str("DB_DATA_PASSWORD", default="")
 DB_POOL = env.bool("DB_POOL", default=True)
+# PgBouncer in transaction mode in front of the servers: no server-side prepared statements (a
+# prepared statement lives on one server connection; PgBouncer < 1.21 does not track them). Tenant
+# settings are transaction-local already (docs/tenancy.md).
+DB_PGBOUNCER = env.bool("DB_PGBOUNCER", default=False)
 DB_ENGINE = "core.db_backend"
 
 DATABASE_BOOTSTRAP = env.db_url_config(database_url())
@@ -118,7 +122,8 @@ def _database(user: str, password: str, *, pool: bool) -> dict:
         USER=user,
         PASSWORD=password,
         CONN_MAX_AGE=0,
-        OPTIONS={"pool": {"min_size": 1, "max_size": 8, "timeout": 10}} if pool else {},
+        OPTIONS=({"pool": {"min_size": 1, "max_size": 8, "timeout": 10}} if pool else {})
+        | ({"prepare_threshold": None} if DB_PGBOUNCER else {}),
         TEST={"NAME": TEST_DATABASE_NAME},
     )
     return config
@@ -151,6 +156,10 @@ TENANCY_OPERATOR_HOSTS = env.list("TENANCY_OPERATOR_HOSTS", default=["127.0.0.1"
 TENANCY_DEDICATED_HOST = env.str("TENANCY_DEDICATED_HOST", default="")
 TENANCY_DEDICATED_PORT = env.str("TENANCY_DEDICATED_PORT", default="")
 TENANCY_DEDICATED_POOL_MAX = env.int("TENANCY_DEDICATED_POOL_MAX", default=4)
+# Per process and database server: at most this many app-role connections to dedicated databases
+# (least-recently-used aliases closed beyond it), and pooled connections idle this long are closed.
+TENANCY_SERVER_CONNECTION_BUDGET = env.int("TENANCY_SERVER_CONNECTION_BUDGET", default=40)
+TENANCY_DEDICATED_IDLE_SECONDS = env.float("TENANCY_DEDICATED_IDLE_SECONDS", default=60.0)
 # How links to a tenant workspace are written (e.g. in the owner's set-password link).
 TENANCY_WORKSPACE_SCHEME = env.str("TENANCY_WORKSPACE_SCHEME", default="http")
 # The port defaults to PORT, the one `make run` serves on, so links work on `PORT=8101 make run`.
