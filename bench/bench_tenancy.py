@@ -42,7 +42,8 @@ NEIGHBOURS = 20
 PASSWORD = "bench-member-password-1"
 
 
-def setup_database() -> str:
+def setup_database(suffix: str = "_tbench") -> str:
+    """A fresh bench database `<db><suffix>` (control plane migrated, templates built); both aliases point at it."""
     import django
     from django.conf import settings
     from django.db import connections
@@ -50,7 +51,7 @@ def setup_database() -> str:
     django.setup()
     from core import dbroles
 
-    bench = f"{settings.DATABASES['default']['NAME']}_tbench"
+    bench = f"{settings.DATABASES['default']['NAME']}{suffix}"
     for alias in ("default", "owner"):
         connections[alias].close()
         settings.DATABASES[alias]["NAME"] = bench

@@ -36,25 +36,9 @@ PASSWORD = "bench-member-password-1"
 
 
 def setup_database() -> str:
-    import django
-    from django.conf import settings
-    from django.db import connections
+    from bench.bench_tenancy import setup_database as fresh_database  # after sys.path names the project
 
-    django.setup()
-    from core import dbroles
-
-    bench = f"{settings.DATABASES['default']['NAME']}_ubench"
-    for alias in ("default", "owner"):
-        connections[alias].close()
-        settings.DATABASES[alias]["NAME"] = bench
-    dbroles.ensure_database(bench, recreate=True)
-    from django.core.management import call_command
-
-    call_command("migrate", database="owner", interactive=False, verbosity=0)
-    from tenants import placements
-
-    placements.templates_rebuild()
-    return bench
+    return fresh_database("_ubench")
 
 
 def make_tenants(count: int) -> dict:
