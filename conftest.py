@@ -75,6 +75,24 @@ def _fresh_shared_caches(request):
     for alias in ("default", "limits", "tenant_limits"):
         caches[alias].clear()
     yield
+    _forget_dropped_databases()
+
+
+def _forget_dropped_databases() -> None:
+    """Unregister this process's aliases of dedicated databases that another process dropped (a worker
+    purging a moved tenant's source, a deletion saga): the flush after a transactional test visits every
+    registered alias and would wait on a pool that can never connect."""
+    aliases = [a for a in connections.settings if a.startswith("tdb_") and not a.endswith("__owner")]
+    if not aliases:
+        return
+    from core import dbroles
+    from tenants.databases import unregister_alias
+
+    with dbroles.admin_connect() as conn:
+        existing = {row[0] for row in conn.execute("SELECT datname FROM pg_database")}
+    for alias in aliases:
+        if connections.settings[alias]["NAME"] not in existing:
+            unregister_alias(alias)
 
 
 def _is_transactional(request) -> bool:

@@ -238,7 +238,7 @@ def record_proof(ctx: StepContext) -> dict[str, Any]:
             }
             proof = ErasureProof.objects.create(
                 request=subject_request,
-                tenant_id=subject_request.tenant_id,
+                tenant_uuid=subject_request.tenant_id,
                 subject_hash=body["subject_hash"],
                 keys_destroyed=body["keys_destroyed"],
                 counts=counts,

