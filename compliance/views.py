@@ -28,6 +28,7 @@ from core.errors import ApplicationError, InvalidInput, NotFound
 from core.http import OperatorRequest
 from core.permissions import Role, has_role, reader_required, role_required
 from jobs.models import Job
+from privacy import selectors as privacy_selectors
 
 PAGE = 50
 
@@ -246,12 +247,25 @@ def export_report(request: OperatorRequest, key: str, fmt: str) -> HttpResponse:
     return response
 
 
+TENANT_REQUESTS_SHOWN = 20
+
+
 @require_GET
 @reader_required
 def tenant_page(request: OperatorRequest, tenant_id: str) -> HttpResponse:
     """One tenant: its isolation level and placement, the checks that concern its placement, its requests."""
     tenant = selectors.tenant_get(tenant_id)
-    return render(request, "compliance/tenant.html", {"tenant": tenant, "checks": selectors.tenant_checks(tenant)})
+    requests = list(privacy_selectors.request_list(tenant=tenant.slug)[:TENANT_REQUESTS_SHOWN])
+    return render(
+        request,
+        "compliance/tenant.html",
+        {
+            "tenant": tenant,
+            "checks": selectors.tenant_checks(tenant),
+            "requests": requests,
+            "shown": TENANT_REQUESTS_SHOWN,
+        },
+    )
 
 
 @require_POST

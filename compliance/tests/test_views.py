@@ -359,3 +359,25 @@ def test_only_admins_attest_manual_controls_on_the_screen(client_for, operator, 
         "/compliance/controls/risk-assessment/attest/", {"statement": "x", "valid_days": "99999999999999"}, follow=True
     )
     assert "1 to 400 days" in bad.content.decode()
+
+
+def test_the_tenant_page_lists_its_data_subject_requests_and_no_one_elses(client_for, viewer, loaded_library):
+    from datetime import timedelta
+
+    from privacy.models import RequestKind, SubjectRequest
+    from tests.factories import TenantFactory
+
+    tenant, other = TenantFactory(), TenantFactory()
+    now = timezone.now()
+    mine = SubjectRequest.objects.create(
+        kind=RequestKind.ACCESS, tenant=tenant, subject_ref="e" * 64, due_at=now - timedelta(days=1)
+    )
+    theirs = SubjectRequest.objects.create(
+        kind=RequestKind.ERASURE, tenant=other, subject_ref="f" * 64, due_at=now + timedelta(days=30)
+    )
+    client = client_for(viewer)
+    page = client.get(f"/compliance/tenants/{tenant.pk}/").content.decode()
+    assert f"/privacy/requests/{mine.pk}/" in page and "Overdue" in page
+    assert f"/privacy/requests/{theirs.pk}/" not in page
+    empty = client.get(f"/compliance/tenants/{other.pk}/").content.decode()
+    assert f"/privacy/requests/{theirs.pk}/" in empty and "No data-subject request" not in empty
