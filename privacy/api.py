@@ -150,6 +150,24 @@ def link_create(request, request_id: str):
     return 201, {"url": url, "expires_in_seconds": settings.PRIVACY_LINK_TTL_SECONDS}
 
 
+@router.post(
+    "/requests/{request_id}/approve", response=RequestOut, summary="Approve an erasure another Admin opened (Admin)"
+)
+def erasure_approve(request, request_id: str):
+    require_api_role(request, Role.ADMIN)
+    subject_request = selectors.request_get(request_id=request_id, actor=request.auth)
+    return _out(services.erasure_approve(subject_request=subject_request, actor=request.auth, request=request))
+
+
+@router.post(
+    "/requests/{request_id}/reject", response=RequestOut, summary="Reject an erasure another Admin opened (Admin)"
+)
+def erasure_reject(request, request_id: str):
+    require_api_role(request, Role.ADMIN)
+    subject_request = selectors.request_get(request_id=request_id, actor=request.auth)
+    return _out(services.erasure_reject(subject_request=subject_request, actor=request.auth, request=request))
+
+
 @router.get("/processing", response=list[ProcessingOut], summary="The record of processing, Art. 30 (Viewer+)")
 def processing(request):
     require_api_role(request, Role.VIEWER)

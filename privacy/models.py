@@ -22,6 +22,7 @@ class RequestKind(models.TextChoices):
 
 class RequestStatus(models.TextChoices):
     OPEN = "open", "Open"
+    AWAITING = "awaiting", "Awaiting a second Admin"
     RUNNING = "running", "Running"
     READY = "ready", "Ready for download"
     COMPLETED = "completed", "Completed"
@@ -29,7 +30,7 @@ class RequestStatus(models.TextChoices):
     REFUSED = "refused", "Refused"
 
 
-OPEN_STATUSES = (RequestStatus.OPEN, RequestStatus.RUNNING, RequestStatus.FAILED)
+OPEN_STATUSES = (RequestStatus.OPEN, RequestStatus.AWAITING, RequestStatus.RUNNING, RequestStatus.FAILED)
 
 
 class SubjectRequest(models.Model):

@@ -17,8 +17,8 @@ from django.utils import timezone
 
 from audit.actions import AuditAction
 from audit.services import audit_record
-from core.actors import Actor, actor_label, actor_user
-from core.errors import Conflict, InvalidInput, NotFound
+from core.actors import Actor, SystemActor, actor_label, actor_user
+from core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from core.personal_data import subject_ref
 from jobs.services import job_create
 from privacy.models import DownloadLink, LegalHold, RequestKind, RequestStatus, SubjectRequest
@@ -101,13 +101,23 @@ def request_open(
                     details={"tenant_id": str(tenant.pk), "hold_id": holds[0].pk},
                 )
             raise Conflict(hold_refusal(holds))
+    needs_approval = (
+        kind == RequestKind.ERASURE
+        and bool(settings.PRIVACY_ERASURE_REQUIRE_APPROVAL)
+        and not isinstance(actor, SystemActor)
+    )
     with transaction.atomic():
         if kind == RequestKind.ERASURE and (
             SubjectRequest.objects.select_for_update()
-            .filter(tenant=tenant, subject_ref=subject, kind=RequestKind.ERASURE, status=RequestStatus.RUNNING)
+            .filter(
+                tenant=tenant,
+                subject_ref=subject,
+                kind=RequestKind.ERASURE,
+                status__in=(RequestStatus.RUNNING, RequestStatus.AWAITING),
+            )
             .exists()
         ):
-            raise Conflict("An erasure of this person is already running.")
+            raise Conflict("An erasure of this person is already running or awaiting approval.")
         subject_request = SubjectRequest.objects.create(
             kind=kind,
             tenant=tenant,
@@ -118,12 +128,16 @@ def request_open(
             due_at=now + dt.timedelta(days=settings.PRIVACY_SLA_DAYS),
             opened_by=actor_user(actor),
             opened_by_label=actor_label(actor),
-            status=RequestStatus.RUNNING,
+            status=RequestStatus.AWAITING if needs_approval else RequestStatus.RUNNING,
         )
         access = kind == RequestKind.ACCESS
+        if access:
+            action = AuditAction.PRIVACY_REQUEST_OPEN
+        else:
+            action = AuditAction.PRIVACY_ERASURE_PROPOSE if needs_approval else AuditAction.PRIVACY_ERASURE_START
         audit_record(
             actor=actor,
-            action=AuditAction.PRIVACY_REQUEST_OPEN if access else AuditAction.PRIVACY_ERASURE_START,
+            action=action,
             target_type=TARGET,
             target_id=subject,
             summary=f"{subject_request.get_kind_display()} request in {tenant.slug}",
@@ -137,17 +151,79 @@ def request_open(
                 group=("privacy.request", subject_request.pk),
                 actor=actor,
             )
-        else:
-            subject_request.saga = saga_start(
-                saga_type=ERASURE_SAGA,
-                input={"request_id": str(subject_request.pk)},
-                tenant_id=tenant.pk,
-                tenant_label=tenant.slug,
-                idempotency_key=f"erasure:{subject_request.pk}",
-                actor=actor,
-            )
+        elif not needs_approval:
+            subject_request.saga = _erasure_saga(subject_request, actor)
         subject_request.save(update_fields=["job", "saga"])
     return subject_request
+
+
+def _erasure_saga(subject_request: SubjectRequest, actor: Actor) -> Any:
+    tenant = subject_request.tenant
+    return saga_start(
+        saga_type=ERASURE_SAGA,
+        input={"request_id": str(subject_request.pk)},
+        tenant_id=tenant.pk,
+        tenant_label=tenant.slug,
+        idempotency_key=f"erasure:{subject_request.pk}",
+        actor=actor,
+    )
+
+
+def _awaiting(subject_request: SubjectRequest, actor: Actor) -> SubjectRequest:
+    """The request, locked, if it awaits a second Admin and `actor` may decide it."""
+    locked = SubjectRequest.objects.select_for_update().select_related("tenant").get(pk=subject_request.pk)
+    if locked.status != RequestStatus.AWAITING:
+        raise Conflict("This erasure is not awaiting approval.")
+    user = actor_user(actor)
+    if user is None or user.pk == locked.opened_by_id:
+        raise Forbidden("A second Admin must decide this erasure; whoever opened it cannot.")
+    return locked
+
+
+def erasure_approve(
+    *, subject_request: SubjectRequest, actor: Actor, request: HttpRequest | None = None
+) -> SubjectRequest:
+    """Four eyes: a second Admin starts an erasure someone else opened (legal holds are checked again)."""
+    with transaction.atomic():
+        locked = _awaiting(subject_request, actor)
+        holds = holds_active(tenant_id=locked.tenant_id, subject=locked.subject_ref)
+        if holds:
+            raise Conflict(hold_refusal(holds))
+        locked.status = RequestStatus.RUNNING
+        locked.saga = _erasure_saga(locked, actor)
+        locked.save(update_fields=["status", "saga"])
+        audit_record(
+            actor=actor,
+            action=AuditAction.PRIVACY_ERASURE_APPROVE,
+            target_type=TARGET,
+            target_id=locked.subject_ref,
+            summary=f"Erasure in {locked.tenant.slug} approved",
+            request=request,
+            details={"tenant_id": str(locked.tenant_id), "request_id": str(locked.pk)},
+        )
+    return locked
+
+
+def erasure_reject(
+    *, subject_request: SubjectRequest, actor: Actor, request: HttpRequest | None = None
+) -> SubjectRequest:
+    """A second Admin refuses an erasure someone else opened; nothing was changed."""
+    with transaction.atomic():
+        locked = _awaiting(subject_request, actor)
+        locked.status = RequestStatus.REFUSED
+        locked.completed_at = timezone.now()
+        locked.error = "Rejected by a second Admin."
+        locked.save(update_fields=["status", "completed_at", "error"])
+        audit_record(
+            actor=actor,
+            action=AuditAction.PRIVACY_ERASURE_REJECT,
+            target_type=TARGET,
+            target_id=locked.subject_ref,
+            summary=f"Erasure in {locked.tenant.slug} rejected",
+            request=request,
+            details={"tenant_id": str(locked.tenant_id), "request_id": str(locked.pk)},
+        )
+    return locked
 
 
 # --- download links -------------------------------------------------------------------------------

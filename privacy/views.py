@@ -98,6 +98,23 @@ def request_detail(request: OperatorRequest, request_id: str) -> HttpResponse:
 
 
 @require_POST
+@role_required(Role.ADMIN)
+def erasure_decide(request: OperatorRequest, request_id: str, decision: str) -> HttpResponse:
+    """A second Admin approves or rejects an erasure someone else opened (PRIVACY_ERASURE_REQUIRE_APPROVAL)."""
+    subject_request = selectors.request_get(request_id=request_id, actor=request.user)
+    decide = services.erasure_approve if decision == "approve" else services.erasure_reject
+    try:
+        decide(subject_request=subject_request, actor=request.user, request=request)
+    except ApplicationError as exc:
+        if exc.status == 404:
+            raise
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, "Erasure approved: it runs now." if decision == "approve" else "Erasure rejected.")
+    return redirect("privacy:detail", request_id=subject_request.pk)
+
+
+@require_POST
 @role_required(Role.OPERATOR)
 def link_create(request: OperatorRequest, request_id: str) -> HttpResponse:
     subject_request = selectors.request_get(request_id=request_id, actor=request.user)

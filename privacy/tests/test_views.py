@@ -356,3 +356,59 @@ def test_the_overview_tile_counts_open_and_overdue_requests(tenant_world, viewer
     assert "Data-subject requests" in page and "1 request passed the 30-day deadline." in page
     listed = signed_in(viewer).get(reverse("privacy:list"), {"status": "overdue"}).content.decode()
     assert str(late.pk)[:8] in listed and "overdue" in listed
+
+
+def test_with_four_eyes_an_erasure_waits_for_a_second_admin_who_alone_may_decide(
+    tenant_world, platform_admin, make_operator, operator, settings
+):
+    from core.permissions import Role
+
+    settings.PRIVACY_ERASURE_REQUIRE_APPROVAL = True
+    tenant = tenant_world["schema"][1]
+    with tenant_context(tenant):
+        workspace.member_create(name="Fay Foureyes", email="fay@erase.test", password="pw-fay-123456")
+    opener = signed_in(platform_admin)
+    opener.post(reverse("privacy:open"), {"tenant": tenant.slug, "email": "fay@erase.test", "kind": "erasure"})
+    opened = SubjectRequest.objects.get(kind=RequestKind.ERASURE, tenant=tenant)
+    assert opened.status == RequestStatus.AWAITING and opened.saga_id is None  # nothing runs yet
+    with tenant_context(tenant) as alias:
+        assert Member.objects.using(alias).filter(email="fay@erase.test").exists()
+
+    page = opener.post(reverse("privacy:approve", args=[opened.pk]), follow=True).content.decode()
+    assert "A second Admin must decide this erasure; whoever opened it cannot." in page
+    assert signed_in(operator).post(reverse("privacy:approve", args=[opened.pk])).status_code == 403
+    opened.refresh_from_db()
+    assert opened.status == RequestStatus.AWAITING and opened.saga_id is None
+
+    second = signed_in(make_operator(Role.ADMIN))
+    second.post(reverse("privacy:approve", args=[opened.pk]))
+    opened.refresh_from_db()
+    assert opened.status == RequestStatus.RUNNING and opened.saga_id is not None
+    assert saga_run_inline(saga_id=opened.saga_id).state == SagaState.COMPLETED
+    with tenant_context(tenant) as alias:
+        assert not Member.objects.using(alias).filter(email="fay@erase.test").exists()
+    page = second.post(reverse("privacy:approve", args=[opened.pk]), follow=True).content.decode()
+    assert "This erasure is not awaiting approval." in page  # approving twice starts nothing
+    actions = set(AuditEntry.objects.filter(action__startswith="privacy.").values_list("action", flat=True))
+    assert {"privacy.erasure_propose", "privacy.erasure_approve"} <= actions
+
+
+def test_a_second_admin_rejects_an_erasure_over_the_api_and_nothing_is_erased(
+    tenant_world, platform_admin, make_operator, api_token_for, settings
+):
+    from core.permissions import Role
+
+    settings.PRIVACY_ERASURE_REQUIRE_APPROVAL = True
+    tenant = tenant_world["shared"][0]
+    email = f"owner@{tenant.slug}.test"
+    opened = services.request_open(tenant=tenant, email=email, kind=RequestKind.ERASURE, actor=platform_admin)
+    assert opened.status == RequestStatus.AWAITING
+    mine = Client(HTTP_AUTHORIZATION=f"Bearer {api_token_for(platform_admin)}")
+    refused = mine.post(f"/api/privacy/requests/{opened.pk}/reject")
+    assert refused.status_code == 403 and refused.json()["detail"].endswith(".")
+    second = Client(HTTP_AUTHORIZATION=f"Bearer {api_token_for(make_operator(Role.ADMIN))}")
+    rejected = second.post(f"/api/privacy/requests/{opened.pk}/reject")
+    assert rejected.status_code == 200 and rejected.json()["status"] == "refused"
+    assert second.post(f"/api/privacy/requests/{opened.pk}/approve").status_code == 409
+    with tenant_context(tenant) as alias:
+        assert Member.objects.using(alias).filter(email=email).exists()

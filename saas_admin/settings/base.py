@@ -273,6 +273,8 @@ PRIVACY_BUNDLE_DIR = env.str("PRIVACY_BUNDLE_DIR", default=str(DATA_DIR / "dsar"
 PRIVACY_LINK_TTL_SECONDS = env.int("PRIVACY_LINK_TTL_SECONDS", default=24 * 3600)
 # Art. 12(3): answer within a month.
 PRIVACY_SLA_DAYS = 30
+# Erasures opened by an operator wait for a second Admin to approve them (four eyes) when true.
+PRIVACY_ERASURE_REQUIRE_APPROVAL = env.bool("PRIVACY_ERASURE_REQUIRE_APPROVAL", default=False)
 
 # --- Celery -----------------------------------------------------------------
 CELERY_BROKER_URL = broker_url()
