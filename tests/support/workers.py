@@ -39,10 +39,17 @@ def database_url(name: str) -> str:
 
 
 def reset_pools(app) -> None:
-    """Forget the app's broker connections and producers so the next publish uses the new broker."""
-    if app._pool is not None:
-        app._pool.force_close_all()
-        app._pool = None
+    """Forget the app's broker connections and producers so the next publish uses the new broker.
+
+    The app's pool is kombu's process-wide pool for an *equal* connection, and the producer pool
+    kombu keeps beside it holds that pool: closing one without forgetting both left a producer pool
+    on a closed connection pool, so the next publish to an equal broker URL (every filesystem:// one)
+    failed with "Acquire on closed pool" and the job's message was lost. kombu.pools.reset() closes
+    and forgets every group."""
+    from kombu import pools
+
+    pools.reset()
+    app._pool = None
     app.amqp._producer_pool = None
 
 
