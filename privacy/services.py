@@ -180,6 +180,20 @@ def _awaiting(subject_request: SubjectRequest, actor: Actor) -> SubjectRequest:
     return locked
 
 
+def _decision_audit(
+    locked: SubjectRequest, actor: Actor, action: AuditAction, verb: str, request: HttpRequest | None
+) -> None:
+    audit_record(
+        actor=actor,
+        action=action,
+        target_type=TARGET,
+        target_id=locked.subject_ref,
+        summary=f"Erasure in {locked.tenant.slug} {verb}",
+        request=request,
+        details={"tenant_id": str(locked.tenant_id), "request_id": str(locked.pk)},
+    )
+
+
 def erasure_approve(
     *, subject_request: SubjectRequest, actor: Actor, request: HttpRequest | None = None
 ) -> SubjectRequest:
@@ -192,15 +206,7 @@ def erasure_approve(
         locked.status = RequestStatus.RUNNING
         locked.saga = _erasure_saga(locked, actor)
         locked.save(update_fields=["status", "saga"])
-        audit_record(
-            actor=actor,
-            action=AuditAction.PRIVACY_ERASURE_APPROVE,
-            target_type=TARGET,
-            target_id=locked.subject_ref,
-            summary=f"Erasure in {locked.tenant.slug} approved",
-            request=request,
-            details={"tenant_id": str(locked.tenant_id), "request_id": str(locked.pk)},
-        )
+        _decision_audit(locked, actor, AuditAction.PRIVACY_ERASURE_APPROVE, "approved", request)
     return locked
 
 
@@ -214,15 +220,7 @@ def erasure_reject(
         locked.completed_at = timezone.now()
         locked.error = "Rejected by a second Admin."
         locked.save(update_fields=["status", "completed_at", "error"])
-        audit_record(
-            actor=actor,
-            action=AuditAction.PRIVACY_ERASURE_REJECT,
-            target_type=TARGET,
-            target_id=locked.subject_ref,
-            summary=f"Erasure in {locked.tenant.slug} rejected",
-            request=request,
-            details={"tenant_id": str(locked.tenant_id), "request_id": str(locked.pk)},
-        )
+        _decision_audit(locked, actor, AuditAction.PRIVACY_ERASURE_REJECT, "rejected", request)
     return locked
 
 
