@@ -18,7 +18,7 @@ from django.db import connections
 
 # Shared fixtures for every test package: personas (platform_admin, operator, viewer, outsider,
 # client_for, api_client_for, …) and real tenants of each isolation level (tenant_world, make_tenant).
-pytest_plugins = ["tests.support.personas", "tests.support.tenancy"]
+pytest_plugins = ["tests.support.personas", "tests.support.tenancy", "tests.support.servers"]
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -14,6 +14,74 @@ from django.db import models
 from django.db.models import Q
 
 
+class Server(models.Model):
+    """One PostgreSQL server placements may live on (docs/tenancy.md, "Several PostgreSQL servers").
+
+    `default` is the control plane's own server (DATABASE_URL): its pools and schemas live in the
+    control-plane database. Every other server holds its pools and own schemas in one "tenant data"
+    database (`data_database`) and its dedicated databases beside it. The project's owner, app and
+    data roles exist on every server with the same names and passwords (created at registration
+    through the server's admin login, kept encrypted like placement credentials).
+    """
+
+    class State(models.TextChoices):
+        ACTIVE = "active", "Active"
+        DRAINING = "draining", "Draining (no new placements)"
+
+    name = models.CharField(max_length=40, unique=True)
+    host = models.CharField(max_length=255, blank=True)
+    port = models.CharField(max_length=10, blank=True)
+    # Fernet token of {"user", "password"}: a login that may create roles and databases. Empty for
+    # `default`, whose admin is DATABASE_URL's bootstrap user.
+    admin_credentials_encrypted = models.TextField(blank=True)
+    data_database = models.CharField(max_length=63, blank=True, help_text="Pools and schemas (not on default).")
+    capacity = models.PositiveIntegerField(default=1000, help_text="How many placements may live here.")
+    takes_shared = models.BooleanField(default=True)
+    takes_schema = models.BooleanField(default=True)
+    takes_dedicated = models.BooleanField(default=True)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.ACTIVE)
+    is_default = models.BooleanField(default=False, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-is_default", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["is_default"], condition=Q(is_default=True), name="server_one_default"),
+            models.CheckConstraint(condition=Q(state__in=["active", "draining"]), name="server_state_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def address(self) -> str:
+        return f"{self.host or 'localhost'}:{self.port or 5432}"
+
+    @property
+    def levels(self) -> list[str]:
+        taken = [("shared", self.takes_shared), ("schema", self.takes_schema), ("dedicated", self.takes_dedicated)]
+        return [level for level, takes in taken if takes]
+
+    def takes(self, isolation: str) -> bool:
+        return isolation in self.levels
+
+
+class ServerStatus(models.Model):
+    """What the periodic health job last found on one server (the overview reads it, never probes)."""
+
+    server = models.OneToOneField(Server, on_delete=models.CASCADE, primary_key=True, related_name="status")
+    reachable = models.BooleanField(default=False)
+    latency_ms = models.FloatField(null=True, blank=True)
+    backends = models.PositiveIntegerField(null=True, blank=True)
+    max_connections = models.PositiveIntegerField(null=True, blank=True)
+    placements = models.PositiveIntegerField(default=0)
+    error = models.CharField(max_length=300, blank=True)
+    checked_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"status of {self.server_id}"
+
+
 class Placement(models.Model):
     class Kind(models.TextChoices):
         POOL = "pool", "Shared pool schema"
@@ -31,6 +99,8 @@ class Placement(models.Model):
     # Fernet token of a JSON object {app_user, app_password, owner_user, owner_password}.
     credentials_encrypted = models.TextField(blank=True)
     capacity = models.PositiveIntegerField(default=1, help_text="How many tenants may live here.")
+    # The server it lives on; null is the default server (rows made before the registry existed).
+    server = models.ForeignKey(Server, null=True, blank=True, on_delete=models.PROTECT, related_name="placements")
     # Tenants pointing here, kept by a trigger on tenants_tenant (migration 0004_pool_tenant_count), so
     # choosing a pool with room is one indexed query, whatever the number of pools or tenants.
     tenant_count = models.PositiveIntegerField(default=0, editable=False)

@@ -27,6 +27,7 @@ from tenants.moves import plans as plan_services
 from tenants.moves import services as move_services
 from tenants.offboarding import services as offboarding
 from tenants.provisioning import services as provisioning
+from tenants.servers import server_list
 
 PAGE_SIZE = 25
 
@@ -113,7 +114,7 @@ def _moves_context(tenant) -> dict:
         "moves": moves,
         "moves_open": any(m.state == m.State.RUNNING for m in moves),
         "move_levels": Tenant.Isolation.choices,
-        "move_servers": list(settings.TENANCY_SERVERS),
+        "move_servers": [s.name for s in server_list() if s.state == s.State.ACTIVE],
         "plan_choices": Tenant.Plan.choices,
     }
 

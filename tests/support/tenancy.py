@@ -32,7 +32,13 @@ from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 MEMBER_PASSWORD = "seeded-member-password-1"
-TENANT_ALIAS_PREFIXES = ("tdb_", "tenant_", "probe_", "data")  # probe_: aliases tests make up; data: tenant hosts
+TENANT_ALIAS_PREFIXES = (
+    "tdb_",
+    "tenant_",
+    "probe_",
+    "data",
+    "srv_",
+)  # probe_: aliases tests make up; data: tenant hosts
 ISOLATIONS = ("shared", "schema", "dedicated")
 _counter = itertools.count(1)
 
