@@ -41,7 +41,9 @@ def move_validate(*, tenant: Tenant, to: str, server: str = "") -> None:
     if tenant.status != Tenant.Status.ACTIVE or tenant.placement_id is None:
         raise Conflict(f"{tenant.name} is {tenant.get_status_display().lower()}; only an active tenant can be moved.")
     if to == Tenant.Isolation.SCHEMA and tenant.placement and tenant.placement.kind == Placement.Kind.SCHEMA:
-        raise InvalidInput(f"{tenant.name} already has its own schema.")
+        # Only to another server: a schema → schema move on one server would change nothing.
+        if not server or servers.placement_server(tenant.placement).name == server:
+            raise InvalidInput(f"{tenant.name} already has its own schema.")
     if TenantMove.objects.filter(tenant=tenant, state=TenantMove.State.RUNNING).exists():
         raise Conflict(f"{tenant.name} is already being moved.")
 
