@@ -17,6 +17,10 @@
   nothing after the switch can compensate a switched tenant back.
 
 The TenantMove row carries what the screens show (phase, rows copied, freeze time, checksums).
+
+Why one module: each step's action and its compensation must undo exactly what the other did, on
+the same placement and server recorded on the TenantMove; kept side by side, that pairing can be
+checked at a glance.
 """
 
 from __future__ import annotations

@@ -96,7 +96,9 @@ def test_tenants_of_one_pool_on_the_second_server_never_see_each_other(make_tena
         assert cursor.fetchone()[0] == 0
 
 
-def test_a_dedicated_tenant_moves_to_the_second_server_with_its_rows(make_tenant, register_second_server, second_server):
+def test_a_dedicated_tenant_moves_to_the_second_server_with_its_rows(
+    make_tenant, register_second_server, second_server
+):
     from tenants.tests.test_moves import data_of, move_and_run, purge, with_ledger
 
     register_second_server()
