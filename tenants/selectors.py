@@ -104,7 +104,7 @@ def tenant_get(*, tenant_id: Any, actor: Any) -> Tenant:
     """The tenant (with its placement) for an operator who may see tenants (Viewer+), or NotFound."""
     check_role(actor, Role.VIEWER)
     try:
-        return Tenant.objects.select_related("placement").get(pk=tenant_id)
+        return Tenant.objects.select_related("placement__server").get(pk=tenant_id)
     except (Tenant.DoesNotExist, ValueError, ValidationError):
         raise NotFound("No such tenant.") from None
 

@@ -287,3 +287,20 @@ def test_the_api_lists_servers_and_lets_only_an_admin_register_and_drain(
                           content_type="application/json").status_code == 403  # fmt: skip
     drained = as_admin.post(f"/api/servers/{pg2['id']}/state", {"state": "draining"}, content_type="application/json")
     assert drained.json()["state"] == "draining"
+
+
+def test_workspaces_on_the_second_server_serve_their_own_members_over_http(make_tenant, register_second_server):
+    from django.test import Client
+
+    from tests.support.tenancy import MEMBER_PASSWORD
+
+    register_second_server()
+    drain(servers.server_default())
+    pooled, neighbour, own_schema = make_tenant("shared"), make_tenant("shared"), make_tenant("schema")
+    for tenant, other in ((pooled, neighbour), (own_schema, pooled)):
+        client = Client(HTTP_HOST=f"{tenant.slug}.localhost")
+        signed_in = client.post("/login/", {"email": f"owner@{tenant.slug}.test", "password": MEMBER_PASSWORD})
+        assert signed_in.status_code == 302
+        page = client.get("/members/").content.decode()
+        assert f"owner@{tenant.slug}.test" in page
+        assert f"@{other.slug}.test" not in page
