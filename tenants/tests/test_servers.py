@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from django.db import connections
+from psycopg import sql
 
 from audit.models import AuditEntry
 from core.actors import SystemActor
@@ -304,3 +305,87 @@ def test_workspaces_on_the_second_server_serve_their_own_members_over_http(make_
         page = client.get("/members/").content.decode()
         assert f"owner@{tenant.slug}.test" in page
         assert f"@{other.slug}.test" not in page
+
+
+def test_a_shared_tenant_moves_to_a_pool_on_the_second_server_and_its_neighbour_stays(
+    make_tenant, register_second_server, second_server
+):
+    from tenants.tests.test_moves import data_of, move_and_run, purge, with_ledger
+
+    pg2 = register_second_server()
+    tenant, neighbour = with_ledger(make_tenant("shared")), make_tenant("shared")
+    before, neighbour_before = data_of(tenant), data_of(neighbour)
+
+    move = purge(move_and_run(tenant, "shared", server="pg2"))
+
+    assert move.state == move.State.PURGED, move.error
+    assert where(tenant) == "pg2" and where(neighbour) == "default"
+    assert data_of(tenant) == before
+    assert data_of(neighbour) == neighbour_before
+    tenant.refresh_from_db()
+    with second_server.connect(pg2.data_database) as conn:
+        rows = conn.execute(
+            sql.SQL("SELECT count(*) FROM {}.workspace_member WHERE tenant_id = %s").format(
+                sql.Identifier(tenant.placement.schema_name)
+            ),
+            [str(tenant.pk)],
+        ).fetchone()
+    assert rows == (3,)  # read as the second server's superuser: the rows are really there
+
+
+@pytest.mark.parametrize("isolation", ["schema", "dedicated"])
+def test_deleting_a_tenant_on_the_second_server_drops_its_data_there(
+    make_tenant, register_second_server, second_server, isolation
+):
+    from tenants.offboarding.services import tenant_delete
+    from tenants.tests.test_deletion import run_deletion
+
+    pg2 = register_second_server()
+    drain(servers.server_default())
+    tenant = make_tenant(isolation)
+    placement = tenant.placement
+
+    run_deletion(tenant_delete(tenant=tenant, confirm=tenant.slug, actor=ACTOR, grace_seconds=0))
+
+    tenant.refresh_from_db()
+    assert tenant.status == Tenant.Status.DELETED
+    if isolation == "schema":
+        assert placement.schema_name not in second_server.schemas(pg2.data_database)
+    else:
+        assert placement.db_name not in second_server.databases()
+
+
+def test_the_scheduled_health_job_runs_on_the_job_engine(register_second_server):
+    from jobs.models import Job
+    from jobs.services import job_execute
+    from tenants.tasks import servers_health_scheduled
+
+    register_second_server()
+    job_id = servers_health_scheduled()
+    assert servers_health_scheduled() == job_id  # one open at a time: the schedule never piles them up
+    job_execute(job_id=job_id)
+    job = Job.objects.get(pk=job_id)
+    assert job.state == Job.State.SUCCEEDED, job.error
+    assert job.result == {"servers": {"default": True, "pg2": True}}
+    assert ServerStatus.objects.filter(server__name="pg2", reachable=True).exists()
+
+
+def test_a_migration_missing_in_a_schema_on_the_second_server_is_seen_there(make_tenant, register_second_server):
+    from migration_runs import plans
+
+    register_second_server()
+    drain(servers.server_default())
+    tenant = make_tenant("schema", seed=False)
+    schema = sql.Identifier(tenant.placement.schema_name)
+    with placements.owner_connect(autocommit=True, at=servers.placement_target(tenant.placement)) as conn:
+        last = conn.execute(
+            sql.SQL("SELECT name FROM {}.django_migrations WHERE app = 'workspace' ORDER BY id DESC LIMIT 1").format(
+                schema
+            )
+        ).fetchone()[0]
+        conn.execute(sql.SQL("DELETE FROM {}.django_migrations WHERE app = 'workspace' AND name = %s").format(schema),
+                     [last])  # fmt: skip
+    # The executor of one placement and the runs' bulk reader both read the schema on the second server.
+    assert placements.migrate_placement(tenant.placement, plan_only=True) == [("workspace", last)]
+    (status,) = plans.status([migration_state.placement_location(tenant.placement)])
+    assert status.pending == [("workspace", last)] and not status.error
