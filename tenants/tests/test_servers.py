@@ -389,3 +389,11 @@ def test_a_migration_missing_in_a_schema_on_the_second_server_is_seen_there(make
     assert placements.migrate_placement(tenant.placement, plan_only=True) == [("workspace", last)]
     (status,) = plans.status([migration_state.placement_location(tenant.placement)])
     assert status.pending == [("workspace", last)] and not status.error
+
+
+def test_the_control_planes_own_server_cannot_be_registered_twice():
+    owner = connections.settings["owner"]
+    with pytest.raises(InvalidInput, match="already registered"):
+        servers.server_register(name="again", host=owner.get("HOST") or "localhost",
+                                port=str(owner.get("PORT") or 5432), actor=ACTOR)  # fmt: skip
+    assert not Server.objects.filter(name="again").exists()
