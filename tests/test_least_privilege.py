@@ -297,3 +297,22 @@ def test_rotating_the_key_re_encrypts_every_stored_credential(settings, tenant_w
     settings.FIELD_ENCRYPTION_KEY = new
     placement.refresh_from_db()
     assert decrypt_json(placement.credentials_encrypted) == plain
+
+
+@pytest.mark.django_db(databases="__all__", transaction=True)
+def test_the_signup_welcome_link_signs_the_owner_in_on_the_tenants_host_as_the_data_plane_role(make_tenant):
+    """The hand-over at the end of self-signup runs on the tenant's host, where every model goes to the
+    data-plane role: reading the saga there was a 500 ("permission denied for table sagas_saga")."""
+    from django.test import Client
+
+    from sagas.models import Saga
+    from tenants import signup_services
+
+    tenant = make_tenant("shared", seed=False, owner_email="ada@acme.example")
+    saga = Saga.objects.get(tenant_id=tenant.pk)
+    path = "/" + signup_services.welcome_url(saga).split("/", 3)[3]
+    visitor = Client(HTTP_HOST=f"{tenant.slug}.{settings.BASE_DOMAIN}")
+    response = visitor.get(path)
+    assert response.status_code == 302 and response["Location"] == "/members/"
+    assert "ada@acme.example" in visitor.get("/members/").content.decode()
+    assert Client(HTTP_HOST=f"{tenant.slug}.{settings.BASE_DOMAIN}").get(path)["Location"] == "/login/"  # once
