@@ -7,6 +7,8 @@ ran, then start it and watch the same page change in place (htmx polling) until 
 
 - an operator provisions one tenant of each isolation level from the dashboard, each saga's
   monitor goes from "0 of N steps" to completed, and the Tenants screen lists all three active;
+- the owner of an operator-provisioned tenant follows the set-password link the worker emailed (the
+  worker has PORT like under `make run`) to `<slug>.localhost:<live server's port>`;
 - self-signup on the live server's port (not 8000): the emailed link, the progress page, and the
   hand-over to the new workspace on `<slug>.localhost:<that port>`, signed in;
 - a migration run started from the Migrations screen: its progress bar fills without a reload;
@@ -16,12 +18,15 @@ ran, then start it and watch the same page change in place (htmx polling) until 
 from __future__ import annotations
 
 import re
+import shutil
+import tempfile
 import uuid
 
 import pytest
 from django.core import mail
 
 from core.permissions import Role
+from saas_admin.devmail import mailbox_list
 from tests.support.browser import (
     assert_not_reloaded,
     no_reload_marker,
@@ -46,11 +51,17 @@ WORK_TIMEOUT_MS = 90_000  # a loaded CI machine provisioning a dedicated databas
 def celery(django_db_setup, django_db_blocker, live_server, tenancy_templates):
     """Beat and a private broker for the module; the worker is started by the tests that need it.
     The worker gets PORT like `make run` gives it, so links it makes follow the live server."""
-    harness = CeleryHarness({"PORT": live_server.url.rsplit(":", 1)[1]}).start(worker=False)
+    port = live_server.url.rsplit(":", 1)[1]
+    mailbox = tempfile.mkdtemp(prefix="browser-mailbox-")  # what the worker sends, as `make run` keeps it
+    harness = CeleryHarness(
+        {"PORT": port, "EMAIL_BACKEND": "saas_admin.devmail.MailboxBackend", "DEV_MAILBOX_DIR": mailbox}
+    ).start(worker=False)
+    harness.mailbox = mailbox
     yield harness
     kill(harness.worker)  # every test waited for its work to finish: a warm shutdown only costs time
     kill(harness.beat)
     harness.stop()
+    shutil.rmtree(mailbox, ignore_errors=True)
 
 
 @pytest.fixture
@@ -113,6 +124,38 @@ def test_an_operator_provisions_each_isolation_level_and_watches_every_saga_fini
     assert set(Tenant.objects.filter(slug__in=ui_tenants).values_list("isolation", "status")) == {
         (isolation, Tenant.Status.ACTIVE) for isolation in ISOLATIONS
     }
+
+
+def test_the_owner_of_a_provisioned_tenant_follows_the_emailed_link_to_the_workspace_on_this_port(
+    page, live_server, celery, make_operator, ui_tenants, settings
+):
+    """The worker sends the set-password email and builds its link from PORT, as under `make run`."""
+    port = live_server.url.rsplit(":", 1)[1]
+    settings.DEV_MAILBOX_DIR = celery.mailbox  # read what the worker wrote
+    if celery.worker is None:
+        celery.start_worker()
+    slug = unique_slug("owned")
+    ui_tenants.append(slug)
+    sign_in_operator(page, live_server, make_operator(Role.OPERATOR))
+    with screenshot_on_failure(page, "owner_set_password"):
+        page.goto(f"{live_server.url}/tenants/new/")
+        page.fill("#id_slug", slug)
+        page.fill("#id_owner_email", "olga@example.test")
+        page.click("button:has-text('Start provisioning')")
+        page.wait_for_selector("#saga-live .card-header .badge-completed", timeout=WORK_TIMEOUT_MS)
+        sent = [m for m in mailbox_list() if m.to == "olga@example.test"]
+        assert len(sent) == 1
+        link = re.search(r"http://\S+/set-password/\S+/", sent[0].body)
+        assert link and link[0].startswith(f"http://{slug}.localhost:{port}/set-password/"), sent[0].body
+        page.goto(link[0])
+        assert "Choose your password" in page.inner_text("h1")
+        page.fill("#id_password", "olga-owns-this-workspace-1")
+        page.fill("#id_confirm", "olga-owns-this-workspace-1")
+        page.click("button:has-text('Set password')")
+        page.wait_for_url(f"http://{slug}.localhost:{port}/members/")
+        assert "Your password is set" in page.inner_text("body")
+        assert "olga@example.test" in page.inner_text("table")
+        snap(page, "owner_workspace")
 
 
 def test_self_signup_on_another_port_ends_signed_in_in_the_workspace_on_that_port(
