@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 import shutil
 import tempfile
+import time
 import uuid
 
 import pytest
@@ -75,6 +76,20 @@ def ui_tenants(allow_tenant_aliases):
     remove_tenants(list(Tenant.objects.select_related("placement").filter(slug__in=slugs)))
 
 
+def wait_until_done(tab, selector: str, celery: CeleryHarness) -> None:
+    """Wait for the badge that says the work finished, restarting the worker if it died (as
+    wait_for_sagas does); on a timeout, the worker's and beat's logs say why."""
+    deadline = time.monotonic() + WORK_TIMEOUT_MS / 1000
+    while time.monotonic() < deadline:
+        if celery.ensure_worker():
+            print(f"the worker had died and was restarted:\n{celery.logs()}")
+        if tab.locator(selector).count():
+            return
+        tab.wait_for_timeout(250)
+    alive = celery.worker is not None and celery.worker.poll() is None
+    raise AssertionError(f"{selector} never appeared; worker alive: {alive}\n{celery.logs()}")
+
+
 def progress_counts(text: str) -> tuple[int, int]:
     found = re.search(r"(\d+) of (\d+)", text)
     assert found, text
@@ -109,7 +124,7 @@ def test_an_operator_provisions_each_isolation_level_and_watches_every_saga_fini
         celery.start_worker()
         for isolation, (_slug, tab) in monitors.items():
             with screenshot_on_failure(tab, f"provision_{isolation}"):
-                tab.wait_for_selector("#saga-live .card-header .badge-completed", timeout=WORK_TIMEOUT_MS)
+                wait_until_done(tab, "#saga-live .card-header .badge-completed", celery)
                 done, total = progress_counts(tab.inner_text("#saga-live .progress-label"))
                 assert done == total
                 assert tab.locator("#saga-live tbody .badge-completed").count() == total  # every step row
@@ -132,8 +147,7 @@ def test_the_owner_of_a_provisioned_tenant_follows_the_emailed_link_to_the_works
     """The worker sends the set-password email and builds its link from PORT, as under `make run`."""
     port = live_server.url.rsplit(":", 1)[1]
     settings.DEV_MAILBOX_DIR = celery.mailbox  # read what the worker wrote
-    if celery.worker is None:
-        celery.start_worker()
+    celery.stop_worker()  # each test starts its own worker: nothing left over from the last one
     slug = unique_slug("owned")
     ui_tenants.append(slug)
     sign_in_operator(page, live_server, make_operator(Role.OPERATOR))
@@ -142,7 +156,9 @@ def test_the_owner_of_a_provisioned_tenant_follows_the_emailed_link_to_the_works
         page.fill("#id_slug", slug)
         page.fill("#id_owner_email", "olga@example.test")
         page.click("button:has-text('Start provisioning')")
-        page.wait_for_selector("#saga-live .card-header .badge-completed", timeout=WORK_TIMEOUT_MS)
+        page.wait_for_url(re.compile(r"/sagas/[^/]+/$"))
+        celery.start_worker()
+        wait_until_done(page, "#saga-live .card-header .badge-completed", celery)
         sent = [m for m in mailbox_list() if m.to == "olga@example.test"]
         assert len(sent) == 1
         link = re.search(r"http://\S+/set-password/\S+/", sent[0].body)
@@ -185,6 +201,7 @@ def test_self_signup_on_another_port_ends_signed_in_in_the_workspace_on_that_por
         assert link and link[0].startswith(f"{live_server.url}/"), mail.outbox[-1].body
         page.goto(link[0])
         page.wait_for_url(re.compile(r"/signup/progress/"))
+        assert page.inner_text("h1") == "Creating Port Pioneers"
         done, total = progress_counts(page.inner_text("#progress-live .progress-label"))
         assert done == 0 and total > 0
         snap(page, "signup_progress")
@@ -223,15 +240,17 @@ def test_a_migration_runs_progress_bar_fills_in_place_until_the_run_completes(
         bar = page.locator("#live .progress-bar").first
         assert bar.get_attribute("style") == "width: 0%"
         no_reload_marker(page)
+        page.fill("#f-q", "t_sch")  # typed while the rows refresh around it: kept (hx-preserve)
         snap(page, "migration_run_waiting")
         celery.start_worker()
-        page.wait_for_selector("#live .card-header .badge-completed", timeout=WORK_TIMEOUT_MS)
+        wait_until_done(page, "#live .card-header .badge-completed", celery)
         assert label.inner_text().startswith(f"100% · {with_work} of {with_work} placements with work finished")
         assert page.locator("#live .progress-bar").first.get_attribute("style") == "width: 100%"
         assert page.locator("#live tbody .badge-succeeded").count() == with_work
         for tenant in tenants:
             assert "Succeeded" in page.locator("#live tbody tr", has_text=tenant.placement.schema_name).inner_text()
         assert page.locator("#run-actions button:has-text('Cancel run')").count() == 0  # gone once it ended
+        assert page.input_value("#f-q") == "t_sch"
         assert_not_reloaded(page)
         snap(page, "migration_run_completed")
 
