@@ -1,0 +1,372 @@
+"""Adopting a django-tenants deployment (`import_django_tenants`), against a real django-tenants project.
+
+The project is bench/dt_settings.py over our `workspace` app as a django-tenants deployment has it
+before adopting us (bench/dt_workspace_migrations: no tenant_id, no RLS), built by django-tenants
+itself in a subprocess (`migrate_schemas`, `Client.create_schema`, rows written inside its
+`schema_context`): once in a database of its own on the same server, once in this control plane's
+own database.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from django.conf import settings
+from django.contrib.auth.hashers import make_password
+from django.core.management import CommandError, call_command
+from django.db import connections
+from django.test import Client as HttpClient
+from psycopg import sql
+
+from audit.models import AuditEntry
+from core import dbroles
+from core.actors import SystemActor
+from sagas.models import SagaState
+from sagas.services import saga_run_inline
+from tenants import placements
+from tenants.adoption import django_tenants_import, slug_for_schema
+from tenants.context import tenant_context
+from tenants.models import Domain, MigrationState, Tenant, TenantImport
+from tenants.moves.services import tenant_move
+from tests.support.tenancy import MEMBER_PASSWORD, teardown_tenant
+from workspace.models import Account, Member
+
+pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "owner"])
+BASE_DIR = Path(settings.BASE_DIR)
+
+# Run by django-tenants' own runtime in a subprocess: its migrate_schemas, its tenant model's
+# create_schema, and rows written through its schema_context (session search_path).
+DT_SCRIPT = r"""
+import json, sys
+import django
+django.setup()
+from django.core.management import call_command
+from django.db import connection
+from django_tenants.utils import schema_context
+from bench.dt_tenants.models import Client, Domain
+call_command("migrate_schemas", "--shared", verbosity=0)
+for t in json.loads(sys.argv[1]):
+    client, _ = Client.objects.get_or_create(schema_name=t["schema"], defaults={"name": t["name"]})
+    if t["schema"] != "public":
+        client.create_schema(check_if_exists=True, verbosity=0)
+    for i, host in enumerate(t["domains"]):
+        Domain.objects.get_or_create(domain=host, defaults={"tenant": client, "is_primary": i == 0})
+    with schema_context(t["schema"]), connection.cursor() as cur:
+        for name, email, password, admin in t.get("members", []):
+            cur.execute("INSERT INTO workspace_member (name, email, password, is_admin, is_active, created_at) "
+                        "VALUES (%s, %s, %s, %s, true, now())", [name, email, password, admin])
+        for name, balance in t.get("accounts", []):
+            cur.execute("INSERT INTO workspace_account (name, currency, balance, created_at) "
+                        "VALUES (%s, 'EUR', %s, now())", [name, balance])
+"""
+
+
+def owner_url(dbname: str) -> str:
+    s = connections.settings["owner"]
+    password = f":{s['PASSWORD']}" if s.get("PASSWORD") else ""
+    return f"postgres://{s['USER']}{password}@{s.get('HOST') or '127.0.0.1'}:{s.get('PORT') or 5432}/{dbname}"
+
+
+def build_django_tenants(url: str, tenants: list[dict[str, Any]]) -> None:
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "bench.dt_settings",
+        "BENCH_DATABASE_URL": url,
+        "DB_OWNER_ROLE": settings.DB_OWNER_ROLE,
+        "DB_OWNER_PASSWORD": settings.DB_OWNER_PASSWORD,
+        "DJANGO_MIGRATION_MODULES": json.dumps({"workspace": "bench.dt_workspace_migrations"}),
+        "PYTHONPATH": str(BASE_DIR),
+    }
+    proc = subprocess.run(
+        [sys.executable, "-c", DT_SCRIPT, json.dumps(tenants)], cwd=BASE_DIR, env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def people(prefix: str, n: int) -> list[list[Any]]:
+    hashed = make_password(MEMBER_PASSWORD)
+    return [[f"{prefix} person {i}", f"p{i}@{prefix}.test", hashed, i == 0] for i in range(n)]
+
+
+DEPLOYMENT = [
+    {"schema": "public", "name": "Public", "domains": ["dt.example"]},
+    {
+        "schema": "acme", "name": "Acme Corp", "domains": ["acme.dt.example", "www.acme.example"],
+        "members": people("acme", 3), "accounts": [["Acme main", "120.50"], ["Acme savings", "7.25"]],
+    },
+    {
+        "schema": "beta_co", "name": "Beta Co", "domains": ["beta.dt.example"],
+        "members": people("beta", 2), "accounts": [["Beta main", "99.00"]],
+    },
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def source_db(tenancy_templates, django_db_blocker) -> Iterator[str]:
+    """A django-tenants deployment in its own database on this server: public + acme + beta_co."""
+    name = f"{settings.DATABASES['owner']['NAME']}_dtsrc"
+    with django_db_blocker.unblock():
+        dbroles.drop_database(name)
+        with dbroles.admin_connect() as admin:
+            admin.execute(
+                sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                    sql.Identifier(name), sql.Identifier(settings.DB_OWNER_ROLE)
+                )
+            )
+        build_django_tenants(owner_url(name), DEPLOYMENT)
+    yield owner_url(name)
+    with django_db_blocker.unblock():
+        dbroles.drop_database(name)
+
+
+def source_fingerprint(url: str) -> dict[str, Any]:
+    """Every table of the source: its columns, RLS flags and an md5 of its rows."""
+    found: dict[str, Any] = {}
+    with psycopg.connect(url, autocommit=True) as conn:
+        tables = conn.execute(
+            "SELECT n.nspname, c.relname, c.relrowsecurity, c.relforcerowsecurity FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'r' "
+            "AND n.nspname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1, 2"
+        ).fetchall()
+        for schema, table, rls, force in tables:
+            q = sql.SQL("SELECT count(*), md5(coalesce(string_agg(t::text, ',' ORDER BY t::text), '')) FROM {}.{} t")
+            rows = conn.execute(q.format(sql.Identifier(schema), sql.Identifier(table))).fetchone()
+            cols = conn.execute(
+                "SELECT string_agg(column_name || ':' || is_nullable, ',' ORDER BY ordinal_position) "
+                "FROM information_schema.columns WHERE table_schema = %s AND table_name = %s",
+                [schema, table],
+            ).fetchone()
+            found[f"{schema}.{table}"] = (rows, cols, rls, force)
+    return found
+
+
+def cleanup_imports() -> None:
+    for tenant_id in list(Tenant.objects.values_list("pk", flat=True)):
+        teardown_tenant(tenant_id)
+    for slug in ("acme", "beta-co", "gamma", "dtsame-one", "dtsame-two"):
+        placements.drop_schema(f"t_{slug.replace('-', '_')}")
+
+
+@pytest.fixture
+def imported(source_db, allow_tenant_aliases) -> Iterator[dict[str, Tenant]]:
+    report = django_tenants_import(url=source_db)
+    assert not report.refused, [p.describe() for p in report.refused]
+    yield {t.slug: t for t in Tenant.objects.select_related("placement").filter(pk__in=report.imported)}
+    cleanup_imports()
+
+
+def test_it_imports_each_django_tenants_schema_as_a_schema_tenant_with_its_domains(imported):
+    assert sorted(imported) == ["acme", "beta-co"]  # public skipped
+    acme = imported["acme"]
+    assert (acme.name, acme.isolation, acme.status, acme.placement.kind) == ("Acme Corp", "schema", "active", "schema")
+    assert acme.placement.schema_name == "t_acme"
+    hosts = dict(Domain.objects.filter(tenant=acme).values_list("domain", "is_primary"))
+    assert hosts == {f"acme.{settings.BASE_DOMAIN}": True, "acme.dt.example": False, "www.acme.example": False}
+    record = TenantImport.objects.get(tenant=acme)
+    assert (record.source_schema, record.tables["workspace_member"], record.tables["workspace_account"]) == (
+        "acme",
+        3,
+        2,
+    )
+    entry = AuditEntry.objects.get(action="tenant.import", target_id=str(acme.pk))
+    assert "acme" in entry.summary and entry.details["rows"]["workspace_member"] == 3
+
+
+def test_imported_rows_are_read_in_the_tenants_context_and_new_rows_get_fresh_ids(imported):
+    acme = imported["acme"]
+    with tenant_context(acme) as alias:
+        members = sorted(Member.objects.using(alias).values_list("email", flat=True))
+        balances = sorted(str(b) for b in Account.objects.using(alias).values_list("balance", flat=True))
+        highest = max(Member.objects.using(alias).values_list("pk", flat=True))
+        newcomer = Member.objects.using(alias).create(name="New", email="new@acme.test")
+    assert members == ["p0@acme.test", "p1@acme.test", "p2@acme.test"]
+    assert balances == ["120.50", "7.25"]
+    assert newcomer.pk > highest and str(newcomer.tenant_id) == str(acme.pk)
+
+
+def test_an_imported_tenant_sees_none_of_another_tenants_rows(imported):
+    acme, beta = imported["acme"], imported["beta-co"]
+    with tenant_context(acme), connections["default"].cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM t_beta_co.workspace_member")
+        assert cursor.fetchone()[0] == 0  # RLS: beta's rows are not acme's
+        with pytest.raises(Exception, match="row-level security"):
+            cursor.execute(
+                "INSERT INTO t_acme.workspace_member (name, email, password, is_admin, is_active, created_at, tenant_id) "
+                "VALUES ('x', 'x@x.test', '', false, true, now(), %s)",
+                [str(beta.pk)],
+            )
+    with connections["default"].cursor() as cursor:  # no tenant context: nothing at all
+        cursor.execute("SELECT count(*) FROM t_acme.workspace_member")
+        assert cursor.fetchone()[0] == 0
+
+
+def test_an_imported_schema_is_exactly_what_our_migrations_make(imported):
+    placement = imported["acme"].placement
+    with placements.owner_connect(autocommit=True) as conn:
+        tables = conn.execute(
+            "SELECT c.relname, c.relrowsecurity AND c.relforcerowsecurity, "
+            "(SELECT count(*) FROM pg_policy p WHERE p.polrelid = c.oid), "
+            "(SELECT attnotnull FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'tenant_id') "
+            "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = 't_acme' AND c.relkind = 'r' AND c.relname <> 'django_migrations'"
+        ).fetchall()
+    assert tables and all(rls and policies == 4 and not_null for _, rls, policies, not_null in tables), tables
+    assert {"workspace_member", "workspace_privacyintake", "tenantlog_event"} <= {t[0] for t in tables}
+    assert placements.migrate_placement(placement, plan_only=True) == []  # nothing pending
+    state = MigrationState.objects.get(placement=placement)
+    assert {f"{app}.{name}" for app, name in placements.expected_migrations()} <= set(state.applied)
+
+
+def test_the_workspace_host_of_an_imported_tenant_signs_its_members_in(imported, settings):
+    settings.ALLOWED_HOSTS = ["*"]
+    for host in (f"acme.{settings.BASE_DOMAIN}", "www.acme.example"):
+        client = HttpClient(HTTP_HOST=host)
+        assert client.post("/login/", {"email": "p0@acme.test", "password": MEMBER_PASSWORD}).status_code == 302
+        page = client.get("/members/")
+        assert page.status_code == 200 and b"acme person 1" in page.content and b"beta person" not in page.content
+
+
+def test_an_imported_tenant_moves_to_a_pool_and_keeps_its_rows(imported, settings):
+    settings.TENANCY_MOVE_PURGE_GRACE_SECONDS = 0
+    acme = imported["acme"]
+    move = tenant_move(tenant=acme, to="shared", actor=SystemActor("tests"))
+    saga = saga_run_inline(saga_id=move.saga_id, timeout=120)
+    assert saga.state == SagaState.COMPLETED, saga.error
+    acme = Tenant.objects.select_related("placement").get(pk=acme.pk)
+    assert (acme.isolation, acme.placement.kind) == ("shared", "pool")
+    with tenant_context(acme) as alias:
+        assert Member.objects.using(alias).count() == 3 and Account.objects.using(alias).count() == 2
+
+
+def test_running_the_import_again_imports_nothing_twice(imported, source_db):
+    before = (Tenant.objects.count(), Domain.objects.count(), AuditEntry.objects.filter(action="tenant.import").count())
+    report = django_tenants_import(url=source_db)
+    assert report.imported == [] and not report.refused
+    assert {p.schema: p.action for p in report.plans} == {"public": "skip", "acme": "skip", "beta_co": "skip"}
+    assert "already imported as tenant acme" in next(p.reason for p in report.plans if p.schema == "acme")
+    assert (
+        Tenant.objects.count(),
+        Domain.objects.count(),
+        AuditEntry.objects.filter(action="tenant.import").count(),
+    ) == before
+    with tenant_context(imported["acme"]) as alias:
+        assert Member.objects.using(alias).count() == 3
+
+
+def test_the_import_never_changes_the_source_database(source_db, allow_tenant_aliases):
+    before = source_fingerprint(source_db)
+    try:
+        assert django_tenants_import(url=source_db).imported
+        assert source_fingerprint(source_db) == before
+    finally:
+        cleanup_imports()
+
+
+def test_a_dry_run_prints_the_plan_and_changes_nothing(source_db, capsys):
+    call_command("import_django_tenants", "--database", source_db, "--dry-run")
+    out, err = capsys.readouterr()
+    assert "would import acme → tenant acme in schema t_acme (workspace_account 2, workspace_member 3," in err
+    assert "public: skip" in err and out.strip().splitlines()[-1].startswith("dry run: 2 tenant(s) would be imported")
+    assert not Tenant.objects.exists() and not placements.schema_exists("t_acme")
+
+
+def test_a_tenant_that_fails_halfway_leaves_nothing_and_the_others_are_imported(
+    source_db, allow_tenant_aliases, capsys
+):
+    """gamma's members share an email, which our unique (tenant_id, email) refuses in mid-copy."""
+    dup = people("gamma", 2)
+    dup[1][1] = dup[0][1]
+    build_django_tenants(
+        source_db, [{"schema": "gamma", "name": "Gamma", "domains": ["gamma.dt.example"], "members": dup}]
+    )
+    try:
+        with pytest.raises(CommandError, match=r"^1 django-tenants tenant\(s\) were not imported \(gamma\)"):
+            call_command("import_django_tenants", "--database", source_db)
+        err = capsys.readouterr().err
+        assert "gamma: refuse — failed and nothing of it was kept: duplicate key" in err
+        assert sorted(Tenant.objects.values_list("slug", flat=True)) == ["acme", "beta-co"]
+        assert not placements.schema_exists("t_gamma") and not Domain.objects.filter(domain="gamma.dt.example").exists()
+        with psycopg.connect(source_db, autocommit=True) as conn:  # the customer fixes their data
+            conn.execute("UPDATE gamma.workspace_member SET email = 'other@gamma.test' WHERE name = 'gamma person 1'")
+        call_command("import_django_tenants", "--database", source_db)
+        gamma = Tenant.objects.get(slug="gamma")
+        with tenant_context(gamma) as alias:
+            assert Member.objects.using(alias).count() == 2
+    finally:
+        with psycopg.connect(source_db, autocommit=True) as conn:
+            conn.execute("DELETE FROM dt_tenants_domain WHERE domain = 'gamma.dt.example'")
+            conn.execute("DELETE FROM dt_tenants_client WHERE schema_name = 'gamma'")
+            conn.execute("DROP SCHEMA gamma CASCADE")
+        cleanup_imports()
+
+
+def test_it_imports_from_the_control_planes_own_database(allow_tenant_aliases):
+    """The django-tenants tables beside ours in public, its schemas beside our placements."""
+    url = owner_url(settings.DATABASES["owner"]["NAME"])
+    build_django_tenants(url, [
+        {"schema": "dtsame_one", "name": "One", "domains": ["one.dt.example"], "members": people("one", 2)},
+        {"schema": "dtsame_two", "name": "Two", "domains": ["two.dt.example"], "members": people("two", 1)},
+    ])  # fmt: skip
+    try:
+        report = django_tenants_import(url=url)
+        assert report.same_database and not report.refused
+        one = Tenant.objects.get(slug="dtsame-one")
+        with tenant_context(one) as alias:
+            assert sorted(Member.objects.using(alias).values_list("email", flat=True)) == ["p0@one.test", "p1@one.test"]
+        assert placements.schema_exists("dtsame_one")  # the source schema stays as it was
+    finally:
+        cleanup_imports()
+        with placements.owner_connect(autocommit=True) as conn:
+            for schema in ("dtsame_one", "dtsame_two"):
+                conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+            conn.execute("DROP TABLE IF EXISTS public.dt_tenants_domain, public.dt_tenants_client")
+            conn.execute("DELETE FROM django_migrations WHERE app IN ('dt_tenants', 'django_tenants')")
+            conn.execute("DELETE FROM django_content_type WHERE app_label = 'dt_tenants'")
+
+
+@pytest.mark.parametrize(
+    ("url", "sentence"),
+    [
+        (
+            "mysql://root@localhost/app",
+            "The --database value must be a postgres:// URL of the django-tenants database.",
+        ),
+        ("postgres://nobody@127.0.0.1:1/app", "Cannot connect to the django-tenants database: "),
+        ("postgres://x@127.0.0.1/a\x00b", "The --database value must be a postgres:// URL"),
+    ],
+)
+def test_a_bad_url_is_one_sentence(url, sentence):
+    with pytest.raises(CommandError) as caught:
+        call_command("import_django_tenants", "--database", url)
+    assert str(caught.value).startswith(sentence) and "\n" not in str(caught.value)
+
+
+def test_a_database_without_django_tenants_tables_is_one_sentence(tenancy_templates):
+    url = owner_url(placements.template_database())  # our tables, none of django-tenants'
+    with pytest.raises(CommandError, match=r"^No django-tenants tables were found: .*--domain-table\)\.$"):
+        call_command("import_django_tenants", "--database", url)
+    with pytest.raises(CommandError, match=r"^The tenant table “nope” is not in the django-tenants database\.$"):
+        call_command("import_django_tenants", "--database", url, "--tenant-table", "nope")
+
+
+def test_a_missing_database_is_named_without_the_password():
+    s = connections.settings["owner"]
+    url = f"postgres://{s['USER']}:s3cret-pw@{s.get('HOST') or '127.0.0.1'}:{s.get('PORT') or 5432}/no_such_db_here"
+    with pytest.raises(CommandError, match="no_such_db_here") as caught:
+        call_command("import_django_tenants", "--database", url)
+    assert "s3cret-pw" not in str(caught.value) and "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("schema", "slug"), [("acme", "acme"), ("Beta_Co", "beta-co"), ("42shop", "t-42shop"), ("__x__", "x")]
+)
+def test_schema_names_become_slugs(schema, slug):
+    assert slug_for_schema(schema) == slug
