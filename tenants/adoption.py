@@ -170,7 +170,7 @@ def _identity(conn: Any) -> tuple[str, str, str]:
         "SELECT current_database(), pg_postmaster_start_time()::text, "
         "(SELECT oid::text FROM pg_database WHERE datname = current_database())"
     ).fetchone()
-    return tuple(row)  # type: ignore[return-value]
+    return (str(row[0]), str(row[1]), str(row[2])) if row else ("", "", "")
 
 
 def is_control_plane_database(conn: psycopg.Connection) -> bool:
@@ -360,6 +360,9 @@ def _plan_one(conn: psycopg.Connection, plan: TenantPlan, *, source: str, same_d
         plan.target_schema = schema_name_for_slug(plan.slug)
     except ValidationError:
         return _refuse(plan, f"its schema name gives no usable tenant slug (“{plan.slug}”)")
+    if TenantImport.objects.filter(tenant__slug=plan.slug, source_schema=plan.schema).exists():
+        # The same deployment reached under another host name (localhost vs 127.0.0.1, a replica).
+        return _skip(plan, f"already imported as tenant {plan.slug}")
     if Tenant.objects.filter(slug=plan.slug).exists():
         return _refuse(plan, f"a tenant with the slug {plan.slug} already exists here")
     if Placement.objects.filter(database_alias="default", schema_name=plan.target_schema).exists():

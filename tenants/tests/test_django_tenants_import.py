@@ -24,6 +24,7 @@ from django.contrib.auth.hashers import make_password
 from django.core.management import CommandError, call_command
 from django.db import connections
 from django.test import Client as HttpClient
+from django.utils import timezone
 from psycopg import sql
 
 from audit.models import AuditEntry
@@ -31,12 +32,13 @@ from core import dbroles
 from core.actors import SystemActor
 from sagas.models import SagaState
 from sagas.services import saga_run_inline
-from tenants import placements
+from tenants import adoption, placements
 from tenants.adoption import django_tenants_import, slug_for_schema
 from tenants.context import tenant_context
 from tenants.models import Domain, MigrationState, Tenant, TenantImport
 from tenants.moves.services import tenant_move
 from tests.support.tenancy import MEMBER_PASSWORD, teardown_tenant
+from workspace import ledger
 from workspace.models import Account, Member
 
 pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "owner"])
@@ -96,7 +98,7 @@ def people(prefix: str, n: int) -> list[list[Any]]:
     return [[f"{prefix} person {i}", f"p{i}@{prefix}.test", hashed, i == 0] for i in range(n)]
 
 
-DEPLOYMENT = [
+DEPLOYMENT: list[dict[str, Any]] = [
     {"schema": "public", "name": "Public", "domains": ["dt.example"]},
     {
         "schema": "acme", "name": "Acme Corp", "domains": ["acme.dt.example", "www.acme.example"],
@@ -190,6 +192,35 @@ def test_imported_rows_are_read_in_the_tenants_context_and_new_rows_get_fresh_id
     assert members == ["p0@acme.test", "p1@acme.test", "p2@acme.test"]
     assert balances == ["120.50", "7.25"]
     assert newcomer.pk > highest and str(newcomer.tenant_id) == str(acme.pk)
+    with tenant_context(acme) as alias:  # the ledger opens the imported balance in the event log first
+        main = Account.objects.using(alias).get(name="Acme main")
+        ledger.ledger_deposit(account_id=main.pk, amount="10.00")
+    with tenant_context(acme):
+        assert str(ledger.ledger_balance_at(account_id=main.pk, at=timezone.now())) == "130.50"
+
+
+def test_the_same_deployment_under_another_host_name_is_not_imported_twice(imported, source_db):
+    other = source_db.replace("@127.0.0.1:", "@localhost:") if "@127.0.0.1:" in source_db else source_db
+    report = django_tenants_import(url=other)
+    assert report.imported == [] and not report.refused
+
+
+def test_a_schema_left_by_an_interrupted_import_is_redone_and_any_other_refuses(source_db, allow_tenant_aliases):
+    """A run killed between the copy's commit and the control plane's leaves a marked schema, no tenant."""
+    with psycopg.connect(source_db) as conn:
+        source = adoption.source_label(conn)
+    placements.clone_template_schema("t_acme", comment=adoption.MARK + f"{source} acme")
+    placements.clone_template_schema("t_beta_co")  # not ours: somebody else's schema of that name
+    try:
+        report = django_tenants_import(url=source_db)
+        acme = Tenant.objects.get(slug="acme")
+        with tenant_context(acme) as alias:
+            assert Member.objects.using(alias).count() == 3
+        beta = next(p for p in report.plans if p.schema == "beta_co")
+        assert beta.reason.endswith("The schema t_beta_co already exists and was not made by this import.")
+        assert not Tenant.objects.filter(slug="beta-co").exists() and placements.schema_exists("t_beta_co")
+    finally:
+        cleanup_imports()
 
 
 def test_an_imported_tenant_sees_none_of_another_tenants_rows(imported):
