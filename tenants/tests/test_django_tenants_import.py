@@ -30,6 +30,7 @@ from psycopg import sql
 from audit.models import AuditEntry
 from core import dbroles
 from core.actors import SystemActor
+from jobs.models import Job
 from sagas.models import SagaState
 from sagas.services import saga_run_inline
 from tenants import adoption, placements
@@ -180,6 +181,13 @@ def test_it_imports_each_django_tenants_schema_as_a_schema_tenant_with_its_domai
     )
     entry = AuditEntry.objects.get(action="tenant.import", target_id=str(acme.pk))
     assert "acme" in entry.summary and entry.details["rows"]["workspace_member"] == 3
+
+
+def test_each_tenant_is_one_job_that_forgets_the_sources_credentials_when_it_ends(imported):
+    jobs = list(Job.objects.filter(kind="tenants.django_tenants_import").order_by("id"))
+    assert [(j.state, j.payload["schema"]) for j in jobs] == [("succeeded", "acme"), ("succeeded", "beta_co")]
+    assert jobs[0].result["tenant_id"] == str(imported["acme"].pk) and jobs[0].result["rows"]["workspace_member"] == 3
+    assert all("source" not in j.payload for j in jobs)
 
 
 def test_imported_rows_are_read_in_the_tenants_context_and_new_rows_get_fresh_ids(imported):

@@ -1,71 +1,30 @@
-"""Adopting a django-tenants deployment: `manage.py import_django_tenants --database URL [--dry-run]`.
+"""Reading a django-tenants deployment: its tenant and domain tables, and a plan per tenant.
 
-For every tenant row of the django-tenants project (its `public` schema skipped):
-
-1. read the tenant row, its domains and its schema's tables from the source, in one
-   `REPEATABLE READ READ ONLY` transaction of a session that is read-only by default: the import
-   never writes to the source, whatever the role in the URL may do;
-2. clone our template schema as `t_<slug>` (tenants.placements.clone_template_schema), so the schema
-   *is* our migrations: `tenant_id` on every TENANT_APPS table, RLS enabled + forced with the four
-   policies, the event store's triggers, the data-plane grants and the migration records. A schema
-   comment names the import, so an interrupted run is recognised and redone by the next;
-3. stream every TENANT_APPS table the source schema has (`COPY … TO STDOUT`, text) into a staging
-   table and insert it with `tenant_id` = the new tenant's uuid, primary keys kept; move the id
-   sequences past them; check each table's row count against the source's, in one target transaction;
-4. in one control-plane transaction: the schema Placement and its MigrationState, the Tenant (active,
-   isolation `schema`), its primary domain `<slug>.<BASE_DOMAIN>` and the django-tenants domains
-   (verified: the operator holds the deployment's credentials), the TenantImport record, the
-   `TenantImported` event and the `tenant.import` audit entry.
-
-A failure in 2–4 drops the new schema and rolls the control-plane rows back, so a tenant that fails
-is not imported at all and the others are unaffected; a second run skips what the first imported.
-
-Why a copy into a new schema, also when the django-tenants schemas are in our own database: adopting
-a schema in place means `ALTER TABLE … ADD tenant_id NOT NULL` and FORCE'd RLS on the deployment's
-live tables; the moment that commits the django-tenants site (whose connections never set
-`app.current_tenant_id`) sees no rows and can insert none, and going back is hand-written DDL. The
-copy leaves every source schema as it was, so the operator switches traffic when satisfied and can
-switch back. It is one code path for both cases: a django-tenants database on another server or
-database cannot be a placement as it is (a dedicated placement is one tenant per database with its
-own login roles; django-tenants keeps all tenants in one database under one role), so its schemas
-must be copied into ours anyway. The cost is the copy (time and space) and that writes made in the
-django-tenants site after its tenant was imported are not carried over: put it in maintenance first.
-
-Why not a job: the job row would have to hold the source's credentials; the command runs the import
-in its own process, never stores the URL, and each tenant is one unit that a rerun redoes.
-
-Why one module (over 400 lines): discovery, planning and the copy read the same description of the
-source (tables, columns, counts) and must agree on it exactly, like tenants/moves/copy.py.
+Nothing here writes anywhere. `source_connect` opens a session that is read-only by default;
+`discover_tables` finds the tenant and domain tables by django-tenants' conventions (or the names
+given); `plan_import` reads every tenant row, its domains and its schema's tables in one snapshot
+and says, per tenant, import (with the tables, columns and row counts), skip or refuse (with the
+sentence why). tenants/adoption/copy.py carries a plan out.
 """
 
 from __future__ import annotations
 
 import re
-import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import DatabaseError, transaction
-from django.utils import timezone
 from psycopg import sql
 
-from audit.actions import AuditAction
-from audit.services import audit_record
-from core.actors import Actor, SystemActor, actor_label
 from core.errors import InvalidInput
 from tenants import placements
-from tenants.lifecycle import registered_data, tenant_event
-from tenants.migration_state import placement_state_refresh
 from tenants.models import Domain, Placement, Tenant, TenantImport
-from tenants.moves.copy import Table, connect, tenant_tables
-from tenants.selectors import host_cache_clear, primary_domain_for
+from tenants.moves.copy import Table, tenant_tables
+from tenants.selectors import primary_domain_for
 from tenants.validation import schema_name_for_slug, validate_slug
 
-COMMAND = SystemActor("manage.py import_django_tenants")
 MARK = "django-tenants import of "  # + "<source database> <schema>", the comment on the new schema
 SYSTEM_SCHEMAS = ("pg_catalog", "information_schema", "pg_toast")
 DOMAIN_COLUMNS = ("domain", "is_primary", "tenant_id")
@@ -114,6 +73,7 @@ class TenantPlan:
     left_out: list[str] = field(default_factory=list)
     source_migrations: list[str] = field(default_factory=list)
     tenant_id: str = ""
+    copied: dict[str, int] = field(default_factory=dict)  # rows per table, once imported
 
     def describe(self) -> str:
         if self.action != "import":
@@ -139,7 +99,7 @@ class ImportReport:
         return [p for p in self.plans if p.action == "refuse"]
 
 
-def _qualified(schema: str, table: str) -> sql.Composed:
+def qualified(schema: str, table: str) -> sql.Composed:
     return sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(table))
 
 
@@ -313,13 +273,13 @@ def _plan_tables(conn: psycopg.Connection, plan: TenantPlan, ours: dict[str, dic
         source = theirs[name]
         unknown = [c for c in source if c not in ours.get(name, {})]
         if unknown:
-            return _refuse(plan, f"its table {name} has columns this control plane does not have: {', '.join(unknown)}")
+            return refuse(plan, f"its table {name} has columns this control plane does not have: {', '.join(unknown)}")
         filled = {"tenant_id", *table.derived}
         missing = [c for c, required in ours[name].items() if required and c not in source and c not in filled]
         if missing:
-            return _refuse(plan, f"its table {name} lacks the required columns {', '.join(missing)}")
+            return refuse(plan, f"its table {name} lacks the required columns {', '.join(missing)}")
         columns = tuple(c for c in table.copy_columns if c in source and c != "tenant_id")
-        row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(_qualified(plan.schema, name))).fetchone()
+        row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(qualified(plan.schema, name))).fetchone()
         plan.tables.append(TablePlan(name, columns, int(row[0]) if row else 0, table))
     if "django_migrations" in theirs:
         labels = placements.tenant_app_labels()
@@ -327,69 +287,72 @@ def _plan_tables(conn: psycopg.Connection, plan: TenantPlan, ours: dict[str, dic
             f"{app}.{name}"
             for app, name in conn.execute(
                 sql.SQL("SELECT app, name FROM {} WHERE app = ANY(%s) ORDER BY app, name").format(
-                    _qualified(plan.schema, "django_migrations")
+                    qualified(plan.schema, "django_migrations")
                 ),
                 [labels],
             ).fetchall()
         ]
 
 
-def _refuse(plan: TenantPlan, reason: str) -> None:
+def refuse(plan: TenantPlan, reason: str) -> None:
     plan.action, plan.reason = "refuse", reason
 
 
-def _skip(plan: TenantPlan, reason: str) -> None:
+def skip(plan: TenantPlan, reason: str) -> None:
     plan.action, plan.reason = "skip", reason
 
 
 def _plan_one(conn: psycopg.Connection, plan: TenantPlan, *, source: str, same_database: bool, ours: Any) -> None:
     public = getattr(settings, "PUBLIC_SCHEMA_NAME", "public")
     if plan.schema == public:
-        return _skip(plan, "the django-tenants public schema holds no tenant's data")
+        return skip(plan, "the django-tenants public schema holds no tenant's data")
     done = TenantImport.objects.filter(source_database=source, source_schema=plan.schema).select_related("tenant")
     if (previous := done.first()) is not None:
-        return _skip(plan, f"already imported as tenant {previous.tenant.slug}")
+        return skip(plan, f"already imported as tenant {previous.tenant.slug}")
     if same_database and Placement.objects.filter(database_alias="default", schema_name=plan.schema).exists():
-        return _skip(plan, "the schema is already a placement of this control plane")
+        return skip(plan, "the schema is already a placement of this control plane")
     exists = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", [plan.schema]).fetchone()
     if exists is None:
-        return _skip(plan, "its schema does not exist in the django-tenants database")
+        return skip(plan, "its schema does not exist in the django-tenants database")
     plan.slug = slug_for_schema(plan.schema)
     try:
         validate_slug(plan.slug)
         plan.target_schema = schema_name_for_slug(plan.slug)
     except ValidationError:
-        return _refuse(plan, f"its schema name gives no usable tenant slug (“{plan.slug}”)")
+        return refuse(plan, f"its schema name gives no usable tenant slug (“{plan.slug}”)")
     if TenantImport.objects.filter(tenant__slug=plan.slug, source_schema=plan.schema).exists():
         # The same deployment reached under another host name (localhost vs 127.0.0.1, a replica).
-        return _skip(plan, f"already imported as tenant {plan.slug}")
+        return skip(plan, f"already imported as tenant {plan.slug}")
     if Tenant.objects.filter(slug=plan.slug).exists():
-        return _refuse(plan, f"a tenant with the slug {plan.slug} already exists here")
+        return refuse(plan, f"a tenant with the slug {plan.slug} already exists here")
     if Placement.objects.filter(database_alias="default", schema_name=plan.target_schema).exists():
-        return _refuse(plan, f"the schema {plan.target_schema} is already a placement here")
+        return refuse(plan, f"the schema {plan.target_schema} is already a placement here")
     hosts = [primary_domain_for(plan.slug), *plan.domains]
     taken = Domain.objects.filter(domain__in=hosts).values_list("domain", flat=True).first()
     if taken is not None:
-        return _refuse(plan, f"the domain {taken} already belongs to another tenant here")
+        return refuse(plan, f"the domain {taken} already belongs to another tenant here")
     _plan_tables(conn, plan, ours)
 
 
 def plan_import(
-    conn: psycopg.Connection, tables: SourceTables, *, source: str, same_database: bool
+    conn: psycopg.Connection, tables: SourceTables, *, source: str, same_database: bool, only: str | None = None
 ) -> list[TenantPlan]:
-    """One plan per django-tenants tenant row, read in one snapshot; nothing is written anywhere."""
+    """One plan per django-tenants tenant row (or only the one of schema `only`), read in one
+    snapshot; nothing is written anywhere."""
     conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
     try:
         name = sql.Identifier("name") if tables.has_name else sql.Identifier("schema_name")
         rows = conn.execute(
-            sql.SQL("SELECT {key}::text, schema_name, {name} FROM {t} ORDER BY schema_name").format(
-                key=sql.Identifier(tables.tenant_key), name=name, t=_qualified(*tables.tenant_table)
-            )
+            sql.SQL(
+                "SELECT {key}::text, schema_name, {name} FROM {t} WHERE %s::text IS NULL OR schema_name = %s "
+                "ORDER BY schema_name"
+            ).format(key=sql.Identifier(tables.tenant_key), name=name, t=qualified(*tables.tenant_table)),
+            [only, only],
         ).fetchall()
         domains: dict[str, list[str]] = {}
         for domain, tenant_key in conn.execute(
             sql.SQL("SELECT lower(domain), tenant_id::text FROM {} ORDER BY is_primary DESC, domain").format(
-                _qualified(*tables.domain_table)
+                qualified(*tables.domain_table)
             )
         ).fetchall():
             domains.setdefault(tenant_key, []).append(domain)
@@ -403,157 +366,10 @@ def plan_import(
         slugs = [p.slug for p in plans if p.action == "import"]
         for plan in plans:
             if plan.action == "import" and slugs.count(plan.slug) > 1:
-                _refuse(plan, f"another schema of the deployment gives the same slug {plan.slug}")
+                refuse(plan, f"another schema of the deployment gives the same slug {plan.slug}")
         return plans
     finally:
         conn.rollback()
 
 
 # --- importing ----------------------------------------------------------------------------
-
-
-def _mark(source: str, schema: str) -> str:
-    return f"{MARK}{source} {schema}"
-
-
-def _leftover_dropped(plan: TenantPlan, source: str) -> None:
-    """A schema of an interrupted run of this very import (marked, no record) goes; anything else refuses."""
-    with placements.owner_connect(autocommit=True) as conn:
-        row = conn.execute(
-            "SELECT obj_description(oid, 'pg_namespace') FROM pg_namespace WHERE nspname = %s", [plan.target_schema]
-        ).fetchone()
-    if row is None:
-        return
-    if row[0] != _mark(source, plan.schema):
-        raise AdoptionError(f"The schema {plan.target_schema} already exists and was not made by this import.")
-    placements.drop_schema(plan.target_schema)
-
-
-def _copy_rows(src: psycopg.Connection, plan: TenantPlan) -> dict[str, int]:
-    """Every planned table from the source's snapshot into the new schema, in one target transaction."""
-    tgt = connect(Placement(kind=Placement.Kind.SCHEMA, schema_name=plan.target_schema), plan.tenant_id)
-    copied: dict[str, int] = {}
-    src.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-    try:
-        cur = tgt.cursor()  # the connection is in the tenant's RLS scope (GUC set for the session)
-        for item in plan.tables:
-            T, cols = sql.Identifier(item.name), sql.SQL(", ").join(sql.Identifier(c) for c in item.columns)
-            cur.execute("DROP TABLE IF EXISTS pg_temp._import_in")
-            cur.execute(sql.SQL("CREATE TEMP TABLE _import_in AS SELECT {} FROM {} WITH NO DATA").format(cols, T))
-            out_sql = sql.SQL("COPY (SELECT {} FROM {}) TO STDOUT").format(cols, _qualified(plan.schema, item.name))
-            with (
-                src.cursor().copy(out_sql) as out,
-                cur.copy(sql.SQL("COPY _import_in ({}) FROM STDIN").format(cols)) as into,
-            ):
-                for chunk in out:
-                    into.write(chunk)
-            inserted = [c for c in item.columns if c in item.table.insert_columns]
-            order = sql.Identifier(item.table.pk) if item.table.pk in item.columns else sql.SQL("1")
-            cur.execute(
-                sql.SQL("INSERT INTO {t} ({cols}, tenant_id) SELECT {cols}, %s FROM _import_in ORDER BY {o}").format(
-                    t=T, cols=sql.SQL(", ").join(sql.Identifier(c) for c in inserted), o=order
-                ),
-                [plan.tenant_id],
-            )
-            row = src.execute(sql.SQL("SELECT count(*) FROM {}").format(_qualified(plan.schema, item.name))).fetchone()
-            source_rows = int(row[0]) if row else -1
-            if cur.rowcount != source_rows:
-                raise AdoptionError(f"{item.name} has {source_rows} rows in the source but {cur.rowcount} were copied.")
-            copied[item.name] = cur.rowcount
-            if item.table.serial and not item.table.renumber and cur.rowcount:
-                cur.execute(
-                    sql.SQL("SELECT setval(pg_get_serial_sequence(%s, %s), max({})) FROM {}").format(
-                        sql.Identifier(item.table.pk), T
-                    ),
-                    [item.name, item.table.pk],
-                )
-            cur.execute("DROP TABLE pg_temp._import_in")
-        tgt.commit()
-    finally:
-        src.rollback()
-        tgt.close()
-    return copied
-
-
-def _plan_for_schema() -> str:
-    """The plan recorded for an imported tenant: the first whose level is `schema` (else the default)."""
-    levels = getattr(settings, "TENANCY_PLAN_ISOLATION", {})
-    return next((plan for plan, level in levels.items() if level == Tenant.Isolation.SCHEMA), Tenant.Plan.FREE)
-
-
-def _register(plan: TenantPlan, copied: dict[str, int], *, source: str, actor: Actor) -> Tenant:
-    """The control-plane rows of the imported tenant, in one transaction."""
-    with transaction.atomic():
-        placement = Placement.objects.create(kind=Placement.Kind.SCHEMA, schema_name=plan.target_schema, capacity=1)
-        placement_state_refresh(placement)
-        now = timezone.now()
-        tenant = Tenant.objects.create(
-            id=plan.tenant_id, slug=plan.slug, name=plan.name, isolation=Tenant.Isolation.SCHEMA,
-            status=Tenant.Status.ACTIVE, status_changed_at=now, plan=_plan_for_schema(), placement=placement,
-        )  # fmt: skip
-        Domain.objects.create(domain=primary_domain_for(plan.slug), tenant=tenant, is_primary=True, verified=True)
-        for host in plan.domains:
-            Domain.objects.create(domain=host, tenant=tenant, verified=True, verified_at=now)
-        TenantImport.objects.create(
-            tenant=tenant, source_database=source, source_schema=plan.schema, source_tenant=plan.source_key[:64],
-            tables=copied, left_out=plan.left_out, domains=plan.domains, source_migrations=plan.source_migrations,
-            imported_by=actor_label(actor)[:150],
-        )  # fmt: skip
-        details = {"source": source, "schema": plan.schema, "placement": plan.target_schema, "rows": copied}
-        tenant_event(tenant.pk, "TenantImported", **registered_data(tenant), **details)
-        audit_record(
-            actor=actor, action=AuditAction.TENANT_IMPORT, target_type="tenant", target_id=tenant.pk,
-            summary=f"Imported {plan.slug} from django-tenants schema {plan.schema}", details=details,
-        )  # fmt: skip
-        transaction.on_commit(host_cache_clear)
-    return tenant
-
-
-def tenant_import_one(src: psycopg.Connection, plan: TenantPlan, *, source: str, actor: Actor) -> Tenant:
-    """Import one planned tenant: all of it, or (on any failure) nothing of it."""
-    plan.tenant_id = str(uuid.uuid4())
-    _leftover_dropped(plan, source)
-    placements.clone_template_schema(plan.target_schema, comment=_mark(source, plan.schema))
-    try:
-        copied = _copy_rows(src, plan)
-        return _register(plan, copied, source=source, actor=actor)
-    except BaseException:
-        placements.drop_schema(plan.target_schema)
-        raise
-
-
-def django_tenants_import(
-    *,
-    url: str,
-    actor: Actor = COMMAND,
-    tenant_table: str = "",
-    domain_table: str = "",
-    dry_run: bool = False,
-    progress: Callable[[str], Any] = lambda line: None,
-) -> ImportReport:
-    """Import every tenant of a django-tenants database (see the module docstring). Raises
-    AdoptionError (one sentence) when the source cannot be read as a django-tenants deployment;
-    a tenant that cannot be imported is reported in `failed`/`refused` and the others still are."""
-    with source_connect(url) as src:
-        tables = discover_tables(src, tenant_table=tenant_table, domain_table=domain_table)
-        same = is_control_plane_database(src)
-        source = source_label(src)
-        where = "this control plane's own database" if same else "another database"
-        progress(f"django-tenants tables {' and '.join(tables.labels)} in {source} ({where})")
-        plans = plan_import(src, tables, source=source, same_database=same)
-        report = ImportReport(source=source, same_database=same, tables=tables, plans=plans)
-        for plan in plans:
-            if dry_run or plan.action != "import":
-                progress(("would import " if dry_run and plan.action == "import" else "") + plan.describe())
-                continue
-            try:
-                tenant = tenant_import_one(src, plan, source=source, actor=actor)
-            except (psycopg.Error, DatabaseError, AdoptionError) as exc:
-                text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                _refuse(plan, f"failed and nothing of it was kept: {text}")
-                report.failed.append(plan)
-                progress(plan.describe())
-                continue
-            report.imported.append(str(tenant.pk))
-            progress(f"imported {plan.describe()}")
-    return report
