@@ -69,9 +69,11 @@ def _copy_rows(src: psycopg.Connection, plan: TenantPlan, progress: Progress) ->
                 for chunk in out:
                     into.write(chunk)
             inserted = [c for c in item.columns if c in item.table.insert_columns]
-            order = sql.Identifier(item.table.pk) if item.table.pk in item.columns else sql.SQL("1")
+            # Only a renumbered table (the event log) needs the source's order: its new ids and hash chain follow it.
+            renumbered = item.table.renumber and item.table.pk in item.columns
+            order = sql.SQL(" ORDER BY {}").format(sql.Identifier(item.table.pk)) if renumbered else sql.SQL("")
             cur.execute(
-                sql.SQL("INSERT INTO {t} ({cols}, tenant_id) SELECT {cols}, %s FROM _import_in ORDER BY {o}").format(
+                sql.SQL("INSERT INTO {t} ({cols}, tenant_id) SELECT {cols}, %s FROM _import_in{o}").format(
                     t=T, cols=sql.SQL(", ").join(sql.Identifier(c) for c in inserted), o=order
                 ),
                 [plan.tenant_id],

@@ -9,12 +9,7 @@ own database.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -28,6 +23,7 @@ from django.utils import timezone
 from psycopg import sql
 
 from audit.models import AuditEntry
+from bench import dt_project
 from core import dbroles
 from core.actors import SystemActor
 from jobs.models import Job
@@ -43,33 +39,6 @@ from workspace import ledger
 from workspace.models import Account, Member
 
 pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "owner"])
-BASE_DIR = Path(settings.BASE_DIR)
-
-# Run by django-tenants' own runtime in a subprocess: its migrate_schemas, its tenant model's
-# create_schema, and rows written through its schema_context (session search_path).
-DT_SCRIPT = r"""
-import json, sys
-import django
-django.setup()
-from django.core.management import call_command
-from django.db import connection
-from django_tenants.utils import schema_context
-from bench.dt_tenants.models import Client, Domain
-call_command("migrate_schemas", "--shared", verbosity=0)
-for t in json.loads(sys.argv[1]):
-    client, _ = Client.objects.get_or_create(schema_name=t["schema"], defaults={"name": t["name"]})
-    if t["schema"] != "public":
-        client.create_schema(check_if_exists=True, verbosity=0)
-    for i, host in enumerate(t["domains"]):
-        Domain.objects.get_or_create(domain=host, defaults={"tenant": client, "is_primary": i == 0})
-    with schema_context(t["schema"]), connection.cursor() as cur:
-        for name, email, password, admin in t.get("members", []):
-            cur.execute("INSERT INTO workspace_member (name, email, password, is_admin, is_active, created_at) "
-                        "VALUES (%s, %s, %s, %s, true, now())", [name, email, password, admin])
-        for name, balance in t.get("accounts", []):
-            cur.execute("INSERT INTO workspace_account (name, currency, balance, created_at) "
-                        "VALUES (%s, 'EUR', %s, now())", [name, balance])
-"""
 
 
 def owner_url(dbname: str) -> str:
@@ -79,19 +48,7 @@ def owner_url(dbname: str) -> str:
 
 
 def build_django_tenants(url: str, tenants: list[dict[str, Any]]) -> None:
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "bench.dt_settings",
-        "BENCH_DATABASE_URL": url,
-        "DB_OWNER_ROLE": settings.DB_OWNER_ROLE,
-        "DB_OWNER_PASSWORD": settings.DB_OWNER_PASSWORD,
-        "DJANGO_MIGRATION_MODULES": json.dumps({"workspace": "bench.dt_workspace_migrations"}),
-        "PYTHONPATH": str(BASE_DIR),
-    }
-    proc = subprocess.run(
-        [sys.executable, "-c", DT_SCRIPT, json.dumps(tenants)], cwd=BASE_DIR, env=env, capture_output=True, text=True
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    dt_project.build(url, tenants, owner_role=settings.DB_OWNER_ROLE, owner_password=settings.DB_OWNER_PASSWORD)
 
 
 def people(prefix: str, n: int) -> list[list[Any]]:
