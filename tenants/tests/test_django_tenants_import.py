@@ -228,6 +228,15 @@ def test_the_workspace_host_of_an_imported_tenant_signs_its_members_in(imported,
         assert client.post("/login/", {"email": "p0@acme.test", "password": MEMBER_PASSWORD}).status_code == 302
         page = client.get("/members/")
         assert page.status_code == 200 and b"acme person 1" in page.content and b"beta person" not in page.content
+    replayed = HttpClient(HTTP_HOST=f"beta-co.{settings.BASE_DOMAIN}")
+    replayed.cookies = client.cookies  # acme's session on beta's host means nothing there
+    assert replayed.get("/members/").status_code == 302
+
+
+def test_the_tenant_page_says_where_an_imported_tenant_came_from(imported, client_for, viewer):
+    page = client_for(viewer).get(f"/tenants/{imported['acme'].pk}/")
+    assert page.status_code == 200
+    assert b'from django-tenants schema <span class="mono">acme</span>' in page.content
 
 
 def test_an_imported_tenant_moves_to_a_pool_and_keeps_its_rows(imported, settings):
