@@ -35,6 +35,7 @@ from tenants.context import tenant_context
 from tenants.models import Domain, MigrationState, Tenant, TenantImport
 from tenants.moves.services import tenant_move
 from tests.support.tenancy import MEMBER_PASSWORD, teardown_tenant
+from tests.test_isolation import ATTACKS, run_attack, victim_pks
 from workspace import ledger
 from workspace.models import Account, Member
 
@@ -239,16 +240,37 @@ def test_the_tenant_page_says_where_an_imported_tenant_came_from(imported, clien
     assert b'from django-tenants schema <span class="mono">acme</span>' in page.content
 
 
-def test_an_imported_tenant_moves_to_a_pool_and_keeps_its_rows(imported, settings):
+def attack_both_ways(a: Tenant, b: Tenant) -> None:
+    """Every attack of the isolation suite (ORM, raw SQL, resetting the setting), each way, on ids
+    both tenants use (each imported schema numbered its rows from 1)."""
+    for actor, victim in ((a, b), (b, a)):
+        for pk in victim_pks(victim):
+            for name in sorted(ATTACKS):
+                run_attack(name, actor, victim, pk)
+
+
+def test_no_isolation_attack_reaches_another_imported_tenant(imported):
+    attack_both_ways(imported["acme"], imported["beta-co"])
+
+
+def test_imported_tenants_moved_to_pools_keep_their_rows_and_stay_apart(imported, settings):
     settings.TENANCY_MOVE_PURGE_GRACE_SECONDS = 0
-    acme = imported["acme"]
-    move = tenant_move(tenant=acme, to="shared", actor=SystemActor("tests"))
-    saga = saga_run_inline(saga_id=move.saga_id, timeout=120)
-    assert saga.state == SagaState.COMPLETED, saga.error
-    acme = Tenant.objects.select_related("placement").get(pk=acme.pk)
-    assert (acme.isolation, acme.placement.kind) == ("shared", "pool")
+    moved = []
+    for tenant in (imported["acme"], imported["beta-co"]):
+        move = tenant_move(tenant=tenant, to="shared", actor=SystemActor("tests"))
+        saga = saga_run_inline(saga_id=move.saga_id, timeout=120)
+        assert saga.state == SagaState.COMPLETED, saga.error
+        moved.append(Tenant.objects.select_related("placement").get(pk=tenant.pk))
+    acme, beta = moved
+    assert (acme.isolation, acme.placement.kind, beta.placement.kind) == ("shared", "pool", "pool")
+    # Both numbered their rows from 1 in django-tenants and keep their ids: the second move finds the
+    # first one's ids in the pool and opens another (tenants/moves/copy.py, key collisions).
+    assert acme.placement_id != beta.placement_id
     with tenant_context(acme) as alias:
         assert Member.objects.using(alias).count() == 3 and Account.objects.using(alias).count() == 2
+    with tenant_context(beta) as alias:
+        assert sorted(Member.objects.using(alias).values_list("email", flat=True)) == ["p0@beta.test", "p1@beta.test"]
+    attack_both_ways(acme, beta)
 
 
 def test_running_the_import_again_imports_nothing_twice(imported, source_db):
