@@ -217,6 +217,10 @@ def discover_tables(conn: psycopg.Connection, *, tenant_table: str = "", domain_
                 continue
             has_name = "name" in _columns(conn, ref[0], ref[1])
             found.append(SourceTables((ref[0], ref[1]), ref[2], domain, has_name))
+        if not found and tenant is not None and domain_table and "id" in _columns(conn, *tenant):
+            # Both named but no foreign key between them (dropped, or never declared): the usual `id`.
+            has_name = "name" in _columns(conn, *tenant)
+            found.append(SourceTables(tenant, "id", domains[0], has_name))
     finally:
         conn.rollback()
     if not found:

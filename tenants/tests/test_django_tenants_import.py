@@ -112,7 +112,7 @@ def source_fingerprint(url: str) -> dict[str, Any]:
 def cleanup_imports() -> None:
     for tenant_id in list(Tenant.objects.values_list("pk", flat=True)):
         teardown_tenant(tenant_id)
-    for slug in ("acme", "beta-co", "gamma", "dtsame-one", "dtsame-two"):
+    for slug in ("acme", "beta-co", "gamma", "dtsame-one", "dtsame-two", "shop"):
         placements.drop_schema(f"t_{slug.replace('-', '_')}")
 
 
@@ -357,6 +357,55 @@ def test_it_imports_from_the_control_planes_own_database(allow_tenant_aliases):
             conn.execute("DROP TABLE IF EXISTS public.dt_tenants_domain, public.dt_tenants_client")
             conn.execute("DELETE FROM django_migrations WHERE app IN ('dt_tenants', 'django_tenants')")
             conn.execute("DELETE FROM django_content_type WHERE app_label = 'dt_tenants'")
+
+
+@pytest.fixture
+def hand_made_db(tenancy_templates, django_db_blocker) -> Iterator[str]:
+    """A deployment whose tables bend the conventions: no foreign key from the domain table, names
+    that discovery cannot pair, and a table of another app in the tenant's schema."""
+    name = f"{settings.DATABASES['owner']['NAME']}_dthand"
+    with django_db_blocker.unblock():
+        dbroles.drop_database(name)
+        with dbroles.admin_connect() as admin:
+            admin.execute(
+                sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                    sql.Identifier(name), sql.Identifier(settings.DB_OWNER_ROLE)
+                )
+            )
+    url = owner_url(name)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE SCHEMA saas")
+        conn.execute("CREATE TABLE saas.customers (id integer PRIMARY KEY, schema_name text NOT NULL)")
+        conn.execute("CREATE TABLE saas.hosts (id serial, domain text, is_primary boolean, tenant_id integer)")
+        conn.execute("INSERT INTO saas.customers VALUES (7, 'shop')")
+        conn.execute("INSERT INTO saas.hosts (domain, is_primary, tenant_id) VALUES ('Shop.Example.COM', true, 7)")
+        conn.execute("CREATE SCHEMA shop")
+        conn.execute(
+            "CREATE TABLE shop.workspace_member (id integer PRIMARY KEY, name text, email text, password text, "
+            "is_admin boolean, is_active boolean, created_at timestamptz)"
+        )
+        conn.execute("INSERT INTO shop.workspace_member VALUES (41, 'Ann', 'ann@shop.test', '', true, true, now())")
+        conn.execute("CREATE TABLE shop.notes (id integer, body text)")
+    yield url
+    with django_db_blocker.unblock():
+        dbroles.drop_database(name)
+
+
+def test_named_tables_without_a_foreign_key_are_imported_and_other_tables_left_in_place(hand_made_db, capsys):
+    with pytest.raises(CommandError, match="^No django-tenants tables were found"):
+        call_command("import_django_tenants", "--database", hand_made_db)
+    try:
+        call_command("import_django_tenants", "--database", hand_made_db, "--tenant-table", "saas.customers",
+                     "--domain-table", "hosts")  # fmt: skip
+        assert "left in the source: notes" in capsys.readouterr().err
+        shop = Tenant.objects.get(slug="shop")
+        assert shop.name == "shop" and Domain.objects.filter(tenant=shop, domain="shop.example.com").exists()
+        assert TenantImport.objects.get(tenant=shop).left_out == ["notes"]
+        with tenant_context(shop) as alias:
+            ann = Member.objects.using(alias).get()
+            assert (ann.pk, ann.email) == (41, "ann@shop.test")
+    finally:
+        cleanup_imports()
 
 
 @pytest.mark.parametrize(
