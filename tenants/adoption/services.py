@@ -40,6 +40,7 @@ from tenants.adoption.source import (
     source_label,
 )
 from tenants.crypto import decrypt_json, encrypt_json
+from tenants.models import TenantImport
 
 COMMAND = SystemActor("manage.py import_django_tenants")
 KIND = "tenants.django_tenants_import"
@@ -81,9 +82,12 @@ class ImportTenantJob(JobHandler):
         payload = ctx.payload
         if not payload.get("source"):
             raise PermanentError("The source's credentials are gone; run import_django_tenants again.")
+        source = payload["source_label"]
+        done = TenantImport.objects.filter(source_database=source, source_schema=payload["schema"]).first()
+        if done is not None:  # by an earlier attempt of this job, whose worker died before recording it
+            return {"tenant_id": str(done.tenant_id), "slug": "", "schema": "", "rows": done.tables}
         url = decrypt_json(payload["source"])["url"]
         with source_connect(url) as src:
-            source = payload["source_label"]
             plans = plan_import(src, _tables_from(payload["tables"]), source=source,
                                 same_database=payload["same_database"], only=payload["schema"])  # fmt: skip
             if not plans:
@@ -132,6 +136,7 @@ def django_tenants_import(
     dry_run: bool = False,
     progress: Callable[[str], Any] = lambda line: None,
     timeout: float = 7 * 24 * 3600.0,
+    fault: dict | None = None,
 ) -> ImportReport:
     """Import every tenant of a django-tenants database (see tenants/adoption/__init__.py). Raises
     AdoptionError (one sentence) when the source cannot be read as a django-tenants deployment; a
@@ -154,6 +159,8 @@ def django_tenants_import(
     secret = encrypt_json({"url": url})
     base = {"source": secret, "source_label": source, "same_database": same, "tables": _tables_payload(tables),
             "actor": actor_label(actor), "run": run_id}  # fmt: skip
+    if fault:
+        base["_fault"] = fault  # honoured only under test settings (tests/support/faults.py)
     jobs = [
         job_create(kind=KIND, payload={**base, "schema": plan.schema}, group=(GROUP, run_id), actor=actor, send=False)
         for plan in todo

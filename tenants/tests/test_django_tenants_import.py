@@ -9,6 +9,7 @@ own database.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -34,12 +35,15 @@ from tenants.adoption import django_tenants_import, slug_for_schema
 from tenants.context import tenant_context
 from tenants.models import Domain, MigrationState, Tenant, TenantImport
 from tenants.moves.services import tenant_move
+from tests.support import faults
 from tests.support.tenancy import MEMBER_PASSWORD, teardown_tenant
 from tests.test_isolation import ATTACKS, run_attack, victim_pks
 from workspace import ledger
 from workspace.models import Account, Member
 
 pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "owner"])
+# Every statement number with DT_IMPORT_CRASH_STRIDE=1; by default every 6th.
+CRASH_STRIDE = max(1, int(os.environ.get("DT_IMPORT_CRASH_STRIDE", "6")))
 
 
 def owner_url(dbname: str) -> str:
@@ -357,6 +361,46 @@ def test_it_imports_from_the_control_planes_own_database(allow_tenant_aliases):
             conn.execute("DROP TABLE IF EXISTS public.dt_tenants_domain, public.dt_tenants_client")
             conn.execute("DELETE FROM django_migrations WHERE app IN ('dt_tenants', 'django_tenants')")
             conn.execute("DELETE FROM django_content_type WHERE app_label = 'dt_tenants'")
+
+
+@pytest.fixture
+def fault_hook(settings):
+    from jobs import services
+
+    settings.JOBS_FAULT_HOOK = "tests.support.faults.inject"
+    services._fault_hook.cache_clear()
+    yield
+    faults.STATEMENTS.disarm()
+    services._fault_hook.cache_clear()
+
+
+@pytest.mark.crash
+def test_an_import_converges_after_a_failure_after_any_of_its_sql_statements(
+    source_db, allow_tenant_aliases, fault_hook
+):
+    """Each tenant's job fails once right after its Nth statement (planning, clone, copy, register,
+    the cleanup): the retry imports the tenant whole, once, with nothing left of the failed attempt."""
+    try:
+        django_tenants_import(url=source_db, fault={"mode": "count_statements"})
+        statements = faults.COUNTED["None"]
+        cleanup_imports()
+        audited = AuditEntry.objects.filter(action="tenant.import").count()  # append-only: never removed
+        for n in range(1, statements + 1, CRASH_STRIDE):
+            report = django_tenants_import(url=source_db, fault={"mode": "raise_after_statement", "n": n})
+            assert len(report.imported) == 2 and not report.refused, (n, [p.describe() for p in report.refused])
+            jobs = Job.objects.filter(
+                kind="tenants.django_tenants_import", payload__run=Job.objects.latest("id").payload["run"]
+            )
+            assert all(j.attempts == 2 for j in jobs), f"no failure after statement {n}"
+            acme = Tenant.objects.get(slug="acme")
+            with tenant_context(acme) as alias:
+                assert Member.objects.using(alias).count() == 3 and Account.objects.using(alias).count() == 2, n
+            assert TenantImport.objects.count() == 2 and Domain.objects.count() == 5, n
+            assert AuditEntry.objects.filter(action="tenant.import").count() == audited + 2, n
+            audited += 2
+            cleanup_imports()
+    finally:
+        cleanup_imports()
 
 
 @pytest.fixture
