@@ -271,6 +271,21 @@ def _plan_tables(conn: psycopg.Connection, plan: TenantPlan, ours: dict[str, dic
         theirs.setdefault(table, []).append(column)
     known = {t.name: t for t in tenant_tables()}
     plan.left_out = sorted(set(theirs) - set(known) - {"django_migrations"})
+    # Row-level security on a source table could hide rows from the role in the URL: the copy would
+    # then be short while its counts (read by the same role) agree. Refuse unless the role bypasses it.
+    hidden = conn.execute(
+        "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s "
+        "AND c.relname = ANY(%s) AND c.relrowsecurity AND (c.relforcerowsecurity OR pg_get_userbyid(c.relowner) "
+        "<> current_user) AND NOT (SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user) "
+        "ORDER BY 1",
+        [plan.schema, list(known)],
+    ).fetchall()
+    if hidden:
+        return refuse(
+            plan,
+            f"its table {hidden[0][0]} has row-level security that may hide rows from the role in the URL "
+            "(use a role that bypasses it)",
+        )
     for name, table in known.items():
         if name not in theirs:
             continue

@@ -430,18 +430,30 @@ def hand_made_db(tenancy_templates, django_db_blocker) -> Iterator[str]:
         )
         conn.execute("INSERT INTO shop.workspace_member VALUES (41, 'Ann', 'ann@shop.test', '', true, true, now())")
         conn.execute("CREATE TABLE shop.notes (id integer, body text)")
+        conn.execute("INSERT INTO saas.customers VALUES (8, 'locked')")
+        conn.execute("CREATE SCHEMA locked")
+        conn.execute("CREATE TABLE locked.workspace_account (id integer PRIMARY KEY, name text)")
+        conn.execute("INSERT INTO locked.workspace_account VALUES (1, 'hidden from its own owner')")
+        conn.execute("ALTER TABLE locked.workspace_account ENABLE ROW LEVEL SECURITY")
+        conn.execute("ALTER TABLE locked.workspace_account FORCE ROW LEVEL SECURITY")
     yield url
     with django_db_blocker.unblock():
         dbroles.drop_database(name)
 
 
-def test_named_tables_without_a_foreign_key_are_imported_and_other_tables_left_in_place(hand_made_db, capsys):
+def test_named_tables_without_a_foreign_key_are_imported_other_tables_left_and_hidden_rows_refused(
+    hand_made_db, capsys
+):
     with pytest.raises(CommandError, match="^No django-tenants tables were found"):
         call_command("import_django_tenants", "--database", hand_made_db)
     try:
-        call_command("import_django_tenants", "--database", hand_made_db, "--tenant-table", "saas.customers",
-                     "--domain-table", "hosts")  # fmt: skip
-        assert "left in the source: notes" in capsys.readouterr().err
+        with pytest.raises(CommandError, match=r"^1 django-tenants tenant\(s\) were not imported \(locked\)"):
+            call_command("import_django_tenants", "--database", hand_made_db, "--tenant-table", "saas.customers",
+                         "--domain-table", "hosts")  # fmt: skip
+        err = capsys.readouterr().err
+        assert "left in the source: notes" in err
+        assert "locked: refuse — its table workspace_account has row-level security that may hide rows" in err
+        assert not Tenant.objects.filter(slug="locked").exists()
         shop = Tenant.objects.get(slug="shop")
         assert shop.name == "shop" and Domain.objects.filter(tenant=shop, domain="shop.example.com").exists()
         assert TenantImport.objects.get(tenant=shop).left_out == ["notes"]
