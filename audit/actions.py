@@ -41,6 +41,7 @@ class AuditAction(models.TextChoices):
     TENANT_PLAN_CHANGE = "tenant.plan_change", "Tenant plan changed"
     TENANT_DELETE = "tenant.delete", "Tenant deletion scheduled"
     TENANT_DELETE_CANCEL = "tenant.delete_cancel", "Tenant deletion cancelled (restored)"
+    TENANT_IMPORT = "tenant.import", "Tenant imported from django-tenants"
     DOMAIN_ADD = "domain.add", "Custom domain added"
     DOMAIN_VERIFY = "domain.verify", "Custom domain verified"
     DOMAIN_REMOVE = "domain.remove", "Custom domain removed"
