@@ -44,9 +44,11 @@ class AuditAction(models.TextChoices):
     SERVER_REGISTER = "server.register", "Database server registered"
     SERVER_DRAIN = "server.drain", "Database server draining"
     SERVER_ACTIVATE = "server.activate", "Database server re-activated"
+    TENANT_IMPORT = "tenant.import", "Tenant imported from django-tenants"
     DOMAIN_ADD = "domain.add", "Custom domain added"
     DOMAIN_VERIFY = "domain.verify", "Custom domain verified"
     DOMAIN_REMOVE = "domain.remove", "Custom domain removed"
+    PLACEMENT_ROLES_REPAIR = "placement.roles_repair", "Dedicated database given its own login roles"
     # Long-running work (jobs, sagas, migration_runs, events).
     JOB_CANCEL = "job.cancel", "Job cancelled"
     JOB_RETRY = "job.retry", "Job retried"

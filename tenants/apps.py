@@ -25,6 +25,7 @@ class TenantsConfig(AppConfig):
             overview_panels,  # noqa: F401  (registers the overview tile)
             servers,  # noqa: F401  (registers the server health job)
         )
+        from tenants.adoption import services as adoption  # noqa: F401  (registers the import job)
         from tenants.logs import resolve_log, tenant_choices, tenant_names
         from tenants.moves import sagas as move_sagas  # noqa: F401  (registers the move saga and purge job)
         from tenants.offboarding import sagas as deletion_sagas  # noqa: F401  (registers the deletion saga)

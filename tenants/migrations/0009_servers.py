@@ -22,7 +22,7 @@ def seed_default_server(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('tenants', '0007_tenant_deletion'),
+        ('tenants', '0008_django_tenants_import'),
     ]
 
     operations = [
