@@ -1,4 +1,4 @@
-"""Forms for self-signup (public) and operator provisioning (dashboard)."""
+"""Forms for self-signup (public), operator provisioning and renaming (dashboard)."""
 
 from __future__ import annotations
 
@@ -63,3 +63,18 @@ class OperatorProvisionForm(_SlugMixin, forms.Form):
     owner_email = forms.EmailField(required=False, label="Owner email")
     # Fresh per form render: a double submit of one form starts one saga.
     request_key = forms.UUIDField(widget=forms.HiddenInput, initial=uuid.uuid4)
+
+
+class RenameForm(forms.Form):
+    """The tenant page's Rename form; tenants.rename.tenant_rename checks the rest (taken names, state)."""
+
+    slug = forms.CharField(label="New slug", max_length=40, widget=forms.TextInput(attrs={"autocomplete": "off"}))
+    domain = forms.CharField(
+        label="Primary domain", max_length=253, required=False,
+        help_text="Empty: <new slug>.<base domain>. Or another address under the base domain, or a verified custom domain.",
+    )  # fmt: skip
+
+    def clean_slug(self) -> str:
+        slug = self.cleaned_data["slug"].strip().lower()
+        validate_slug(slug)
+        return slug
