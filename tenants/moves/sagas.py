@@ -238,7 +238,8 @@ def bulk_copy(ctx: StepContext) -> dict[str, Any]:
         def progress(table: str, inserted: int) -> None:
             TenantMove.objects.filter(pk=move.pk).update(rows_copied=F("rows_copied") + inserted)
 
-        copied = copy.bulk_copy(src, tgt, move.tenant_id, progress)
+        fresh = move.target_placement.kind != Placement.Kind.POOL  # made for this move, serving nobody
+        copied = copy.bulk_copy(src, tgt, move.tenant_id, progress, fresh=fresh)
         # The chain of what was copied is checked now, while the tenant serves; the frozen step
         # checks only the events the delta adds after this one.
         _phase(move, "verifying the copied event chain")
