@@ -42,9 +42,11 @@ class AuditAction(models.TextChoices):
     TENANT_RENAME = "tenant.rename", "Tenant renamed"
     TENANT_DELETE = "tenant.delete", "Tenant deletion scheduled"
     TENANT_DELETE_CANCEL = "tenant.delete_cancel", "Tenant deletion cancelled (restored)"
+    TENANT_IMPORT = "tenant.import", "Tenant imported from django-tenants"
     DOMAIN_ADD = "domain.add", "Custom domain added"
     DOMAIN_VERIFY = "domain.verify", "Custom domain verified"
     DOMAIN_REMOVE = "domain.remove", "Custom domain removed"
+    PLACEMENT_ROLES_REPAIR = "placement.roles_repair", "Dedicated database given its own login roles"
     # Long-running work (jobs, sagas, migration_runs, events).
     JOB_CANCEL = "job.cancel", "Job cancelled"
     JOB_RETRY = "job.retry", "Job retried"

@@ -278,3 +278,33 @@ class TenantDeletion(models.Model):
 
     def __str__(self) -> str:
         return f"deletion of {self.tenant_id}"
+
+
+class TenantImport(models.Model):
+    """One tenant adopted from a django-tenants deployment (tenants/adoption.py,
+    `manage.py import_django_tenants`): where it came from and what was carried over.
+
+    (source_database, source_schema) is unique, so importing the same deployment again skips the
+    tenants it already brought in. No credentials of the source are kept."""
+
+    tenant = models.OneToOneField(Tenant, on_delete=models.CASCADE, related_name="django_tenants_import")
+    source_database = models.CharField(max_length=200, help_text="Server and database name, no credentials.")
+    source_schema = models.CharField(max_length=63)
+    source_tenant = models.CharField(max_length=64, help_text="Primary key of the django-tenants tenant row.")
+    # {"workspace_member": 12, …}: rows copied per table (the source's count in the same snapshot).
+    tables = models.JSONField(default=dict, blank=True)
+    # Source tables that are not data-plane tables here, left where they are.
+    left_out = models.JSONField(default=list, blank=True)
+    domains = models.JSONField(default=list, blank=True, help_text="The django-tenants domains, primary first.")
+    source_migrations = models.JSONField(default=list, blank=True, help_text="TENANT_APPS migrations the source had.")
+    imported_by = models.CharField(max_length=150, blank=True)
+    imported_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-imported_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["source_database", "source_schema"], name="tenant_import_unique_source")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source_database} {self.source_schema} → {self.tenant_id}"

@@ -160,14 +160,18 @@ def template_schema_ensure() -> None:
             conn.execute("SELECT pg_advisory_unlock(%s)", [TEMPLATE_LOCK_KEY])
 
 
-def clone_template_schema(dest: str) -> None:
-    """Create schema `dest` as a copy of the template schema's structure (no rows but migration records)."""
+def clone_template_schema(dest: str, *, comment: str = "") -> None:
+    """Create schema `dest` as a copy of the template schema's structure (no rows but migration records).
+
+    `comment` (COMMENT ON SCHEMA, in the same transaction) lets a caller recognise a schema it made."""
     dest = validate_schema_name(dest)
     src = template_schema()
     template_schema_ensure()
     S, D = sql.Identifier(src), sql.Identifier(dest)
     with owner_connect() as conn, conn.cursor() as cur:
         cur.execute(sql.SQL("CREATE SCHEMA {}").format(D))
+        if comment:
+            cur.execute(sql.SQL("COMMENT ON SCHEMA {} IS {}").format(D, sql.Literal(comment)))
         cur.execute(
             "SELECT c.relname, c.relrowsecurity FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
             "WHERE n.nspname = %s AND c.relkind = 'r' ORDER BY c.relname",

@@ -15,7 +15,7 @@ from core.errors import NotFound
 from core.permissions import Role, check_role
 from tenants import hostcache
 from tenants.context import tenant_context
-from tenants.models import Domain, Tenant, TenantMove
+from tenants.models import Domain, Tenant, TenantImport, TenantMove
 from workspace import interface as workspace
 
 logger = logging.getLogger(__name__)
@@ -162,3 +162,8 @@ def tenant_counts_by_status() -> dict[str, int]:
 def tenant_moves(*, tenant: Tenant) -> QuerySet[TenantMove]:
     """The tenant's moves, newest first (the Moves card and the API)."""
     return TenantMove.objects.filter(tenant=tenant).select_related("target_placement").order_by("-created_at")
+
+
+def tenant_import_record(tenant: Tenant) -> TenantImport | None:
+    """Where an imported tenant came from (import_django_tenants), or None."""
+    return TenantImport.objects.filter(tenant=tenant).first()

@@ -105,6 +105,7 @@ def tenant_detail(request: OperatorRequest, tenant_id) -> HttpResponse:
         "placement_tenants": selectors.placement_tenant_count(tenant.placement),
         **_moves_context(tenant),
         "deletion": tenant.deletions.order_by("-created_at").first(),
+        "adopted": selectors.tenant_import_record(tenant),
     }
     return render(request, "tenants/detail.html", context)
 

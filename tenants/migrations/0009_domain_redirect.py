@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('tenants', '0007_tenant_deletion'),
+        ('tenants', '0008_django_tenants_import'),
     ]
 
     operations = [
