@@ -39,6 +39,7 @@ class AuditAction(models.TextChoices):
     TENANT_RESUME = "tenant.resume", "Tenant resumed"
     TENANT_MOVE = "tenant.move", "Tenant move started"
     TENANT_PLAN_CHANGE = "tenant.plan_change", "Tenant plan changed"
+    TENANT_RENAME = "tenant.rename", "Tenant renamed"
     TENANT_DELETE = "tenant.delete", "Tenant deletion scheduled"
     TENANT_DELETE_CANCEL = "tenant.delete_cancel", "Tenant deletion cancelled (restored)"
     SERVER_REGISTER = "server.register", "Database server registered"

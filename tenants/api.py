@@ -22,6 +22,7 @@ from tenants.moves.plans import tenant_change_plan
 from tenants.moves.services import tenant_move
 from tenants.offboarding.services import tenant_delete, tenant_delete_cancel
 from tenants.provisioning.services import tenant_provision
+from tenants.rename import tenant_rename
 
 router = Router(tags=["tenants"])
 Isolation = Tenant.Isolation
@@ -321,3 +322,33 @@ def change_plan(request, tenant_id: uuid.UUID, payload: PlanIn):
         tenant=tenant, plan=payload.plan, confirm_move=payload.confirm_move, actor=request.auth, request=request
     )
     return {"plan": tenant.plan, "isolation": tenant.isolation, "move": move}
+
+
+# --- Rename (Admin) -------------------------------------------------------------------------------
+
+
+class RenameIn(Schema):
+    slug: str = Field(max_length=40)
+    domain: str = Field("", max_length=253)
+
+
+class RenameOut(Schema):
+    slug: str
+    domain: str
+    move: MoveOut | None
+
+
+@router.post(
+    "/{tenant_id}/rename", response=RenameOut, summary="Rename a tenant: slug, primary domain, storage (Admin)"
+)
+def rename_tenant(request, tenant_id: uuid.UUID, payload: RenameIn):
+    """The old primary host redirects to the new one for TENANCY_RENAME_REDIRECT_DAYS. A schema or
+    dedicated tenant's storage follows through a move to the same level (`move`; follow it with GET
+    …/moves). 422 for a bad or taken slug or domain, 409 if the tenant is not active or is moving."""
+    require_api_role(request, Role.ADMIN)
+    tenant = selectors.tenant_get(tenant_id=tenant_id, actor=request.auth)
+    renamed, move = tenant_rename(
+        tenant=tenant, new_slug=payload.slug, domain=payload.domain, actor=request.auth, request=request
+    )
+    primary = renamed.domains.filter(is_primary=True).values_list("domain", flat=True).first() or ""
+    return {"slug": renamed.slug, "domain": primary, "move": move}

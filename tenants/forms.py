@@ -1,4 +1,4 @@
-"""Forms for self-signup (public) and operator provisioning (dashboard)."""
+"""Forms for self-signup (public), operator provisioning and renaming (dashboard)."""
 
 from __future__ import annotations
 
@@ -79,3 +79,18 @@ class ServerForm(forms.Form):
     takes_shared = forms.BooleanField(required=False, initial=True, label="Takes shared pools")
     takes_schema = forms.BooleanField(required=False, initial=True, label="Takes own schemas")
     takes_dedicated = forms.BooleanField(required=False, initial=True, label="Takes dedicated databases")
+
+
+class RenameForm(forms.Form):
+    """The tenant page's Rename form; tenants.rename.tenant_rename checks the rest (taken names, state)."""
+
+    slug = forms.CharField(label="New slug", max_length=40, widget=forms.TextInput(attrs={"autocomplete": "off"}))
+    domain = forms.CharField(
+        label="Primary domain", max_length=253, required=False,
+        help_text="Empty: <new slug>.<base domain>. Or another address under the base domain, or a verified custom domain.",
+    )  # fmt: skip
+
+    def clean_slug(self) -> str:
+        slug = self.cleaned_data["slug"].strip().lower()
+        validate_slug(slug)
+        return slug

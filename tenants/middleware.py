@@ -1,6 +1,7 @@
 """Host → Domain → Tenant, then the view runs inside that tenant's context.
 
 - BASE_DOMAIN, admin.BASE_DOMAIN and TENANCY_OPERATOR_HOSTS: operator dashboard (ROOT_URLCONF).
+- A renamed tenant's old host, while its redirect lasts: 307 to the same path on the new primary host.
 - `<slug>.BASE_DOMAIN` or a verified custom domain: the tenant's workspace
   (settings.TENANCY_HOST_URLCONF), served only while the tenant is active; suspended or
   moving tenants get a clear page, anything else a 404 page. A moving tenant still serves reads
@@ -62,6 +63,8 @@ class TenantHostMiddleware:
         if host in operator_hosts():
             return self.get_response(request)
         tenant = selectors.tenant_for_host(host)
+        if tenant is None and (target := selectors.redirect_for_host(host)):
+            return _renamed(request, target)
         if tenant is None or tenant.status in (Tenant.Status.DELETING, Tenant.Status.DELETED):
             return TemplateResponse(request, "tenants/unknown_host.html", {"host": host}, status=404).render()
         request.tenant = tenant
@@ -129,6 +132,17 @@ def _moving(request: HttpRequest, tenant: Tenant) -> HttpResponse:
     """409: the tenant is frozen for a move; the change can be sent again in a few seconds."""
     response = TemplateResponse(request, "tenants/unavailable.html", {"tenant": tenant}, status=409).render()
     response["Retry-After"] = str(MOVING_RETRY_AFTER_SECONDS)
+    return response
+
+
+def _renamed(request: HttpRequest, target: str) -> HttpResponse:
+    """A renamed tenant's old host, during TENANCY_RENAME_REDIRECT_DAYS: the same path on the new host.
+    307 (temporary, method kept): the old name becomes free again afterwards, so no client may
+    remember the redirect for good."""
+    _, _, port = request.get_host().partition(":")
+    location = f"{request.scheme}://{target}{':' + port if port else ''}{request.get_full_path()}"
+    response = HttpResponse(status=307)
+    response["Location"] = location
     return response
 
 

@@ -199,6 +199,9 @@ class Domain(models.Model):
     # Random value the customer publishes as `_saas-verify.<domain> TXT <token>` (custom domains only).
     verification_token = models.CharField(max_length=64, blank=True)
     verified_at = models.DateTimeField(null=True, blank=True)
+    # Set on a renamed tenant's old primary host: until then it redirects to the primary domain
+    # (tenants.middleware), after it it is free again (docs/lifecycle.md, "Rename").
+    redirect_until = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

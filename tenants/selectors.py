@@ -9,6 +9,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db.models import Count, Q, QuerySet
+from django.utils import timezone
 
 from core.errors import NotFound
 from core.permissions import Role, check_role
@@ -22,9 +23,13 @@ logger = logging.getLogger(__name__)
 _host_cache: dict[str, tuple[float, Tenant | None]] = {}
 
 
+_redirect_cache: dict[str, tuple[float, str | None]] = {}
+
+
 def host_cache_clear() -> None:
     """Forget every cached host (called by the services that change tenants or domains)."""
     _host_cache.clear()
+    _redirect_cache.clear()
 
 
 def tenant_for_host(host: str) -> Tenant | None:
@@ -44,13 +49,44 @@ def tenant_for_host(host: str) -> Tenant | None:
         cached = _host_cache.get(host)
         if cached is not None and cached[0] > now:
             return cached[1]
-    domain = Domain.objects.select_related("tenant", "tenant__placement").filter(domain=host, verified=True).first()
+    domain = (
+        Domain.objects.select_related("tenant", "tenant__placement")
+        .filter(domain=host, verified=True, redirect_until__isnull=True)
+        .first()
+    )
     tenant = domain.tenant if domain else None
     if ttl > 0:
         if len(_host_cache) > 10_000:  # unknown hosts must not grow it without bound
             _host_cache.clear()
         _host_cache[host] = (now + ttl, tenant)
     return tenant
+
+
+def redirect_for_host(host: str) -> str | None:
+    """The primary host a renamed tenant's old host redirects to while its redirect lasts, else None.
+    Asked only for hosts no tenant serves; cached like tenant_for_host (cleared with it)."""
+    host = host.lower().rstrip(".")
+    if not host or len(host) > 253:
+        return None
+    ttl = settings.TENANCY_HOST_CACHE_SECONDS
+    now = time.monotonic()
+    cached = _redirect_cache.get(host) if ttl > 0 else None
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    old = Domain.objects.filter(domain=host, redirect_until__gt=timezone.now()).only("tenant_id").first()
+    target = None
+    if old is not None:
+        target = (
+            Domain.objects.filter(tenant_id=old.tenant_id, is_primary=True, verified=True)
+            .exclude(tenant__status__in=[Tenant.Status.DELETING, Tenant.Status.DELETED])
+            .values_list("domain", flat=True)
+            .first()
+        )
+    if ttl > 0:
+        if len(_redirect_cache) > 10_000:
+            _redirect_cache.clear()
+        _redirect_cache[host] = (now + ttl, target)
+    return target
 
 
 def primary_domain_for(slug: str) -> str:

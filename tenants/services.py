@@ -33,6 +33,12 @@ from workspace import interface as workspace
 logger = logging.getLogger(__name__)
 
 
+def domains_release_expired() -> int:
+    """Free the old hosts of renamed tenants whose redirect period is over (they answer 404 already)."""
+    deleted, _ = Domain.objects.filter(redirect_until__lte=timezone.now()).delete()
+    return deleted
+
+
 def tenant_validate_new(*, slug: str, name: str, isolation: str, plan: str, owner_email: str) -> dict[str, str]:
     """Check everything before anything is created; raise InvalidInput with one clear sentence."""
     try:
@@ -54,7 +60,7 @@ def tenant_validate_new(*, slug: str, name: str, isolation: str, plan: str, owne
             raise InvalidInput(f"“{owner_email}” is not a valid email address.") from None
     if Tenant.objects.filter(slug=slug).exists():
         raise InvalidInput(f"A tenant with the slug “{slug}” already exists.")
-    if Domain.objects.filter(domain=primary_domain_for(slug)).exists():
+    if Domain.objects.filter(domain=primary_domain_for(slug)).exclude(redirect_until__lte=timezone.now()).exists():
         raise InvalidInput(f"The domain {primary_domain_for(slug)} is already taken.")
     if isolation == Tenant.Isolation.SCHEMA and placements.schema_exists(schema_name_for_slug(slug)):
         raise InvalidInput(f"A schema for “{slug}” already exists; choose another slug.")

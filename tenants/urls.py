@@ -15,6 +15,7 @@ urlpatterns = [
     path("<uuid:tenant_id>/move/", views.tenant_move, name="move"),
     path("<uuid:tenant_id>/moves/", views.tenant_moves, name="moves"),
     path("<uuid:tenant_id>/plan/", views.tenant_plan, name="plan"),
+    path("<uuid:tenant_id>/rename/", views.tenant_rename_view, name="rename"),
     path("<uuid:tenant_id>/delete/", views.tenant_delete, name="delete"),
     path("<uuid:tenant_id>/restore/", views.tenant_restore, name="restore"),
     path("<uuid:tenant_id>/domains/", views.domain_add, name="domain_add"),

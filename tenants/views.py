@@ -21,12 +21,13 @@ from core.http import OperatorRequest
 from core.permissions import Role, role_required
 from sagas.models import Saga
 from tenants import selectors, services
-from tenants.forms import OperatorProvisionForm
+from tenants.forms import OperatorProvisionForm, RenameForm
 from tenants.models import Tenant
 from tenants.moves import plans as plan_services
 from tenants.moves import services as move_services
 from tenants.offboarding import services as offboarding
 from tenants.provisioning import services as provisioning
+from tenants.rename import tenant_rename
 from tenants.servers import server_list
 
 PAGE_SIZE = 25
@@ -100,6 +101,7 @@ def tenant_detail(request: OperatorRequest, tenant_id) -> HttpResponse:
         "tenant": tenant,
         "domains": tenant.domains.all(),
         "base_domain": settings.BASE_DOMAIN,
+        "rename_redirect_days": settings.TENANCY_RENAME_REDIRECT_DAYS,
         "counts": selectors.tenant_data_counts(tenant),
         "placement_tenants": selectors.placement_tenant_count(tenant.placement),
         **_moves_context(tenant),
@@ -141,6 +143,29 @@ def tenant_move(request: OperatorRequest, tenant_id) -> HttpResponse:
     else:
         messages.success(request, f"Moving {tenant.name} to {to}; progress is shown below.")
     return redirect(reverse("tenants:detail", args=[tenant.pk]) + "#moves")
+
+
+@require_POST
+@role_required(Role.ADMIN)
+def tenant_rename_view(request: OperatorRequest, tenant_id) -> HttpResponse:
+    """Rename the tenant: slug, primary domain (the old host redirects for a while), and through a move
+    its schema or database name (Admin)."""
+    tenant = selectors.tenant_get(tenant_id=tenant_id, actor=request.user)
+    form = RenameForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, str(next(iter(form.errors.values()))[0]))
+        return redirect(reverse("tenants:detail", args=[tenant.pk]) + "#domains")
+    try:
+        renamed, move = tenant_rename(
+            tenant=tenant, new_slug=form.cleaned_data["slug"], domain=form.cleaned_data["domain"],
+            actor=request.user, request=request,
+        )  # fmt: skip
+    except ApplicationError as exc:
+        messages.error(request, str(exc))
+        return redirect(reverse("tenants:detail", args=[tenant.pk]) + "#domains")
+    note = "; its storage is being moved to the new name (progress below)." if move else "."
+    messages.success(request, f"{renamed.name} is now “{renamed.slug}”; the old address redirects to the new one{note}")
+    return redirect(reverse("tenants:detail", args=[tenant.pk]) + ("#moves" if move else "#domains"))
 
 
 def _act(request: OperatorRequest, tenant_id, action, done: str, **kwargs) -> HttpResponse:

@@ -30,6 +30,7 @@ MAPPING = {
     "TenantSuspended": "tenant.suspended",
     "TenantResumed": "tenant.resumed",
     "TenantMoved": "tenant.moved",
+    "TenantRenamed": "tenant.renamed",
     "TenantDeleted": "tenant.deleted",
     "MigrationRunFinished": "migration_run.finished",
     "ControlFailing": "compliance.control_failing",

@@ -34,6 +34,7 @@ EVENT_TYPES = {
     "tenant.suspended": "an operator suspended a tenant",
     "tenant.resumed": "a suspended tenant is active again",
     "tenant.moved": "a tenant moved to another isolation level or server",
+    "tenant.renamed": "a tenant's slug and primary domain changed (the old host redirects for a while)",
     "tenant.deleted": "a tenant was deleted (offboarding finished)",
     "signup.completed": "a self-signup's provisioning completed",
     "migration_run.finished": "a cross-tenant migration run finished",

@@ -168,6 +168,8 @@ TENANCY_WORKSPACE_PORT = env.str("TENANCY_WORKSPACE_PORT", default=env.str("PORT
 TENANCY_HOST_CACHE_SECONDS = env.float("TENANCY_HOST_CACHE_SECONDS", default=2.0)
 # Each web process listens for "hosts changed" notifications and clears its host cache at once.
 TENANCY_HOST_CACHE_LISTEN = env.bool("TENANCY_HOST_CACHE_LISTEN", default=True)
+# Rename: how long a renamed tenant's old host keeps redirecting to the new one (docs/lifecycle.md).
+TENANCY_RENAME_REDIRECT_DAYS = env.int("TENANCY_RENAME_REDIRECT_DAYS", default=30)
 # Moves: how long the source copy stays after the switch, and how far a target pool's id sequences
 # jump past the source's before copying (docs/lifecycle.md).
 TENANCY_MOVE_PURGE_GRACE_SECONDS = env.int("TENANCY_MOVE_PURGE_GRACE_SECONDS", default=3600)

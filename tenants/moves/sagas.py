@@ -1,26 +1,32 @@
 """The `tenant.move` saga: its steps, their compensations, and the purge job that follows.
 
-    begin → prepare_target → bulk_copy → freeze_and_switch (freeze → delta → verify → switch)
+    begin → prepare_target → bulk_copy → freeze_and_switch (catch-up → freeze → delta → verify → switch)
 
 - prepare_target: a pool with room whose kept ids do not collide (else a new pool), or a new schema,
   or a new dedicated database; the chosen name is recorded on the TenantMove *before* any DDL, so a
   retry after a crash finishes that one instead of making another. Compensation: drop it (or purge
   the tenant's rows from the pool).
-- bulk_copy: COPY every table from one snapshot of the source while the tenant serves (copy.py).
+- bulk_copy: start tracking the tenant's changes in the source (tracking.py), then COPY every table
+  from one snapshot of the source while the tenant serves (copy.py).
 - freeze_and_switch, one step so that the freeze lasts only as long as its work:
+  - catch-up, still serving: copy the rows changed during the bulk copy, verify the whole copy
+    (row counts, per-table checksums of both copies);
   - freeze: active → moving under the exclusive write fence (fence.py); reads go on, writes get 409;
-  - delta: with the source frozen, copy what changed; verify: row counts, per-table checksums of
-    both copies and the target's recomputed hash chain; a mismatch is permanent: compensate;
+  - delta: with the source frozen, copy only the rows changed after the catch-up; verify: row
+    counts, the checksums carried forward by those rows, the target's hash chain; a mismatch is
+    permanent: compensate;
   - switch: one transaction under the fence: placement and isolation changed, status active, every
-    process told to clear its host cache, the purge job scheduled after the grace period.
+    process told to clear its host cache, the purge job scheduled after the grace period (which
+    removes the source's change tracking before deleting anything).
   Compensation: moving → active on the source, which nothing has touched. It is the last step, so
   nothing after the switch can compensate a switched tenant back.
 
 The TenantMove row carries what the screens show (phase, rows copied, freeze time, checksums).
 
 Why one module: each step's action and its compensation must undo exactly what the other did, on
-the same placement and server recorded on the TenantMove; kept side by side, that pairing can be
-checked at a glance.
+the same placement and server recorded on the TenantMove, and the steps, compensations and purge
+share the same small helpers (the move's row, its phase, dropping a placement, removing the
+tracking); kept side by side, that pairing can be checked at a glance.
 """
 
 from __future__ import annotations
@@ -44,7 +50,7 @@ from tenants.databases import unregister_alias
 from tenants.lifecycle import tenant_event
 from tenants.migration_state import placement_state_refresh
 from tenants.models import Placement, Tenant, TenantMove
-from tenants.moves import copy
+from tenants.moves import copy, tracking
 from tenants.moves.fence import fence_exclusive, hosts_changed
 from tenants.provisioning.steps import _POOL_LOCK_KEY, _open_pool, dedicated_fields
 from tenants.validation import schema_name_for_slug
@@ -75,6 +81,7 @@ def begin_compensate(ctx: StepContext) -> None:
     """Last to run when a move is undone: record why, the tenant serving from its source."""
     saga = Saga.objects.filter(pk=ctx.saga_id).first()
     reason = (saga.error.splitlines()[0] if saga and saga.error else "The move was cancelled.")[:2000]
+    untrack(_move(ctx))
     TenantMove.objects.filter(pk=ctx.input["move_id"], state=TenantMove.State.RUNNING).update(
         state=TenantMove.State.COMPENSATED, phase="rolled back", error=reason, updated_at=timezone.now()
     )
@@ -238,6 +245,10 @@ def bulk_copy(ctx: StepContext) -> dict[str, Any]:
     src = copy.connect(move.source_placement, move.tenant_id)
     tgt = copy.connect(move.target_placement, move.tenant_id)
     try:
+        # Before the copy's snapshot: from now on every change of the tenant's rows in the source is
+        # recorded, so the frozen step reads only those (tracking.py).
+        _phase(move, "tracking changes in the source")
+        tracking.install(src, move_id=move.pk, tenant_id=move.tenant_id, tables=copy.tenant_tables())
         total = sum(copy.count_rows(src, t, move.tenant_id) for t in copy.tenant_tables())
         present = sum(copy.count_rows(tgt, t, move.tenant_id) for t in copy.tenant_tables())
         src.rollback()
@@ -247,7 +258,8 @@ def bulk_copy(ctx: StepContext) -> dict[str, Any]:
         def progress(table: str, inserted: int) -> None:
             TenantMove.objects.filter(pk=move.pk).update(rows_copied=F("rows_copied") + inserted)
 
-        copied = copy.bulk_copy(src, tgt, move.tenant_id, progress)
+        fresh = move.target_placement.kind != Placement.Kind.POOL  # made for this move, serving nobody
+        copied = copy.bulk_copy(src, tgt, move.tenant_id, progress, fresh=fresh)
         # The chain of what was copied is checked now, while the tenant serves; the frozen step
         # checks only the events the delta adds after this one.
         _phase(move, "verifying the copied event chain")
@@ -293,6 +305,22 @@ def _verify(report: dict[str, Any], breaks: int) -> None:
         raise PermanentStepError(f"Verification failed: {breaks} events break the hash chain in the target.")
 
 
+def untrack(move: TenantMove) -> None:
+    """Remove the move's change tracking from its source (on compensation, before a purge: a purge's
+    deletes must not be recorded). Safe to repeat; nothing to do without a source."""
+    if move.source_placement is None:
+        return
+    if move.source_placement.kind != Placement.Kind.DATABASE and not placements.schema_exists(
+        move.source_placement.schema_name
+    ):
+        return
+    conn = copy.connect(move.source_placement, move.tenant_id)
+    try:
+        tracking.uninstall(conn, move_id=move.pk, tables=copy.tenant_tables())
+    finally:
+        conn.close()
+
+
 def _switch(move: TenantMove, target: Placement) -> None:
     now = timezone.now()
     with transaction.atomic():
@@ -322,9 +350,16 @@ def _switch(move: TenantMove, target: Placement) -> None:
 
 
 def freeze_and_switch(ctx: StepContext) -> dict[str, Any]:
-    """The frozen part, one step so the freeze lasts only as long as the work: freeze → delta copy →
-    verify (row counts, per-table checksums, the target's hash chain) → switch. Every part is
-    idempotent; an attempt whose worker died after the switch committed finds it done."""
+    """Catch up, then the frozen part, one step so the freeze lasts only as long as the work.
+
+    - catch-up (the tenant still serving): in a snapshot S of the source, copy the rows changed since
+      the bulk copy began, then verify the whole copy: row counts and checksums of every table;
+    - freeze → copy the rows changed after S (only those: change tracking) → verify: full row counts,
+      checksums carried forward from S by the changed rows (copy.final_delta), the target's hash chain
+      over the events added since the bulk copy's check → switch.
+
+    Every part is idempotent; an attempt whose worker died after the switch committed finds it done,
+    and a retry after the freeze catches up while frozen (then the frozen delta is empty)."""
     move = _move(ctx)
     target = move.target_placement
     if target is None:
@@ -332,26 +367,40 @@ def freeze_and_switch(ctx: StepContext) -> dict[str, Any]:
     tenant = Tenant.objects.get(pk=move.tenant_id)
     if tenant.placement_id == target.pk:
         return {"switched": True}  # done by an attempt whose worker died before recording it
-    _freeze(move)
-    _phase(move, "frozen: copying the last changes")
+    # Every connection is opened before the freeze: connecting is not frozen time.
+    before = copy.connect(move.source_placement, move.tenant_id)
     src = copy.connect(move.source_placement, move.tenant_id)
     tgt = copy.connect(target, move.tenant_id)
     try:
-        copy.advance_sequences(src, tgt, headroom=copy.headroom() if target.kind == Placement.Kind.POOL else 0)
-        changed, report = copy.delta_copy(src, tgt, move.tenant_id)
-        _phase(move, "frozen: verifying")
+        _phase(move, "copying the changes made during the copy, verifying")
+        snap, caught_up, base = copy.catch_up(before, tgt, move_id=move.pk, tenant_id=move.tenant_id)
         breaks = copy.chain_breaks(tgt, move.tenant_id, after_event_id=int(ctx.value("chain_checked_to", 0)))
+        if breaks:
+            raise copy.MoveError(f"Verification failed: {breaks} events break the hash chain in the target.")
+        checked_to = copy.last_event_id(tgt, move.tenant_id)
+        TenantMove.objects.filter(pk=move.pk).update(rows_copied=F("rows_copied") + caught_up)
+        _freeze(move)
+        _phase(move, "frozen: copying the last changes")
+        copy.advance_sequences(src, tgt, headroom=copy.headroom() if target.kind == Placement.Kind.POOL else 0)
+        changed, report = copy.final_delta(
+            before, src, tgt, move_id=move.pk, tenant_id=move.tenant_id, snap=snap, base=base
+        )
+        _phase(move, "frozen: verifying")
+        breaks = copy.chain_breaks(tgt, move.tenant_id, after_event_id=checked_to)
     except copy.MoveError as exc:
         raise PermanentStepError(str(exc)) from exc
     finally:
+        before.close()
         src.close()
         tgt.close()
     TenantMove.objects.filter(pk=move.pk).update(
-        tables=report, delta_rows=changed, rows_copied=F("rows_copied") + changed
+        tables=report, delta_rows=changed + caught_up, rows_copied=F("rows_copied") + changed
     )
     _verify(report, breaks)
     _switch(move, target)
-    return {"delta_rows": changed}
+    # The source's change tracking stays until the purge removes it first: nothing writes the tenant's
+    # rows there any more, and a pool's other tenants pay one comparison per row written meanwhile.
+    return {"delta_rows": changed, "caught_up_rows": caught_up}
 
 
 def freeze_and_switch_compensate(ctx: StepContext) -> None:
@@ -365,6 +414,7 @@ def freeze_and_switch_compensate(ctx: StepContext) -> None:
         if updated:
             tenant_event(move.tenant_id, "TenantMoveUnfrozen", status=Tenant.Status.ACTIVE, move_id=str(move.pk))
         hosts_changed()
+    untrack(move)
 
 
 saga_register(
@@ -405,6 +455,7 @@ class MovePurge(JobHandler):
         source = move.source_placement
         if source is not None and move.tenant.placement_id == source.pk:
             raise RuntimeError("The tenant still lives in the source placement.")
+        untrack(move)  # before the purge's deletes, which it would record
         drop_placement(source, move.tenant_id)
         TenantMove.objects.filter(pk=move.pk).update(
             state=TenantMove.State.PURGED, phase="done", purged_at=timezone.now(), updated_at=timezone.now()

@@ -24,6 +24,7 @@ from sagas.services import saga_run_inline, saga_start
 from tenants import servers
 from tenants.models import Placement, Tenant, TenantMove
 from tenants.moves.sagas import SAGA_TYPE
+from tenants.validation import schema_name_for_slug
 
 COMMAND = SystemActor("manage.py move_tenant")
 
@@ -41,8 +42,10 @@ def move_validate(*, tenant: Tenant, to: str, server: str = "") -> None:
     if tenant.status != Tenant.Status.ACTIVE or tenant.placement_id is None:
         raise Conflict(f"{tenant.name} is {tenant.get_status_display().lower()}; only an active tenant can be moved.")
     if to == Tenant.Isolation.SCHEMA and tenant.placement and tenant.placement.kind == Placement.Kind.SCHEMA:
-        # Only to another server: a schema → schema move on one server would change nothing.
-        if not server or servers.placement_server(tenant.placement).name == server:
+        # A schema → schema move changes something only on another server, or for a renamed
+        # tenant whose schema is still named after its old slug.
+        other_server = bool(server) and servers.placement_server(tenant.placement).name != server
+        if not other_server and tenant.placement.schema_name == schema_name_for_slug(tenant.slug):
             raise InvalidInput(f"{tenant.name} already has its own schema.")
     if TenantMove.objects.filter(tenant=tenant, state=TenantMove.State.RUNNING).exists():
         raise Conflict(f"{tenant.name} is already being moved.")
@@ -97,6 +100,14 @@ def tenant_move_and_wait(
     progress(f"move {move.pk} started (saga {move.saga_id})")
     if not wait:
         return move
+    return move_follow(move=move, progress=progress, worker_grace_seconds=worker_grace_seconds)
+
+
+def move_follow(
+    *, move: TenantMove, progress: Callable[[str], Any] = lambda line: None, worker_grace_seconds: float = 10.0
+) -> TenantMove:
+    """Follow a started move to its end (the commands): if no worker has claimed a step after
+    `worker_grace_seconds`, run the saga's jobs in this process. MoveFailed if it was rolled back."""
     started, last = time.monotonic(), ""
     while True:
         saga = Saga.objects.get(pk=str(move.saga_id))

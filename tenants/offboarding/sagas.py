@@ -36,7 +36,7 @@ from tenants.lifecycle import tenant_event
 from tenants.models import Domain, Placement, Tenant, TenantDeletion, TenantMove
 from tenants.moves import copy
 from tenants.moves.fence import hosts_changed
-from tenants.moves.sagas import drop_placement
+from tenants.moves.sagas import drop_placement, untrack
 from tenants.validation import validate_schema_name
 
 SAGA_TYPE = "tenant.delete"
@@ -89,7 +89,10 @@ def destroy_keys(ctx: StepContext) -> None:
 
 def purge_moves(ctx: StepContext) -> None:
     deletion = _deletion(ctx)
-    for move in TenantMove.objects.filter(tenant_id=deletion.tenant_id, state=TenantMove.State.SWITCHED):
+    for move in TenantMove.objects.filter(tenant_id=deletion.tenant_id, state=TenantMove.State.SWITCHED).select_related(
+        "source_placement"
+    ):
+        untrack(move)  # before the deletes, which the move's change tracking would record
         drop_placement(move.source_placement, deletion.tenant_id)
         TenantMove.objects.filter(pk=move.pk).update(
             state=TenantMove.State.PURGED, phase="purged by the tenant's deletion", purged_at=timezone.now()

@@ -356,6 +356,8 @@ def create_owner_member_compensate(tenant_id: TenantId) -> None:
 def create_domain(tenant_id: TenantId) -> None:
     tenant = _tenant(tenant_id)
     host = primary_domain_for(tenant.slug)
+    # A renamed tenant's old host whose redirect period is over is free again.
+    Domain.objects.filter(domain=host, redirect_until__lte=timezone.now()).delete()
     domain, _ = Domain.objects.get_or_create(
         domain=host, defaults={"tenant": tenant, "is_primary": True, "verified": True}
     )
