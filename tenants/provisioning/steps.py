@@ -7,6 +7,9 @@ already exists), and every compensation removes exactly what its action may
 have created — no orphan schema, database, alias or row — and is itself safe
 to run twice or after a failed/partial action. The provisioning sagas (sagas.py) run them
 as saga steps on the job engine, through Celery.
+
+Why one module: each step and its compensation are read side by side, and the three levels share
+the pool, template and server helpers; split, an action and its undo would drift apart.
 """
 
 from __future__ import annotations
