@@ -17,6 +17,7 @@ from core.api import require_api_role
 from core.errors import InvalidInput
 from core.permissions import Role
 from tenants import selectors, services
+from tenants.exports.api import router as exports_router
 from tenants.models import Tenant
 from tenants.moves.plans import tenant_change_plan
 from tenants.moves.services import tenant_move
@@ -321,3 +322,7 @@ def change_plan(request, tenant_id: uuid.UUID, payload: PlanIn):
         tenant=tenant, plan=payload.plan, confirm_move=payload.confirm_move, actor=request.auth, request=request
     )
     return {"plan": tenant.plan, "isolation": tenant.isolation, "move": move}
+
+
+# Exports and restores (tenants/exports/api.py): /api/tenants/{id}/exports…
+router.add_router("", exports_router)

@@ -22,6 +22,7 @@ class TenantsConfig(AppConfig):
         # In ready(): the models these modules import are loaded only now.
         from events.logs import provide_tenant_choices, provide_tenant_names, provide_tenant_resolver
         from tenants import overview_panels  # noqa: F401  (registers the overview tile)
+        from tenants.exports import jobs as export_jobs  # noqa: F401  (registers the export and restore jobs)
         from tenants.logs import resolve_log, tenant_choices, tenant_names
         from tenants.moves import sagas as move_sagas  # noqa: F401  (registers the move saga and purge job)
         from tenants.offboarding import sagas as deletion_sagas  # noqa: F401  (registers the deletion saga)
