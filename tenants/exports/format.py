@@ -260,13 +260,46 @@ def _advance_sequence(conn: psycopg.Connection, table: Table) -> None:
         conn.execute("SELECT setval(%s::regclass, %s)", [row[0], int(top[0])])
 
 
+ALL_SUBJECTS = "*"
+
+
+def erased_subjects(conn: psycopg.Connection, tenant_id: Any) -> set[str]:
+    """Subject ids whose key is erased in the tenant's rows behind `conn` (in the caller's transaction)."""
+    rows = conn.execute(
+        "SELECT subject_id FROM tenantlog_subjectkey WHERE tenant_id = %s AND key IS NULL", [str(tenant_id)]
+    ).fetchall()
+    return {r[0] for r in rows}
+
+
+def _replay_erasures(conn: psycopg.Connection, tenant_id: str, erased: set[str]) -> int:
+    """Erase again, in the restored rows, the keys erased since the export was made (crypto-shredding
+    holds for every copy: an export restored later must not bring an erased person's key back)."""
+    if not erased:
+        return 0
+    where = sql.SQL("") if ALL_SUBJECTS in erased else sql.SQL(" AND subject_id = ANY(%(erased)s)")
+    cur = conn.execute(
+        sql.SQL(
+            "UPDATE tenantlog_subjectkey SET key = NULL, erased_at = coalesce(erased_at, now()), "
+            "erasure_reason = CASE WHEN erasure_reason = '' THEN 'erased after the export' ELSE erasure_reason END "
+            "WHERE tenant_id = %(tenant)s AND key IS NOT NULL"
+        )
+        + where,
+        {"tenant": tenant_id, "erased": sorted(erased - {ALL_SUBJECTS})},
+    )
+    return cur.rowcount
+
+
 def load(
-    *, opened: Opened, conn: psycopg.Connection, tenant_id: Any, replace: bool, progress: Progress
-) -> dict[str, int]:
+    *, opened: Opened, conn: psycopg.Connection, tenant_id: Any, replace: bool, progress: Progress,
+    erased: set[str] | None = None,
+) -> dict[str, int]:  # fmt: skip
     """Load the export's rows as tenant `tenant_id` through `conn` (copy.connect to its placement), in
-    one transaction: with `replace`, the tenant's rows are deleted first; otherwise the tenant must hold
-    none. Verifies row counts and the rebuilt event chain before committing. Returns rows per table."""
+    one transaction: with `replace`, the tenant's rows are deleted first (the keys they had erased are
+    erased again in the loaded rows); otherwise the tenant must hold none. `erased` names more subjects
+    whose keys must not come back ({ALL_SUBJECTS}: every key). Verifies row counts and the rebuilt event
+    chain before committing. Returns rows per table."""
     tenant_id = str(tenant_id)
+    erased = set(erased or ())
     same_tenant = opened.tenant["id"] == tenant_id
     loaded: dict[str, int] = {}
     total, done = int(opened.manifest.get("rows", 0)), 0
@@ -274,6 +307,7 @@ def load(
     try:
         with zipfile.ZipFile(opened.path) as zf:
             if replace:
+                erased |= erased_subjects(conn, tenant_id)
                 _purge(conn, tenant_id)
             for table in copy.tenant_tables():
                 if copy.count_rows(conn, table, tenant_id):
@@ -287,6 +321,7 @@ def load(
                 done += loaded[table.name]
                 progress(done, total)
             _verify(conn, opened, loaded, tenant_id)
+            _replay_erasures(conn, tenant_id, erased)
         conn.commit()
     except psycopg.errors.UniqueViolation as exc:
         conn.rollback()

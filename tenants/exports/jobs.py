@@ -146,6 +146,19 @@ def _unfreeze(tenant_id: Any, event_type: str, **data: Any) -> None:
         hosts_changed()
 
 
+def source_erasures(source_tenant_id: str) -> set[str]:
+    """The erasures a copy of `source_tenant_id` must replay: the keys erased in its placement now, or
+    every key once it was deleted (its keys were destroyed) or is unknown here."""
+    source = Tenant.objects.select_related("placement").filter(pk=source_tenant_id).first()
+    if source is None or source.placement is None or source.status == Tenant.Status.DELETED:
+        return {format.ALL_SUBJECTS}
+    conn = copy.connect(source.placement, source.pk)
+    try:
+        return format.erased_subjects(conn, source.pk)
+    finally:
+        conn.close()
+
+
 @register
 class RestoreJob(JobHandler):
     kind = RESTORE_KIND
@@ -169,11 +182,12 @@ class RestoreJob(JobHandler):
             opened = format.open_export(path)
         except format.ExportInvalid as exc:
             raise PermanentError(str(exc)) from None
+        erased = source_erasures(opened.tenant["id"]) if opened.tenant["id"] != str(tenant.pk) else set()
         conn = copy.connect(tenant.placement, tenant.pk)
         try:
             # Replace in both modes: a retry after a committed load finds the rows and reloads them whole.
             loaded = format.load(
-                opened=opened, conn=conn, tenant_id=tenant.pk, replace=True,
+                opened=opened, conn=conn, tenant_id=tenant.pk, replace=True, erased=erased,
                 progress=lambda done, total: ctx.progress(done, total),
             )  # fmt: skip
         except format.RestoreFailed as exc:

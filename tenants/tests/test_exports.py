@@ -303,6 +303,46 @@ def test_an_in_place_restore_is_refused_for_another_tenants_export_or_while_not_
     assert not TenantExport.objects.filter(reason=TenantExport.Reason.RESTORE_POINT).exists()
 
 
+def keys_of(tenant: Tenant) -> dict[str, bool]:
+    """Subject id → does its key still exist, in the tenant's placement."""
+    tenant = Tenant.objects.select_related("placement").get(pk=tenant.pk)
+    conn = copy.connect(tenant.placement, tenant.pk)
+    try:
+        rows = conn.execute("SELECT subject_id, key IS NOT NULL FROM tenantlog_subjectkey WHERE tenant_id = %s",
+                            [str(tenant.pk)]).fetchall()  # fmt: skip
+    finally:
+        conn.close()
+    return dict(rows)
+
+
+def erase_key(tenant: Tenant, subject_id: str) -> None:
+    conn = copy.connect(tenant.placement, tenant.pk)
+    conn.execute("UPDATE tenantlog_subjectkey SET key = NULL, erased_at = now() WHERE tenant_id = %s AND subject_id = %s",
+                 [str(tenant.pk), subject_id])  # fmt: skip
+    conn.commit()
+    conn.close()
+
+
+def test_a_restore_erases_again_the_keys_erased_after_the_export(make_tenant, restored_tenants):
+    tenant = make_tenant("schema")
+    keys = keys_of(tenant)
+    assert len(keys) >= 2 and all(keys.values()), "seeded members have keys"
+    export = export_now(tenant)
+    gone = sorted(keys)[0]
+    erase_key(tenant, gone)  # an erasure after the export was made
+
+    copy_of = restored(export_path(export), "dedicated", restored_tenants)
+    assert keys_of(copy_of) == {**keys, gone: False}
+
+    job = tenant_restore_in_place(tenant=tenant, export=export, confirm=tenant.slug, actor=ACTOR)
+    jobs_work_inline(group=(job.group_type, job.group_id), timeout=120)
+    assert keys_of(tenant) == {**keys, gone: False}, "in place too"
+
+    Tenant.objects.filter(pk=tenant.pk).update(status=Tenant.Status.DELETED)
+    last = restored(export_path(export), "schema", restored_tenants)
+    assert not any(keys_of(last).values()), "a deleted tenant's keys were destroyed: none comes back"
+
+
 # --- commands ----------------------------------------------------------------------------------------
 
 
