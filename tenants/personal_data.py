@@ -11,3 +11,4 @@ personal("tenants.Tenant", "owner_email", category=Category.CONTACT,
 not_personal("tenants.Tenant", "name", reason="An organisation's name.")
 not_personal("tenants.Placement", "schema_name", reason="A database schema's name.")
 not_personal("tenants.Placement", "db_name", reason="A database's name.")
+not_personal("tenants.TenantExport", "file_name", reason="The export file's path: the tenant's and the export's uuids.")

@@ -214,6 +214,30 @@ def tenant_exports_purge(*, tenant_id: Any) -> int:
     return removed
 
 
+def tenant_exports_expire(*, before: datetime, held_tenants: set[str]) -> dict[str, int]:
+    """Retention (privacy's `tenant_exports` category): remove the files of exports finished before
+    `before`, except each tenant's newest finished export (its recovery point), offboarding's final
+    exports (the deletion removes them) and those of tenants under a legal hold. Idempotent."""
+    newest = set(
+        TenantExport.objects.filter(state=TenantExport.State.DONE)
+        .order_by("tenant_id", "-finished_at")
+        .distinct("tenant_id")
+        .values_list("pk", flat=True)
+    )
+    purged = held = 0
+    old = TenantExport.objects.filter(state=TenantExport.State.DONE, finished_at__lt=before).exclude(
+        reason=TenantExport.Reason.OFFBOARDING
+    )
+    for export in old.exclude(pk__in=newest):
+        if str(export.tenant_id) in held_tenants:
+            held += 1
+            continue
+        export_path(export).unlink(missing_ok=True)
+        TenantExport.objects.filter(pk=export.pk).update(state=TenantExport.State.PURGED)
+        purged += 1
+    return {"purged": purged, "held": held}
+
+
 # --- restores -----------------------------------------------------------------------------------------
 
 

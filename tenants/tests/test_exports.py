@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from django.core import mail
 from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.db import connections
 from django.utils import timezone
 
@@ -357,6 +358,13 @@ def test_the_commands_export_to_a_file_and_restore_it_under_a_new_slug(make_tena
     restored_tenants.append(copy_of)
     assert capsys.readouterr().out.strip().splitlines()[-1] == str(copy_of.pk)
     assert data_of(copy_of) == data_of(tenant)
+    before = data_of(tenant)
+    with tenant_context(tenant):
+        Member.objects.create(name="later", email=f"later@{tenant.slug}.test")
+    call_command("restore_tenant", str(out), "--in-place", "--confirm", tenant.slug)
+    assert data_of(tenant) == before
+    with pytest.raises(CommandError, match="Type the tenant's slug"):
+        call_command("restore_tenant", str(out), "--in-place", "--confirm", "wrong")
 
 
 # --- schedule and offboarding -------------------------------------------------------------------------
@@ -371,6 +379,31 @@ def test_the_schedule_exports_tenants_past_half_their_plans_rpo_once(make_tenant
     jobs_work_inline(group=("tenant_export", first[0].pk), timeout=120)
     later = timezone.now() + timedelta(hours=13)
     assert [e.tenant_id for e in tenant_export_schedule(now=later) if e.tenant_id == tenant.pk] == [tenant.pk]
+
+
+def test_retention_removes_old_export_files_but_each_tenants_newest_final_and_held_ones(make_tenant):
+    from tenants.exports.services import tenant_exports_expire
+
+    a, b = make_tenant("schema", seed=False), make_tenant("schema", seed=False)
+    now = timezone.now()
+
+    def done(tenant: Tenant, days: int, reason: str = "scheduled") -> TenantExport:
+        export = TenantExport.objects.create(
+            tenant=tenant, reason=reason, state="done", finished_at=now - timedelta(days=days)
+        )
+        export_path(export).parent.mkdir(parents=True, exist_ok=True)
+        export_path(export).write_bytes(b"zip")
+        return export
+
+    old_a, newest_a, final_a = done(a, 40), done(a, 35), done(a, 50, "offboarding")
+    old_b, newest_b = done(b, 60), done(b, 1)
+    result = tenant_exports_expire(before=now - timedelta(days=30), held_tenants={str(b.pk)})
+    assert result == {"purged": 1, "held": 1}
+    assert not export_path(old_a).exists() and TenantExport.objects.get(pk=old_a.pk).state == "purged"
+    for kept in (newest_a, final_a, old_b, newest_b):
+        assert export_path(kept).exists() and TenantExport.objects.get(pk=kept.pk).state == "done"
+    assert tenant_exports_expire(before=now - timedelta(days=30), held_tenants=set()) == {"purged": 1, "held": 0}
+    assert not export_path(old_b).exists()
 
 
 def test_offboarding_takes_a_final_export_the_owner_downloads_during_the_grace_period(make_tenant, client):
