@@ -50,6 +50,7 @@ MANIFEST = "manifest.json"
 SIGNATURE = "manifest.sig"
 _SALT = "tenants.exports.manifest"
 _CHUNK = 1 << 20
+_FIRST_EVENTS = 2000  # loaded before the event table is analysed (see _load_table)
 Progress = Callable[[int, int], None]
 
 
@@ -356,18 +357,36 @@ def _load_table(
     if table.serial and not table.renumber:
         _advance_sequence(conn, table)
     insert = [c for c in table.insert_columns if c in cols]
-    cur = conn.execute(
-        sql.SQL(
-            "INSERT INTO {t} ({cols}, tenant_id) SELECT {icols}, {tenant} FROM _export_in i ORDER BY i.{pk}"
-        ).format(
-            t=T,
-            cols=sql.SQL(", ").join(sql.Identifier(c) for c in insert),
-            icols=sql.SQL(", ").join(sql.Identifier("i", c) for c in insert),
-            tenant=sql.Literal(tenant_id),
-            pk=sql.Identifier(table.pk),
-        )
+    statement = sql.SQL(
+        "INSERT INTO {t} ({cols}, tenant_id) SELECT {icols}, {tenant} FROM _export_in i {where} ORDER BY i.{pk}"
     )
-    inserted = cur.rowcount
+    pk = sql.Identifier(table.pk)
+    parts = {
+        "t": T,
+        "cols": sql.SQL(", ").join(sql.Identifier(c) for c in insert),
+        "icols": sql.SQL(", ").join(sql.Identifier("i", c) for c in insert),
+        "tenant": sql.Literal(tenant_id),
+        "pk": pk,
+    }
+    split = None
+    if table.name == EVENT_TABLE:
+        # The hash-chain trigger looks up each event's predecessor. Planned with no statistics (a table
+        # filled inside this transaction), that lookup takes the (tenant, aggregate_id, event_id) index
+        # and reads the stream's every earlier version: quadratic per stream. The first events go in
+        # alone, ANALYZE (which counts this transaction's rows) then lets the planner (custom plans,
+        # copy.connect) choose the unique (tenant, type, id, version) index for the rest.
+        row = conn.execute(
+            sql.SQL("SELECT {pk} FROM _export_in ORDER BY {pk} OFFSET %s LIMIT 1").format(pk=pk), [_FIRST_EVENTS]
+        ).fetchone()
+        split = row[0] if row else None
+    if split is None:
+        inserted = conn.execute(statement.format(where=sql.SQL(""), **parts)).rowcount
+    else:
+        first = sql.SQL("WHERE i.{} < {}").format(pk, sql.Literal(split))
+        rest = sql.SQL("WHERE i.{} >= {}").format(pk, sql.Literal(split))
+        inserted = conn.execute(statement.format(where=first, **parts)).rowcount
+        conn.execute(sql.SQL("ANALYZE {}").format(T))
+        inserted += conn.execute(statement.format(where=rest, **parts)).rowcount
     if table.name == EVENT_TABLE:
         # Kept for the checkpoints (source event id → uuid) and the chain check (the source's hashes).
         conn.execute("DROP TABLE IF EXISTS pg_temp._export_events")
@@ -393,6 +412,7 @@ def _load_table(
 
 
 def _verify(conn: psycopg.Connection, opened: Opened, loaded: dict[str, int], tenant_id: str) -> None:
+    conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(EVENT_TABLE)))  # the chain check joins it to itself
     for table in copy.tenant_tables():
         entry = opened.table(table.name)
         expected = int(entry["rows"]) if entry else 0
