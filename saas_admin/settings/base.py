@@ -346,7 +346,10 @@ CELERY_BEAT_SCHEDULE["privacy-retention"] = {"task": "privacy.retention_schedule
 # Requests workspace admins filed in their placement (privacy/intake.py).
 CELERY_BEAT_SCHEDULE["privacy-intake"] = {"task": "privacy.intake_sweep", "schedule": 60.0}
 # Scheduled tenant exports per plan (tenants/exports/schedule.py).
-CELERY_BEAT_SCHEDULE["tenant-exports"] = {"task": "tenants.exports_schedule", "schedule": TENANCY_EXPORT_SCHEDULE_SECONDS}
+CELERY_BEAT_SCHEDULE["tenant-exports"] = {
+    "task": "tenants.exports_schedule",
+    "schedule": TENANCY_EXPORT_SCHEDULE_SECONDS,
+}
 
 # --- Sagas / signup (sagas/, docs/sagas.md) ----------------------------------------
 SAGA_STEP_LEASE_SECONDS = env.float("SAGA_STEP_LEASE_SECONDS", default=60.0)

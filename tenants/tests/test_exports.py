@@ -1,7 +1,9 @@
 """Tenant exports and restores: the file, the job (crash and retry), restores across isolation levels,
 refused files, in-place restores with their restore point, the schedule and offboarding's final export.
 
-Jobs run in this process through the job engine (what a worker does).
+Jobs run in this process through the job engine (what a worker does). One module because every test
+here shares the same helpers (a tenant with a ledger, what a user would notice of it, the export and
+restore drivers) and the fixtures that remove the tenants restores create.
 """
 
 from __future__ import annotations
