@@ -19,6 +19,7 @@ from django.core.management.base import BaseCommand, CommandError
 from core.errors import ApplicationError
 from jobs.models import Job
 from tenants.exports import format
+from tenants.exports.jobs import exports_dir
 from tenants.exports.services import COMMAND, group_wait, tenant_restore_in_place, tenant_restore_new
 from tenants.models import Tenant
 
@@ -58,6 +59,7 @@ class Command(BaseCommand):
         job = tenant_restore_in_place(tenant=tenant, confirm=confirm, actor=COMMAND, path=path)
         group_wait((job.group_type, job.group_id), 10.0)
         job.refresh_from_db()
+        (exports_dir() / job.payload["file_name"]).unlink(missing_ok=True)  # the copy staged for the workers
         if job.state != Job.State.SUCCEEDED:
             raise CommandError(f"The restore failed: {(job.error or job.state).splitlines()[0]}")
         self.stderr.write(f"restored {job.result.get('rows', 0)} rows into {tenant.slug}")
