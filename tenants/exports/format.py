@@ -79,10 +79,12 @@ def sign(manifest_bytes: bytes) -> str:
 
 
 def write(
-    *, conn: psycopg.Connection, tenant: Any, out: IO[bytes], migrations: list[str], progress: Progress
-) -> dict[str, Any]:
+    *, conn: psycopg.Connection, tenant: Any, out: IO[bytes], migrations: list[str], progress: Progress,
+    stop: Callable[[], None] = lambda: None,
+) -> dict[str, Any]:  # fmt: skip
     """Write the tenant's rows, read from one REPEATABLE READ snapshot of `conn` (a copy.connect
-    connection to its placement), into `out` as an export; returns the manifest."""
+    connection to its placement), into `out` as an export; returns the manifest. `stop` is called
+    before each table (it raises to stop there: an operator's Cancel)."""
     tenant_id = str(tenant.pk)
     conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
     tables = copy.tenant_tables()
@@ -93,6 +95,7 @@ def write(
         progress(0, total)
         with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
             for table in tables:
+                stop()
                 name = f"tables/{table.name}.tsv"
                 cols = _columns(table)
                 digest, rows, size = hashlib.sha256(), 0, 0

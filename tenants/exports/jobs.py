@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from jobs.models import Job
 from jobs.registry import JobContext, JobHandler, PermanentError, register
+from jobs.services import JobCancelled
 from tenants.exports import format
 from tenants.lifecycle import tenant_event
 from tenants.models import MigrationState, Tenant, TenantExport
@@ -49,7 +50,7 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def export_write(export: TenantExport, progress: Any) -> dict[str, Any]:
+def export_write(export: TenantExport, progress: Any, stop: Any = lambda: None) -> dict[str, Any]:
     """Write the export's file from the tenant's current placement; returns what the row records."""
     tenant = Tenant.objects.select_related("placement").get(pk=export.tenant_id)
     if tenant.placement is None:
@@ -63,7 +64,7 @@ def export_write(export: TenantExport, progress: Any) -> dict[str, Any]:
         with part.open("wb") as out:  # truncated: a retry rewrites the file from its first byte
             manifest = format.write(
                 conn=conn, tenant=tenant, out=out, migrations=format.tenant_app_migrations(state or []),
-                progress=progress,
+                progress=progress, stop=stop,
             )  # fmt: skip
             out.flush()
             os.fsync(out.fileno())
@@ -94,7 +95,12 @@ class ExportJob(JobHandler):
 
     def run(self, ctx: JobContext) -> dict[str, Any]:
         export = TenantExport.objects.get(pk=ctx.payload["export_id"])
-        return export_write(export, lambda done, total: ctx.progress(done, total))
+
+        def stop() -> None:
+            if ctx.cancel_requested():
+                raise JobCancelled("Cancelled by an operator before the export was complete.")
+
+        return export_write(export, lambda done, total: ctx.progress(done, total), stop)
 
     def on_succeeded(self, job: Job, result: dict[str, Any]) -> None:
         now = timezone.now()
@@ -110,6 +116,10 @@ class ExportJob(JobHandler):
         TenantExport.objects.filter(pk=job.payload["export_id"]).exclude(state=TenantExport.State.DONE).update(
             state=TenantExport.State.FAILED, error=error[:2000], finished_at=timezone.now()
         )
+        export = TenantExport.objects.filter(pk=job.payload["export_id"]).first()
+        if export is not None and export.state == TenantExport.State.FAILED:
+            path = export_path(export)
+            path.with_name(path.name + ".part").unlink(missing_ok=True)  # what the last attempt left
 
     def on_cancelled(self, job: Job, reason: str) -> None:
         self.on_failed(job, reason or "Cancelled.")

@@ -264,6 +264,26 @@ def test_an_export_that_fails_after_its_first_table_is_retried_into_a_clean_file
     assert format.open_export(export_path(export)).manifest["rows"] == export.rows
 
 
+def test_an_operator_cancelling_a_running_export_stops_it_at_the_next_table_and_leaves_no_file(
+    make_tenant, monkeypatch
+):
+    tenant = make_tenant("schema")
+    export = tenant_export(tenant=tenant, actor=ACTOR)
+    real = format.copy.count_rows
+
+    def count_and_cancel(conn, table, tenant_id):  # an operator presses Cancel while the export runs
+        Job.objects.filter(pk=export.job_id).update(cancel_requested=True)
+        return real(conn, table, tenant_id)
+
+    monkeypatch.setattr(format.copy, "count_rows", count_and_cancel)
+    jobs_work_inline(group=("tenant_export", export.pk), timeout=120)
+    export.refresh_from_db()
+    assert Job.objects.get(pk=export.job_id).state == Job.State.CANCELLED
+    assert export.state == TenantExport.State.FAILED and "Cancelled" in export.error
+    path = export_path(export)
+    assert not path.exists() and not path.with_name(path.name + ".part").exists()
+
+
 # --- in place ----------------------------------------------------------------------------------------
 
 
