@@ -17,8 +17,9 @@ from django.core.management import call_command
 from django.db import connections
 
 # Shared fixtures for every test package: personas (platform_admin, operator, viewer, outsider,
-# client_for, api_client_for, …) and real tenants of each isolation level (tenant_world, make_tenant).
-pytest_plugins = ["tests.support.personas", "tests.support.tenancy"]
+# client_for, api_client_for, …), real tenants of each isolation level (tenant_world, make_tenant),
+# Chromium for the browser tests (browser, page), and a second PostgreSQL server (second_server).
+pytest_plugins = ["tests.support.personas", "tests.support.tenancy", "tests.support.browser", "tests.support.servers"]
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -6,24 +6,32 @@ transaction mode; counts cross-tenant rows (must be 0) and the server backends h
 
 Builds a private database `<db>_soak` (control plane migrated) with two tenants of each isolation
 level (members seeded), starts PgBouncer (`pool_mode = transaction`, `default_pool_size = 4`, every
-database through `* =`), then runs --web processes (Django's WSGI handler in-process via the test
-Client, signed in on each tenant's host, GET /members/ — the autocommit read path) and --workers
-processes (tenant_context units as Celery tasks run them: ORM read, raw SQL read, a write in a
-transaction) against PgBouncer only (`DB_PGBOUNCER=1`: no server-side prepared statements), with
-`TENANCY_SERVER_CONNECTION_BUDGET = --budget × TENANCY_DEDICATED_POOL_MAX`, so the dedicated aliases
-churn through the least-recently-used policy. Each operation picks a tenant at random and checks every
-row it sees belongs to that tenant. A sampler counts the server's backends on the soak databases.
-Prints operations, cross-tenant rows, errors, and the peak backends next to PgBouncer's cap
-(default_pool_size per database and user). Drops what it made. Needs `pgbouncer` (apt-get install
-pgbouncer).
+database through `* =`), then the processes under test, all against PgBouncer only (`DB_PGBOUNCER=1`:
+no server-side prepared statements) with `TENANCY_SERVER_CONNECTION_BUDGET = --budget ×
+TENANCY_DEDICATED_POOL_MAX`, so the dedicated aliases churn through the least-recently-used policy:
+
+- --web web processes: `manage.py runserver --noreload --nothreading` (one request at a time, like a
+  sync gunicorn worker), each driven over real HTTP by a load process that signs in on every
+  tenant's host (CSRF token, session cookie) and GETs /members/ — the autocommit read path;
+- --workers Celery workers (`celery worker --include bench.soak_tasks`, concurrency 1) on a private
+  filesystem broker, running `bench.soak_unit` tasks: a tenant_context unit with an ORM read, a raw
+  SQL read and, every tenth, a write in a transaction.
+
+Half the operations are HTTP requests, half worker tasks. Each operation picks a tenant at random
+and checks every row it sees belongs to that tenant. A sampler counts the server's backends on the
+soak databases. Prints operations, cross-tenant rows, errors, and the peak backends next to
+PgBouncer's cap (default_pool_size per database and user). Drops what it made. Needs `pgbouncer`
+(apt-get install pgbouncer).
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
 import random
+import re
 import shutil
 import socket
 import subprocess
@@ -31,6 +39,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -78,61 +87,81 @@ def start_pgbouncer(host: str, port: str, users: list[tuple[str, str]]) -> tuple
     return proc, listen, workdir
 
 
-# --- child processes ------------------------------------------------------------------------------
+# --- web load ---------------------------------------------------------------------------------------
 
 
-def child(role: str, operations: int, seed: int) -> None:
+def _request(port: int, host: str, method: str, path: str, cookies: dict[str, str], form: dict | None = None):
+    """One HTTP request to a web process as a browser on `host` would send it; keeps its cookies."""
+    headers = {"Host": host}
+    if cookies:
+        headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in cookies.items())
+    body = None
+    if form is not None:
+        body = urllib.parse.urlencode(form)
+        headers["Content-Type"] = "application/x-www-form-urlencoded"
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        conn.request(method, path, body=body, headers=headers)
+        response = conn.getresponse()
+        content = response.read().decode(errors="replace")
+        for header in response.headers.get_all("Set-Cookie") or []:
+            name, _, rest = header.partition("=")
+            cookies[name.strip()] = rest.split(";", 1)[0]
+        return response.status, content
+    finally:
+        conn.close()
+
+
+def web_load(port: int, operations: int, seed: int) -> None:
+    """A browser per tenant against one web process: sign in on each tenant's host, then GET /members/."""
     import django
 
     django.setup()
-    from django.db import connections, transaction
-    from django.test import Client
-
-    from tenants.context import tenant_context
     from tenants.models import Tenant
     from tests.support.tenancy import MEMBER_PASSWORD
-    from workspace.models import Member
 
-    tenants = list(Tenant.objects.filter(status="active").select_related("placement"))
-    others = {t.pk: [o.slug for o in tenants if o.pk != t.pk] for t in tenants}
+    tenants = list(Tenant.objects.filter(status="active").values_list("slug", flat=True))
     rng = random.Random(seed)
     cross = errors = done = 0
-    clients = {}
-    if role == "web":
-        for t in tenants:
-            client = Client(HTTP_HOST=f"{t.slug}.localhost")
-            response = client.post("/login/", {"email": f"owner@{t.slug}.test", "password": MEMBER_PASSWORD})
-            assert response.status_code == 302, (t.slug, response.status_code)
-            clients[t.pk] = client
-    for i in range(operations):
-        tenant = rng.choice(tenants)
+    jars: dict[str, dict[str, str]] = {}
+    for slug in tenants:
+        jar: dict[str, str] = {}
+        host = f"{slug}.localhost:{port}"
+        _, page = _request(port, host, "GET", "/login/", jar)
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)
+        form = {
+            "email": f"owner@{slug}.test",
+            "password": MEMBER_PASSWORD,
+            "csrfmiddlewaretoken": token[1] if token else "",
+        }
+        status, _ = _request(port, host, "POST", "/login/", jar, form)
+        assert status == 302, (slug, status)
+        jars[slug] = jar
+    for _ in range(operations):
+        slug = rng.choice(tenants)
         try:
-            if role == "web":
-                response = clients[tenant.pk].get("/members/")
-                page = response.content.decode()
-                if response.status_code != 200 or f"@{tenant.slug}.test" not in page:
-                    errors += 1
-                cross += sum(f"@{slug}.test" in page for slug in others[tenant.pk])
-            else:
-                with tenant_context(tenant) as alias:
-                    emails = list(Member.objects.using(alias).values_list("email", flat=True))
-                    cross += sum(not e.endswith(f"@{tenant.slug}.test") for e in emails)
-                    with connections[alias].cursor() as cursor:
-                        cursor.execute("SELECT tenant_id FROM workspace_member")
-                        cross += sum(row[0] != tenant.pk for row in cursor.fetchall())
-                    if i % 10 == 0:  # a write in its own transaction, then seen only by its tenant
-                        with transaction.atomic(using=alias):
-                            member = Member.objects.using(alias).filter(email=f"owner@{tenant.slug}.test").first()
-                            if member is None:
-                                errors += 1
-                            else:
-                                member.name = f"Owner of {tenant.slug} #{i}"
-                                member.save(using=alias, update_fields=["name"])
+            status, page = _request(port, f"{slug}.localhost:{port}", "GET", "/members/", jars[slug])
+            if status != 200 or f"@{slug}.test" not in page:
+                errors += 1
+            cross += sum(f"@{other}.test" in page for other in tenants if other != slug)
             done += 1
         except Exception as exc:  # counted and reported, the soak goes on
             errors += 1
-            print(f"{role} error: {type(exc).__name__}: {str(exc)[:200]}", file=sys.stderr)
-    print(json.dumps({"role": role, "done": done, "cross": cross, "errors": errors}))
+            print(f"web error: {type(exc).__name__}: {str(exc)[:200]}", file=sys.stderr)
+    print(json.dumps({"role": "web", "done": done, "cross": cross, "errors": errors}))
+
+
+def _wait_port(port: int, proc: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"a web process exited with {proc.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit(f"no web process listening on {port}")
 
 
 # --- parent ---------------------------------------------------------------------------------------
@@ -187,29 +216,31 @@ def teardown(soak: str) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--operations", type=int, default=10_000, help="in total, over every process")
-    parser.add_argument("--web", type=int, default=2)
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--operations", type=int, default=10_000, help="in total, web requests and worker tasks")
+    parser.add_argument("--web", type=int, default=2, help="web processes (runserver --nothreading, one each)")
+    parser.add_argument("--workers", type=int, default=2, help="Celery worker processes (concurrency 1 each)")
     parser.add_argument("--budget", type=int, default=1, help="dedicated aliases per server per process")
     parser.add_argument("--members", type=int, default=3)
-    parser.add_argument("--child", choices=["web", "worker"])
+    parser.add_argument("--web-load", type=int, metavar="PORT", help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    if args.child:
-        child(args.child, args.operations, args.seed)
+    if args.web_load:
+        web_load(args.web_load, args.operations, args.seed)
         return 0
     bouncer = None
+    children: list[subprocess.Popen] = []
     soak = prepare()
+    broker_dir = Path(tempfile.mkdtemp(prefix="soak-broker-"))
     try:
         tenants = make_tenants(args.members)
         from django.conf import settings
         from django.db import connections
 
         from core import dbroles
+        from tenants.crypto import decrypt_json
+        from tests.support.workers import PrivateBroker, spawn_celery
 
         server = settings.DATABASES["default"]
-        from tenants.crypto import decrypt_json
-
         users = [(settings.DB_APP_ROLE, settings.DB_APP_PASSWORD), (settings.DB_DATA_ROLE, settings.DB_DATA_PASSWORD)]
         for t in tenants:  # a dedicated database's own app role (PgBouncer's auth_file lists every user)
             if t.placement.is_dedicated:
@@ -221,16 +252,19 @@ def main() -> int:
         base, _, _ = os.environ["DATABASE_URL"].rpartition("/")
         host_part = base.rsplit("@", 1)
         url = f"{host_part[0]}@127.0.0.1:{port}/{soak}"
+        broker = PrivateBroker("filesystem://", prefix="soak-broker-")
+        broker.attach()  # this process publishes the worker tasks
         env = {
             **os.environ,
+            **broker.publisher_env(),
             "DATABASE_URL": url,
             "DB_PGBOUNCER": "1",
             "DJANGO_SETTINGS_MODULE": "saas_admin.settings.development",
             "DJANGO_DEBUG": "0",
             "TENANCY_SERVER_CONNECTION_BUDGET": str(args.budget * settings.TENANCY_DEDICATED_POOL_MAX),
         }
-        roles = ["web"] * args.web + ["worker"] * args.workers
-        each = args.operations // len(roles)
+        web_each = args.operations // 2 // max(1, args.web) if args.workers else args.operations // max(1, args.web)
+        tasks_total = args.operations - web_each * args.web if args.workers else 0
         peak: dict[str, Any] = {"backends": 0, "by": []}
         stop = threading.Event()
 
@@ -247,29 +281,72 @@ def main() -> int:
                         peak["backends"], peak["by"] = count, sorted((d, u, n) for d, u, n in rows)
                     time.sleep(0.1)
 
+        ports = [_free_port() for _ in range(args.web)]
+        for web_port in ports:  # one single-threaded WSGI process each, like a sync gunicorn worker
+            children.append(
+                subprocess.Popen(
+                    [sys.executable, "manage.py", "runserver", f"127.0.0.1:{web_port}", "--noreload", "--nothreading"],
+                    cwd=BASE_DIR, env=env, stdout=subprocess.DEVNULL, stderr=open(broker_dir / f"web-{web_port}.log", "wb"),
+                )
+            )  # fmt: skip
+        for i in range(args.workers):
+            children.append(
+                spawn_celery(
+                    ["worker", "-l", "warning", "--pool", "prefork", "--concurrency", "1", "--include",
+                     "bench.soak_tasks", "--without-gossip", "--without-mingle", "-n", f"soak{i}@%h"],
+                    env=env, log=broker_dir / f"worker-{i}.log",
+                )
+            )  # fmt: skip
+        for web_port, proc in zip(ports, children, strict=False):
+            _wait_port(web_port, proc)
         for conn in connections.all():  # this process holds nothing on the soak databases while it samples
             conn.close()
             if conn.settings_dict.get("OPTIONS", {}).get("pool"):
                 conn.close_pool()  # type: ignore[attr-defined]  # the PostgreSQL backend's pool
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
+        from bench.soak_tasks import soak_unit
+
+        results_file = broker_dir / "tasks.jsonl"
+        rng = random.Random(args.seed)
         t0 = time.perf_counter()
-        procs = [
+        for i in range(tasks_total):  # published first: the workers drain them while the web load runs
+            soak_unit.delay(str(rng.choice(tenants).pk), i, str(results_file))
+        loads = [
             subprocess.Popen(
-                [sys.executable, __file__, "--child", role, "--operations", str(each), "--seed", str(i)],
+                [sys.executable, __file__, "--web-load", str(web_port), "--operations", str(web_each), "--seed", str(i)],
                 env=env,
-                stdout=subprocess.PIPE,
-                text=True,
+                stdout=subprocess.PIPE, text=True,
             )
-            for i, role in enumerate(roles)
-        ]
-        results = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
+            for i, web_port in enumerate(ports)
+        ]  # fmt: skip
+        results = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in loads]
+        deadline = time.monotonic() + 600
+        lines: list[str] = []
+        while time.monotonic() < deadline:
+            lines = results_file.read_text().splitlines() if results_file.exists() else []
+            if len(lines) >= tasks_total:
+                break
+            time.sleep(0.2)
         wall = time.perf_counter() - t0
         stop.set()
         sampler.join()
+        outcomes = [json.loads(line) for line in lines]
+        if tasks_total:
+            results.append(
+                {
+                    "role": "worker",
+                    "done": len(outcomes),
+                    "cross": sum(o["cross"] for o in outcomes),
+                    "errors": sum(o["errors"] for o in outcomes) + tasks_total - len(outcomes),
+                }
+            )
         dedicated = sum(t.placement.is_dedicated for t in tenants)
         cap = POOL_SIZE * (2 + dedicated)  # control database × (app, data-plane role) + each dedicated × its app role
-        print(f"PgBouncer transaction mode, default_pool_size {POOL_SIZE}; {len(tenants)} tenants (2 per level)")
+        print(
+            f"PgBouncer transaction mode, default_pool_size {POOL_SIZE}; {len(tenants)} tenants (2 per level); "
+            f"{args.web} web processes (runserver --nothreading, real HTTP), {args.workers} Celery workers"
+        )
         for r in results:
             print(f"   {r['role']:<7} operations {r['done']:>6}  cross-tenant rows {r['cross']}  errors {r['errors']}")
         total = sum(r["done"] for r in results)
@@ -279,11 +356,21 @@ def main() -> int:
               f"database and role = {cap}; without it each process could hold its own pools)")  # fmt: skip
         for database, user, n in peak["by"]:
             print(f"     {database} as {user}: {n}")
-        return 0 if sum(r["cross"] for r in results) == 0 else 1
+        broker.close()
+        return 0 if sum(r["cross"] for r in results) == 0 and sum(r["errors"] for r in results) == 0 else 1
     finally:
+        for child in children:
+            if child.poll() is None:
+                child.terminate()  # Celery's main process shuts its pool down warm
+        for child in children:
+            try:
+                child.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                child.kill()
         if bouncer is not None:
             bouncer.terminate()
             bouncer.wait(timeout=10)
+        shutil.rmtree(broker_dir, ignore_errors=True)
         teardown(soak)
 
 

@@ -30,7 +30,11 @@ from django.conf import settings
 from psycopg import sql
 
 
-def _admin_conninfo(dbname: str) -> dict[str, Any]:
+def _admin_conninfo(dbname: str, server: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The bootstrap user on the control plane's server, or `server` ({host, port, user, password}:
+    another registered server's admin login)."""
+    if server is not None:
+        return {"dbname": dbname, **{k: v for k, v in server.items() if v}}
     cfg = settings.DATABASE_BOOTSTRAP
     info: dict[str, Any] = {"dbname": dbname, "user": cfg.get("USER") or "postgres"}
     if cfg.get("HOST"):
@@ -42,8 +46,8 @@ def _admin_conninfo(dbname: str) -> dict[str, Any]:
     return info
 
 
-def admin_connect(dbname: str = "postgres") -> psycopg.Connection:
-    return psycopg.connect(**_admin_conninfo(dbname), autocommit=True)
+def admin_connect(dbname: str = "postgres", *, server: dict[str, Any] | None = None) -> psycopg.Connection:
+    return psycopg.connect(**_admin_conninfo(dbname, server), autocommit=True, connect_timeout=10)
 
 
 def _ensure_role(cur: psycopg.Cursor, name: str, password: str, attributes: str) -> None:
@@ -54,8 +58,8 @@ def _ensure_role(cur: psycopg.Cursor, name: str, password: str, attributes: str)
         cur.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(name), sql.Literal(password)))
 
 
-def ensure_roles() -> None:
-    with admin_connect() as conn, conn.cursor() as cur:
+def ensure_roles(*, server: dict[str, Any] | None = None) -> None:
+    with admin_connect(server=server) as conn, conn.cursor() as cur:
         _ensure_role(
             cur,
             settings.DB_OWNER_ROLE,
@@ -80,15 +84,15 @@ LOGIN_ROLE_ATTRIBUTES = "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS N
 SAFE_SEARCH_PATH = "public, pg_temp"
 
 
-def ensure_login_role(name: str, password: str, *, comment: str) -> None:
+def ensure_login_role(name: str, password: str, *, comment: str, server: dict[str, Any] | None = None) -> None:
     """Create (or update) one login role of a dedicated database; idempotent statement by statement."""
-    with admin_connect() as conn, conn.cursor() as cur:
+    with admin_connect(server=server) as conn, conn.cursor() as cur:
         _ensure_role(cur, name, password, LOGIN_ROLE_ATTRIBUTES)
         cur.execute(sql.SQL("COMMENT ON ROLE {} IS {}").format(sql.Identifier(name), sql.Literal(comment)))
 
 
-def drop_login_roles(*names: str) -> None:
-    with admin_connect() as conn:
+def drop_login_roles(*names: str, server: dict[str, Any] | None = None) -> None:
+    with admin_connect(server=server) as conn:
         for name in names:
             if name:
                 conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(name)))
@@ -105,42 +109,43 @@ def roles_commented(prefix: str) -> list[str]:
     return [row[0] for row in rows]
 
 
-def database_exists(name: str) -> bool:
-    with admin_connect() as conn:
+def database_exists(name: str, *, server: dict[str, Any] | None = None) -> bool:
+    with admin_connect(server=server) as conn:
         return conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone() is not None
 
 
-def drop_database(name: str) -> None:
-    with admin_connect() as conn:
+def drop_database(name: str, *, server: dict[str, Any] | None = None) -> None:
+    with admin_connect(server=server) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
-def ensure_database(name: str, *, recreate: bool = False) -> None:
-    """Create the control-plane database owned by the owner role, with app grants."""
-    ensure_roles()
+def ensure_database(name: str, *, recreate: bool = False, server: dict[str, Any] | None = None) -> None:
+    """Create the control-plane database (or, on another `server`, its tenant-data or template
+    database) owned by the owner role, with app grants."""
+    ensure_roles(server=server)
     owner, _app = sql.Identifier(settings.DB_OWNER_ROLE), sql.Identifier(settings.DB_APP_ROLE)
     if recreate:
-        drop_database(name)
-    if not database_exists(name):
-        with admin_connect() as conn:
+        drop_database(name, server=server)
+    if not database_exists(name, server=server):
+        with admin_connect(server=server) as conn:
             conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(name), owner))
-    grant_database(name)
+    grant_database(name, server=server)
 
 
-def grant_database(name: str) -> None:
+def grant_database(name: str, *, server: dict[str, Any] | None = None) -> None:
     """Grants inside the control-plane database (and the template database). Every statement is
     idempotent and all of them run every time, so an interrupted run is finished by the next."""
     owner, app = sql.Identifier(settings.DB_OWNER_ROLE), sql.Identifier(settings.DB_APP_ROLE)
     data = sql.Identifier(settings.DB_DATA_ROLE)
     db = sql.Identifier(name)
-    with admin_connect() as conn:
+    with admin_connect(server=server) as conn:
         conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(db))
         conn.execute(sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}").format(db, app))
         conn.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(db, data))
         conn.execute(sql.SQL("GRANT ALL ON DATABASE {} TO {}").format(db, owner))
         for role in (owner, app, data):
             conn.execute(sql.SQL("ALTER ROLE {} IN DATABASE {} SET search_path = " + SAFE_SEARCH_PATH).format(role, db))
-    with admin_connect(name) as conn:
+    with admin_connect(name, server=server) as conn:
         for statement in (
             "ALTER SCHEMA public OWNER TO {owner}",
             "REVOKE ALL ON SCHEMA public FROM PUBLIC",

@@ -549,6 +549,13 @@ def _after_end(job: Job, handler: JobHandler) -> None:
     if cap is not None:
         dispatch(kinds=[job.kind], key=job.concurrency_key, limit=max(1, cap))
     if job.group:
+        # Two jobs of a group ending at once would each see the other still running and neither
+        # would call the group idle: serialise the check per group (until commit), so the later
+        # one sees the earlier one's end.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(hashtext(%s))", [f"jobs.group:{job.group_type}:{job.group_id}"]
+            )
         same_batch_open = Job.objects.filter(
             group_type=job.group_type, group_id=job.group_id, batch=job.batch, state__in=Job.OPEN
         ).exists()

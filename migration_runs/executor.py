@@ -100,7 +100,9 @@ def _alias_and_schema(placement: Any) -> tuple[str, str]:
     if placement.database_alias == "default":
         return _private_owner_alias(), validate_schema_name(placement.schema_name)
     register_placement(placement)
-    return placement.owner_alias, "public"
+    # A dedicated database's tables are in public; a pool or own schema on another server in its schema.
+    schema = placement.schema_name or "public"
+    return placement.owner_alias, schema if schema == "public" else validate_schema_name(schema)
 
 
 @dataclass

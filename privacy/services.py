@@ -101,6 +101,13 @@ def request_open(
                     details={"tenant_id": str(tenant.pk), "hold_id": holds[0].pk},
                 )
             raise Conflict(hold_refusal(holds))
+        if tenant.owner_email and tenant.owner_email.strip().lower() == email:
+            # The owner of record is the operator's contact under the tenant's contract (control
+            # plane, not tenant data): erasing it is offboarding the tenant, which clears it.
+            raise Conflict(
+                f"{email} is the owner of record of {tenant.slug}; the contract needs that contact, "
+                "so it is erased by offboarding the tenant (Delete on the tenant page), not by a request."
+            )
     needs_approval = (
         kind == RequestKind.ERASURE
         and bool(settings.PRIVACY_ERASURE_REQUIRE_APPROVAL)

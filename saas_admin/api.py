@@ -24,6 +24,7 @@ from saas_admin.api_auth import operator_auth
 from saas_admin.models import TokenScope
 from saas_admin.selectors import token_list_for
 from tenants.api import router as tenants_router
+from tenants.server_api import router as servers_router
 
 ERROR_STATUSES = {
     400: "The request is malformed: one sentence says which parameter and why.",
@@ -162,6 +163,7 @@ def token_revoke(request, token_id: int):
 api.add_router("", account)
 api.add_router("/audit", audit_router)
 api.add_router("/tenants", tenants_router)
+api.add_router("/servers", servers_router)
 api.add_router("/events", events_router)
 api.add_router("/compliance", compliance_router)
 api.add_router("/migrations", "migration_runs.api.router")

@@ -6,6 +6,9 @@ it. The server listens on 127.0.0.1:EMBEDDED_PG_PORT (not the default 5432,
 so it never collides with a system PostgreSQL) with trust authentication for
 loopback only. PostgreSQL refuses to run as root, so as root we run it as a
 dedicated system user, which the wheel knows how to create.
+
+Every function takes an optional data directory and port, so the tests can start a second server
+beside the first (tests/support/servers.py: "Several PostgreSQL servers"); `make run` keeps one.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ def _bin(name: str) -> str:
     return str(POSTGRES_BIN_PATH / name)
 
 
-def _run_as() -> dict[str, Any]:
+def _run_as(pgdata: Path = PGDATA, socket_dir: Path = SOCKET_DIR) -> dict[str, Any]:
     """subprocess kwargs so the server never runs as root."""
     if os.geteuid() != 0:
         return {}
@@ -58,49 +61,52 @@ def _run_as() -> dict[str, Any]:
     ensure_folder_permissions(POSTGRES_BIN_PATH, stat.S_IXGRP | stat.S_IXOTH | stat.S_IRGRP | stat.S_IROTH)
     ensure_folder_permissions(POSTGRES_BIN_PATH.parent / "lib", stat.S_IRGRP | stat.S_IROTH)
     entry = pwd.getpwnam(SYSTEM_USER)
-    for path in (DATA_DIR, PGDATA, SOCKET_DIR):
+    for path in (pgdata.parent, pgdata, socket_dir):
         path.mkdir(parents=True, exist_ok=True)
-    ensure_prefix_permissions(PGDATA)
-    for path in (PGDATA, SOCKET_DIR):
+    ensure_prefix_permissions(pgdata)
+    for path in (pgdata, socket_dir):
         os.chown(path, entry.pw_uid, entry.pw_gid)
     return {"user": SYSTEM_USER}
 
 
-def is_running() -> bool:
+def is_running(listen_port: int | None = None) -> bool:
     result = subprocess.run(
-        [_bin("pg_isready"), "-h", "127.0.0.1", "-p", str(port()), "-q"],
+        [_bin("pg_isready"), "-h", "127.0.0.1", "-p", str(listen_port or port()), "-q"],
         check=False,
     )
     return result.returncode == 0
 
 
-def _serves_our_data() -> bool:
+def _serves_our_data(pgdata: Path = PGDATA, listen_port: int | None = None) -> bool:
     """Whether the server answering on our port is the one running on this checkout's PGDATA."""
-    pid_file = PGDATA / "postmaster.pid"
+    pid_file = pgdata / "postmaster.pid"
     if not pid_file.exists():
         return False
     lines = pid_file.read_text().splitlines()
-    return len(lines) > 3 and lines[3].strip() == str(port())
+    return len(lines) > 3 and lines[3].strip() == str(listen_port or port())
 
 
-def ensure_running() -> bool:
-    """Start the embedded server if needed. Returns True if this call started it."""
-    if is_running():
-        if not _serves_our_data():
+def ensure_running(pgdata: Path = PGDATA, listen_port: int | None = None) -> bool:
+    """Start the embedded server (or another one: its data directory and port) if needed. Returns
+    True if this call started it."""
+    listen_port = listen_port or port()
+    socket_dir = SOCKET_DIR if pgdata == PGDATA else pgdata.parent / f"{pgdata.name}-sock"
+    if is_running(listen_port):
+        if not _serves_our_data(pgdata, listen_port):
             raise RuntimeError(
-                f"Another PostgreSQL server is listening on 127.0.0.1:{port()}, not the one in {PGDATA}; "
+                f"Another PostgreSQL server is listening on 127.0.0.1:{listen_port}, not the one in {pgdata}; "
                 "stop it or set EMBEDDED_PG_PORT to a free port."
             )
         return False
-    PGDATA.mkdir(parents=True, exist_ok=True)
-    SOCKET_DIR.mkdir(parents=True, exist_ok=True)
-    kwargs = _run_as()
-    if not (PGDATA / "PG_VERSION").exists():
+    pgdata.mkdir(parents=True, exist_ok=True)
+    socket_dir.mkdir(parents=True, exist_ok=True)
+    kwargs = _run_as(pgdata, socket_dir)
+    if not (pgdata / "PG_VERSION").exists():
         subprocess.run(
             [
                 _bin("initdb"),
                 "-D",
-                str(PGDATA),
+                str(pgdata),
                 "-U",
                 "postgres",
                 "--auth=trust",
@@ -111,7 +117,7 @@ def ensure_running() -> bool:
             stdout=subprocess.DEVNULL,
             **kwargs,
         )
-        with open(PGDATA / "postgresql.conf", "a") as conf:
+        with open(pgdata / "postgresql.conf", "a") as conf:
             # Tuned for a 2-core development machine; fsync stays on.
             conf.write(
                 "\n# saas_admin embedded defaults\n"
@@ -124,11 +130,11 @@ def ensure_running() -> bool:
         [
             _bin("pg_ctl"),
             "-D",
-            str(PGDATA),
+            str(pgdata),
             "-l",
-            str(PGDATA / "server.log"),
+            str(pgdata / "server.log"),
             "-o",
-            f"-h 127.0.0.1 -p {port()} -k {SOCKET_DIR}",
+            f"-h 127.0.0.1 -p {listen_port} -k {socket_dir}",
             "-w",
             "-t",
             "60",
@@ -139,18 +145,19 @@ def ensure_running() -> bool:
         **kwargs,
     )
     for _ in range(100):
-        if is_running():
+        if is_running(listen_port):
             return True
         time.sleep(0.1)
-    raise RuntimeError(f"Embedded PostgreSQL did not start; see {PGDATA / 'server.log'}.")
+    raise RuntimeError(f"Embedded PostgreSQL did not start; see {pgdata / 'server.log'}.")
 
 
-def stop() -> None:
-    if not (PGDATA / "postmaster.pid").exists():
+def stop(pgdata: Path = PGDATA) -> None:
+    if not (pgdata / "postmaster.pid").exists():
         return
+    socket_dir = SOCKET_DIR if pgdata == PGDATA else pgdata.parent / f"{pgdata.name}-sock"
     subprocess.run(
-        [_bin("pg_ctl"), "-D", str(PGDATA), "-m", "fast", "-w", "stop"],
+        [_bin("pg_ctl"), "-D", str(pgdata), "-m", "fast", "-w", "stop"],
         check=False,
         stdout=subprocess.DEVNULL,
-        **_run_as(),
+        **_run_as(pgdata, socket_dir),
     )

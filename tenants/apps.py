@@ -21,7 +21,11 @@ class TenantsConfig(AppConfig):
             raise ImproperlyConfigured(problem)
         # In ready(): the models these modules import are loaded only now.
         from events.logs import provide_tenant_choices, provide_tenant_names, provide_tenant_resolver
-        from tenants import overview_panels  # noqa: F401  (registers the overview tile)
+        from tenants import (
+            overview_panels,  # noqa: F401  (registers the overview tile)
+            servers,  # noqa: F401  (registers the server health job)
+        )
+        from tenants.adoption import services as adoption  # noqa: F401  (registers the import job)
         from tenants.exports import jobs as export_jobs  # noqa: F401  (registers the export and restore jobs)
         from tenants.logs import resolve_log, tenant_choices, tenant_names
         from tenants.moves import sagas as move_sagas  # noqa: F401  (registers the move saga and purge job)

@@ -63,3 +63,19 @@ class OperatorProvisionForm(_SlugMixin, forms.Form):
     owner_email = forms.EmailField(required=False, label="Owner email")
     # Fresh per form render: a double submit of one form starts one saga.
     request_key = forms.UUIDField(widget=forms.HiddenInput, initial=uuid.uuid4)
+
+
+class ServerForm(forms.Form):
+    """Registering a database server (tenants.servers.server_register connects before anything is saved)."""
+
+    name = forms.CharField(max_length=40, help_text="Lowercase letters, digits, '-' or '_'.")
+    host = forms.CharField(max_length=255)
+    port = forms.IntegerField(min_value=1, max_value=65535, initial=5432)
+    admin_user = forms.CharField(max_length=63, initial="postgres", help_text="May create roles and databases.")
+    admin_password = forms.CharField(
+        max_length=200, required=False, strip=False, widget=forms.PasswordInput(render_value=False)
+    )
+    capacity = forms.IntegerField(min_value=1, initial=1000, help_text="Placements (pools, schemas, databases).")
+    takes_shared = forms.BooleanField(required=False, initial=True, label="Takes shared pools")
+    takes_schema = forms.BooleanField(required=False, initial=True, label="Takes own schemas")
+    takes_dedicated = forms.BooleanField(required=False, initial=True, label="Takes dedicated databases")

@@ -77,7 +77,7 @@ def placement_key(placement_id: int) -> str:
 
 def placement_location(p: Placement, control_db: str | None = None) -> Location:
     control_db = control_db or placements.control_plane_db()
-    if p.kind == Placement.Kind.DATABASE:
+    if p.database_alias != "default":  # a dedicated database, or a pool or schema on another server
         info = control_conninfo()
         creds = decrypt_json(p.credentials_encrypted) if p.credentials_encrypted else {}
         info.update(dbname=p.db_name)
@@ -89,11 +89,11 @@ def placement_location(p: Placement, control_db: str | None = None) -> Location:
             info["port"] = p.db_port
         return Location(
             key=placement_key(p.pk),
-            kind="database",
-            label=p.db_name,
+            kind=p.kind,
+            label=p.db_name if p.kind == Placement.Kind.DATABASE else f"{p.schema_name} ({p.db_host}:{p.db_port})",
             server=server_of(info.get("host"), info.get("port")),
             dbname=p.db_name,
-            schema="public",
+            schema=p.schema_name,
             tenant_apps_only=True,
             placement_id=p.pk,
             conninfo=info,

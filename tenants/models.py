@@ -4,6 +4,11 @@
   tenant's own schema, or a dedicated database (with encrypted credentials).
 - Tenant: the customer (uuid, slug, isolation, lifecycle status, plan).
 - Domain: host names that resolve to a tenant.
+- Server (and ServerStatus), MigrationState, and the records of a tenant's lifecycle work: TenantMove, TenantDeletion,
+  TenantExport, TenantImport.
+
+Why one module: Django finds an app's models in models.py, and these rows reference one another
+(placement ↔ server ↔ tenant); the lifecycle records are short and read with the tenant.
 """
 
 from __future__ import annotations
@@ -12,6 +17,74 @@ import uuid
 
 from django.db import models
 from django.db.models import Q
+
+
+class Server(models.Model):
+    """One PostgreSQL server placements may live on (docs/tenancy.md, "Several PostgreSQL servers").
+
+    `default` is the control plane's own server (DATABASE_URL): its pools and schemas live in the
+    control-plane database. Every other server holds its pools and own schemas in one "tenant data"
+    database (`data_database`) and its dedicated databases beside it. The project's owner, app and
+    data roles exist on every server with the same names and passwords (created at registration
+    through the server's admin login, kept encrypted like placement credentials).
+    """
+
+    class State(models.TextChoices):
+        ACTIVE = "active", "Active"
+        DRAINING = "draining", "Draining (no new placements)"
+
+    name = models.CharField(max_length=40, unique=True)
+    host = models.CharField(max_length=255, blank=True)
+    port = models.CharField(max_length=10, blank=True)
+    # Fernet token of {"user", "password"}: a login that may create roles and databases. Empty for
+    # `default`, whose admin is DATABASE_URL's bootstrap user.
+    admin_credentials_encrypted = models.TextField(blank=True)
+    data_database = models.CharField(max_length=63, blank=True, help_text="Pools and schemas (not on default).")
+    capacity = models.PositiveIntegerField(default=1000, help_text="How many placements may live here.")
+    takes_shared = models.BooleanField(default=True)
+    takes_schema = models.BooleanField(default=True)
+    takes_dedicated = models.BooleanField(default=True)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.ACTIVE)
+    is_default = models.BooleanField(default=False, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-is_default", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["is_default"], condition=Q(is_default=True), name="server_one_default"),
+            models.CheckConstraint(condition=Q(state__in=["active", "draining"]), name="server_state_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def address(self) -> str:
+        return f"{self.host or 'localhost'}:{self.port or 5432}"
+
+    @property
+    def levels(self) -> list[str]:
+        taken = [("shared", self.takes_shared), ("schema", self.takes_schema), ("dedicated", self.takes_dedicated)]
+        return [level for level, takes in taken if takes]
+
+    def takes(self, isolation: str) -> bool:
+        return isolation in self.levels
+
+
+class ServerStatus(models.Model):
+    """What the periodic health job last found on one server (the overview reads it, never probes)."""
+
+    server = models.OneToOneField(Server, on_delete=models.CASCADE, primary_key=True, related_name="status")
+    reachable = models.BooleanField(default=False)
+    latency_ms = models.FloatField(null=True, blank=True)
+    backends = models.PositiveIntegerField(null=True, blank=True)
+    max_connections = models.PositiveIntegerField(null=True, blank=True)
+    placements = models.PositiveIntegerField(default=0)
+    error = models.CharField(max_length=300, blank=True)
+    checked_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"status of {self.server_id}"
 
 
 class Placement(models.Model):
@@ -31,6 +104,8 @@ class Placement(models.Model):
     # Fernet token of a JSON object {app_user, app_password, owner_user, owner_password}.
     credentials_encrypted = models.TextField(blank=True)
     capacity = models.PositiveIntegerField(default=1, help_text="How many tenants may live here.")
+    # The server it lives on; null is the default server (rows made before the registry existed).
+    server = models.ForeignKey(Server, null=True, blank=True, on_delete=models.PROTECT, related_name="placements")
     # Tenants pointing here, kept by a trigger on tenants_tenant (migration 0004_pool_tenant_count), so
     # choosing a pool with room is one indexed query, whatever the number of pools or tenants.
     tenant_count = models.PositiveIntegerField(default=0, editable=False)
@@ -321,3 +396,33 @@ class TenantExport(models.Model):
 
     def __str__(self) -> str:
         return f"export of {self.tenant_id} ({self.reason})"
+
+
+class TenantImport(models.Model):
+    """One tenant adopted from a django-tenants deployment (tenants/adoption.py,
+    `manage.py import_django_tenants`): where it came from and what was carried over.
+
+    (source_database, source_schema) is unique, so importing the same deployment again skips the
+    tenants it already brought in. No credentials of the source are kept."""
+
+    tenant = models.OneToOneField(Tenant, on_delete=models.CASCADE, related_name="django_tenants_import")
+    source_database = models.CharField(max_length=200, help_text="Server and database name, no credentials.")
+    source_schema = models.CharField(max_length=63)
+    source_tenant = models.CharField(max_length=64, help_text="Primary key of the django-tenants tenant row.")
+    # {"workspace_member": 12, …}: rows copied per table (the source's count in the same snapshot).
+    tables = models.JSONField(default=dict, blank=True)
+    # Source tables that are not data-plane tables here, left where they are.
+    left_out = models.JSONField(default=list, blank=True)
+    domains = models.JSONField(default=list, blank=True, help_text="The django-tenants domains, primary first.")
+    source_migrations = models.JSONField(default=list, blank=True, help_text="TENANT_APPS migrations the source had.")
+    imported_by = models.CharField(max_length=150, blank=True)
+    imported_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-imported_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["source_database", "source_schema"], name="tenant_import_unique_source")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source_database} {self.source_schema} → {self.tenant_id}"

@@ -8,6 +8,7 @@ from core.charts import daily_counts
 from core.overview import Panel, register_panel
 from tenants import selectors
 from tenants.models import Tenant
+from tenants.servers import server_list
 
 
 @register_panel("tenants", order=60)  # after health (10) and operators (50), before activity (90)
@@ -24,3 +25,9 @@ def tenants_panel(request: HttpRequest) -> Panel:
         },
         wide=True,
     )
+
+
+@register_panel("servers", order=65)  # next to the tenants tile
+def servers_panel(request: HttpRequest) -> Panel:
+    """Per server: what the last health job found (tenants.servers); nothing is probed here."""
+    return Panel("tenants/_servers_panel.html", {"servers": server_list()}, wide=True)

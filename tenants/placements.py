@@ -24,6 +24,7 @@ import copy
 import hashlib
 import logging
 import uuid
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
@@ -45,6 +46,26 @@ TEMPLATE_ALIAS = "tenant_template"
 TEMPLATE_LOCK_KEY = 0x7E4A47
 
 
+@dataclass(frozen=True)
+class ServerTarget:
+    """Where DDL runs when it is not the control plane's own server (tenants.servers builds it from a
+    Server row): the server's address, its tenant-data database and its admin login. Every function
+    below takes `at=None` (the control plane's server, as before) or one of these."""
+
+    name: str
+    host: str
+    port: str
+    data_database: str
+    admin: dict[str, str] = field(repr=False, default_factory=dict)
+
+    def admin_info(self) -> dict[str, str]:
+        return {"host": self.host, "port": self.port, **self.admin}
+
+
+def _admin(at: ServerTarget | None) -> dict[str, str] | None:
+    return at.admin_info() if at is not None else None
+
+
 def control_plane_db() -> str:
     return connections.settings["owner"]["NAME"]
 
@@ -62,11 +83,21 @@ def dedicated_database_name(slug: str) -> str:
     return validate_database_name(f"{control_plane_db()}_t_{slug.replace('-', '_')}")
 
 
-def owner_connect(dbname: str | None = None, *, autocommit: bool = False) -> psycopg.Connection:
-    info = dbroles.conninfo(connections.settings["owner"])
+def owner_settings(at: ServerTarget | None, dbname: str | None = None) -> dict[str, Any]:
+    """The owner alias's settings, pointed at `dbname` on `at` (default: its tenant-data database)."""
+    config = copy.deepcopy(connections.settings["owner"])
+    if at is not None:
+        config.update(HOST=at.host, PORT=at.port, NAME=at.data_database)
     if dbname:
-        info["dbname"] = dbname
-    return psycopg.connect(**info, autocommit=autocommit)
+        config["NAME"] = dbname
+    return config
+
+
+def owner_connect(
+    dbname: str | None = None, *, autocommit: bool = False, at: ServerTarget | None = None
+) -> psycopg.Connection:
+    """The owner role on the control-plane database, or on `at`'s tenant-data database (or `dbname`)."""
+    return psycopg.connect(**dbroles.conninfo(owner_settings(at, dbname)), autocommit=autocommit, connect_timeout=10)
 
 
 def tenant_app_labels() -> list[str]:
@@ -88,8 +119,8 @@ def applied_in(cursor: Any, schema: str) -> set[tuple[str, str]] | None:
     return {(app, name) for app, name in cursor.fetchall()}
 
 
-def schema_exists(schema: str, dbname: str | None = None) -> bool:
-    with owner_connect(dbname, autocommit=True) as conn:
+def schema_exists(schema: str, dbname: str | None = None, *, at: ServerTarget | None = None) -> bool:
+    with owner_connect(dbname, autocommit=True, at=at) as conn:
         return conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", [schema]).fetchone() is not None
 
 
@@ -97,11 +128,15 @@ def schema_exists(schema: str, dbname: str | None = None) -> bool:
 
 
 def _executor_run(alias: str, schema: str, *, plan_only: bool) -> list[tuple[str, str]]:
+    return _executor_run_with(connections.settings[alias], schema, plan_only=plan_only)
+
+
+def _executor_run_with(config: dict[str, Any], schema: str, *, plan_only: bool) -> list[tuple[str, str]]:
     # A private, temporary alias with the owner settings of `alias`: the session-level search_path
     # below must never reach a shared connection (which may be inside someone's transaction), and
     # the migration recorder looks its connection up by alias, so it has to be a registered one.
     private = f"tenant_migrate_{uuid.uuid4().hex[:12]}__owner"
-    connections.settings[private] = copy.deepcopy(connections.settings[alias])
+    connections.settings[private] = copy.deepcopy(config)
     connection = connections[private]
     try:
         with tenancy.placement_migration():
@@ -127,47 +162,54 @@ def migrate_placement(placement: Any, *, plan_only: bool = False) -> list[tuple[
     if placement.database_alias == "default":
         return _executor_run("owner", validate_schema_name(placement.schema_name), plan_only=plan_only)
     register_placement(placement)
-    return _executor_run(placement.owner_alias, "public", plan_only=plan_only)
+    # A dedicated database's tables are in public; a pool or schema on another server, in its schema.
+    schema = validate_schema_name(placement.schema_name) if placement.schema_name != "public" else "public"
+    return _executor_run(placement.owner_alias, schema, plan_only=plan_only)
 
 
 # --- template schema -------------------------------------------------------------
 
 
-def template_schema_is_current() -> bool:
-    with owner_connect(autocommit=True) as conn, conn.cursor() as cursor:
+def template_schema_is_current(at: ServerTarget | None = None) -> bool:
+    with owner_connect(autocommit=True, at=at) as conn, conn.cursor() as cursor:
         applied = applied_in(cursor, template_schema())
     return applied is not None and expected_migrations() <= applied
 
 
-def template_schema_rebuild() -> None:
+def template_schema_rebuild(at: ServerTarget | None = None) -> None:
     schema = sql.Identifier(template_schema())
-    with owner_connect(autocommit=True) as conn:
+    with owner_connect(autocommit=True, at=at) as conn:
         conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(schema))
         conn.execute(sql.SQL("CREATE SCHEMA {}").format(schema))
-    _executor_run("owner", template_schema(), plan_only=False)
+    _executor_run_with(owner_settings(at), template_schema(), plan_only=False)
     logger.info("tenant template schema rebuilt")
 
 
-def template_schema_ensure() -> None:
-    if template_schema_is_current():
+def template_schema_ensure(at: ServerTarget | None = None) -> None:
+    if template_schema_is_current(at):
         return
-    with owner_connect(autocommit=True) as conn:
+    with owner_connect(autocommit=True, at=at) as conn:
         conn.execute("SELECT pg_advisory_lock(%s)", [TEMPLATE_LOCK_KEY])
         try:
-            if not template_schema_is_current():
-                template_schema_rebuild()
+            if not template_schema_is_current(at):
+                template_schema_rebuild(at)
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", [TEMPLATE_LOCK_KEY])
 
 
-def clone_template_schema(dest: str) -> None:
-    """Create schema `dest` as a copy of the template schema's structure (no rows but migration records)."""
+def clone_template_schema(dest: str, *, comment: str = "", at: ServerTarget | None = None) -> None:
+    """Create schema `dest` as a copy of the template schema's structure (no rows but migration
+    records), in the control-plane database or in `at`'s tenant-data database (its own template).
+
+    `comment` (COMMENT ON SCHEMA, in the same transaction) lets a caller recognise a schema it made."""
     dest = validate_schema_name(dest)
     src = template_schema()
-    template_schema_ensure()
+    template_schema_ensure(at)
     S, D = sql.Identifier(src), sql.Identifier(dest)
-    with owner_connect() as conn, conn.cursor() as cur:
+    with owner_connect(at=at) as conn, conn.cursor() as cur:
         cur.execute(sql.SQL("CREATE SCHEMA {}").format(D))
+        if comment:
+            cur.execute(sql.SQL("COMMENT ON SCHEMA {} IS {}").format(D, sql.Literal(comment)))
         cur.execute(
             "SELECT c.relname, c.relrowsecurity FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
             "WHERE n.nspname = %s AND c.relkind = 'r' ORDER BY c.relname",
@@ -244,7 +286,11 @@ def data_plane_grants_all() -> int:
     # At call time: placements (DDL) sits below the models that record them.
     from tenants.models import Placement
 
-    schemas = list(Placement.objects.exclude(kind=Placement.Kind.DATABASE).values_list("schema_name", flat=True))
+    schemas = list(
+        Placement.objects.exclude(kind=Placement.Kind.DATABASE)
+        .filter(database_alias="default")
+        .values_list("schema_name", flat=True)
+    )
     with owner_connect() as conn, conn.cursor() as cur:
         for schema in schemas:
             if schema_exists(schema):
@@ -254,11 +300,11 @@ def data_plane_grants_all() -> int:
     return len(schemas)
 
 
-def drop_schema(schema: str) -> None:
+def drop_schema(schema: str, *, at: ServerTarget | None = None) -> None:
     schema = validate_schema_name(schema)
     if schema == template_schema():
         raise ValueError("Refusing to drop the template schema here.")
-    with owner_connect(autocommit=True) as conn:
+    with owner_connect(autocommit=True, at=at) as conn:
         # Fail (and let the caller retry) rather than queue forever behind a transaction using the schema.
         conn.execute("SET lock_timeout = '10s'")
         conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
@@ -277,9 +323,13 @@ class TemplatePlacement:
     database_alias = TEMPLATE_ALIAS
     owner_alias = f"{TEMPLATE_ALIAS}__owner"
 
-    def __init__(self) -> None:
+    def __init__(self, at: ServerTarget | None = None) -> None:
         self.db_name = template_database()
         self.credentials_encrypted = encrypt_json(local_credentials())
+        if at is not None:
+            self.db_host, self.db_port = at.host, at.port
+            self.database_alias = f"{TEMPLATE_ALIAS}_{at.name}"
+            self.owner_alias = f"{self.database_alias}__owner"
 
 
 def local_credentials() -> dict[str, str]:
@@ -291,44 +341,44 @@ def local_credentials() -> dict[str, str]:
     }
 
 
-def database_exists(name: str) -> bool:
-    with owner_connect(autocommit=True) as conn:
+def database_exists(name: str, *, at: ServerTarget | None = None) -> bool:
+    with owner_connect(autocommit=True, at=at) as conn:
         return conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone() is not None
 
 
-def template_database_is_current() -> bool:
+def template_database_is_current(at: ServerTarget | None = None) -> bool:
     name = template_database()
-    if not database_exists(name):
+    if not database_exists(name, at=at):
         return False
-    with owner_connect(name, autocommit=True) as conn, conn.cursor() as cursor:
+    with owner_connect(name, autocommit=True, at=at) as conn, conn.cursor() as cursor:
         applied = applied_in(cursor, "public")
     return applied is not None and expected_migrations() <= applied
 
 
-def template_database_rebuild() -> None:
+def template_database_rebuild(at: ServerTarget | None = None) -> None:
     name = template_database()
-    unregister_alias(TEMPLATE_ALIAS)
-    dbroles.ensure_database(name, recreate=True)
-    placement = TemplatePlacement()
+    placement = TemplatePlacement(at)
+    unregister_alias(placement.database_alias)
+    dbroles.ensure_database(name, recreate=True, server=_admin(at))
     try:
         migrate_placement(placement)
     finally:
-        unregister_alias(TEMPLATE_ALIAS)  # CREATE DATABASE … TEMPLATE needs it without connections
+        unregister_alias(placement.database_alias)  # CREATE DATABASE … TEMPLATE needs it without connections
     logger.info("tenant template database rebuilt")
 
 
-def template_database_ensure() -> None:
-    with owner_connect(autocommit=True) as conn:
-        _with_template_lock(conn, lambda: None)
+def template_database_ensure(at: ServerTarget | None = None) -> None:
+    with owner_connect(autocommit=True, at=at) as conn:
+        _with_template_lock(conn, lambda: None, at=at)
 
 
-def _with_template_lock(conn: psycopg.Connection, then) -> None:
+def _with_template_lock(conn: psycopg.Connection, then, *, at: ServerTarget | None = None) -> None:
     # One lock around "is the template current / rebuild / CREATE DATABASE … TEMPLATE": CREATE
     # DATABASE fails while anyone else is connected to the template, e.g. to check it.
     conn.execute("SELECT pg_advisory_lock(%s)", [TEMPLATE_LOCK_KEY + 1])
     try:
-        if not template_database_is_current():
-            template_database_rebuild()
+        if not template_database_is_current(at):
+            template_database_rebuild(at)
         then()
     finally:
         conn.execute("SELECT pg_advisory_unlock(%s)", [TEMPLATE_LOCK_KEY + 1])
@@ -350,7 +400,7 @@ def role_comment(db_name: str) -> str:
     return f"dedicated:{db_name}"
 
 
-def create_dedicated_database(name: str, *, credentials: dict[str, str]) -> None:
+def create_dedicated_database(name: str, *, credentials: dict[str, str], at: ServerTarget | None = None) -> None:
     """A dedicated tenant database from the template, owned by its own owner role, with its own app
     role as the only other role that may connect.
 
@@ -361,26 +411,27 @@ def create_dedicated_database(name: str, *, credentials: dict[str, str]) -> None
     name = validate_database_name(name)
     owner_role, app_role = credentials["owner_user"], credentials["app_user"]
     comment = role_comment(name)
-    dbroles.ensure_login_role(owner_role, credentials.get("owner_password", ""), comment=comment)
-    dbroles.ensure_login_role(app_role, credentials.get("app_password", ""), comment=comment)
+    admin_server = _admin(at)
+    dbroles.ensure_login_role(owner_role, credentials.get("owner_password", ""), comment=comment, server=admin_server)
+    dbroles.ensure_login_role(app_role, credentials.get("app_password", ""), comment=comment, server=admin_server)
     statement = sql.SQL("CREATE DATABASE {} OWNER {} TEMPLATE {}").format(
         sql.Identifier(name), sql.Identifier(owner_role), sql.Identifier(template_database())
     )
 
     def create() -> None:
-        if not database_exists(name):
-            with dbroles.admin_connect() as admin:
+        if not database_exists(name, at=at):
+            with dbroles.admin_connect(server=admin_server) as admin:
                 admin.execute(statement)
 
-    with owner_connect(autocommit=True) as conn:
-        _with_template_lock(conn, create)
+    with owner_connect(autocommit=True, at=at) as conn:
+        _with_template_lock(conn, create, at=at)
     OWN, A, D = sql.Identifier(owner_role), sql.Identifier(app_role), sql.Identifier(name)
-    with dbroles.admin_connect() as admin:
+    with dbroles.admin_connect(server=admin_server) as admin:
         admin.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(D))
         admin.execute(sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}").format(D, A))
         for role in (OWN, A):
             admin.execute(sql.SQL("ALTER ROLE {} IN DATABASE {} SET search_path = public, pg_temp").format(role, D))
-    with dbroles.admin_connect(name) as admin:
+    with dbroles.admin_connect(name, server=admin_server) as admin:
         _transfer_ownership(admin, owner_role)
         for text in (
             "REVOKE ALL ON SCHEMA public FROM PUBLIC",
@@ -429,8 +480,8 @@ def _transfer_ownership(admin: psycopg.Connection, owner_role: str) -> None:
         admin.execute(sql.SQL("ALTER FUNCTION {} OWNER TO {}").format(sql.SQL(function), OWN))  # noqa: S608
 
 
-def drop_dedicated_roles(db_name: str) -> None:
-    dbroles.drop_login_roles(*dedicated_roles(db_name))
+def drop_dedicated_roles(db_name: str, *, at: ServerTarget | None = None) -> None:
+    dbroles.drop_login_roles(*dedicated_roles(db_name), server=_admin(at))
 
 
 def create_database_from_template(name: str) -> None:
@@ -443,8 +494,15 @@ def create_database_from_template(name: str) -> None:
     dbroles.grant_database(name)
 
 
-def drop_database(name: str) -> None:
+def drop_database(name: str, *, at: ServerTarget | None = None) -> None:
     name = validate_database_name(name)
-    if name in (template_database(), control_plane_db()):
-        raise ValueError("Refusing to drop a template or the control-plane database here.")
-    dbroles.drop_database(name)
+    if name in (template_database(), control_plane_db()) or (at is not None and name == at.data_database):
+        raise ValueError("Refusing to drop a template, tenant-data or the control-plane database here.")
+    dbroles.drop_database(name, server=_admin(at))
+
+
+def server_data_database_ensure(at: ServerTarget) -> None:
+    """The project's roles on `at` (same names and passwords as here) and its tenant-data database
+    (pools and own schemas), owned by the owner role with the same grants as the control-plane
+    database. Every statement is idempotent; the templates follow lazily, at the first placement."""
+    dbroles.ensure_database(validate_database_name(at.data_database), server=_admin(at))

@@ -14,7 +14,7 @@ from core.errors import NotFound
 from core.permissions import Role, check_role
 from tenants import hostcache
 from tenants.context import tenant_context
-from tenants.models import Domain, Tenant, TenantMove
+from tenants.models import Domain, Tenant, TenantImport, TenantMove
 from workspace import interface as workspace
 
 logger = logging.getLogger(__name__)
@@ -104,7 +104,7 @@ def tenant_get(*, tenant_id: Any, actor: Any) -> Tenant:
     """The tenant (with its placement) for an operator who may see tenants (Viewer+), or NotFound."""
     check_role(actor, Role.VIEWER)
     try:
-        return Tenant.objects.select_related("placement").get(pk=tenant_id)
+        return Tenant.objects.select_related("placement__server").get(pk=tenant_id)
     except (Tenant.DoesNotExist, ValueError, ValidationError):
         raise NotFound("No such tenant.") from None
 
@@ -126,3 +126,8 @@ def tenant_counts_by_status() -> dict[str, int]:
 def tenant_moves(*, tenant: Tenant) -> QuerySet[TenantMove]:
     """The tenant's moves, newest first (the Moves card and the API)."""
     return TenantMove.objects.filter(tenant=tenant).select_related("target_placement").order_by("-created_at")
+
+
+def tenant_import_record(tenant: Tenant) -> TenantImport | None:
+    """Where an imported tenant came from (import_django_tenants), or None."""
+    return TenantImport.objects.filter(tenant=tenant).first()

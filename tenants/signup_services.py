@@ -139,13 +139,14 @@ def welcome_consume(*, token: str, tenant: Any) -> str | None:
         return None
     if tenant is None or data.get("t") != str(tenant.pk):
         return None
-    # One use only: a conditional UPDATE that only the first request wins.
+    # One use only: a conditional UPDATE that only the first request wins. It runs on the control
+    # plane's own connection and returns the email itself: on the tenant's host the router sends every
+    # model to the data-plane role, which cannot read sagas (a Saga query here was a 500).
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE public.{Saga._meta.db_table} SET context = context || '{{\"welcome_used\": true}}'::jsonb "  # noqa: S608
-            "WHERE id = %s AND state = %s AND NOT (context ? 'welcome_used')",
+            "WHERE id = %s AND state = %s AND NOT (context ? 'welcome_used') RETURNING input ->> 'owner_email'",
             [data["s"], SagaState.COMPLETED],
         )
-        if cursor.rowcount != 1:
-            return None
-    return Saga.objects.get(id=data["s"]).input.get("owner_email") or None
+        row = cursor.fetchone() if cursor.rowcount == 1 else None
+    return (row[0] or None) if row else None

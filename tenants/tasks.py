@@ -1,10 +1,18 @@
-"""Beat's entry points of the tenants app: thin, each creates jobs through a service (safe twice)."""
+"""Scheduled starts of tenancy jobs (beat: servers-health, tenant-exports). Thin: the work is a job on
+the engine, created by a service (safe twice)."""
 
 from __future__ import annotations
 
 from celery import shared_task
 
+from tenants import servers
 from tenants.exports.services import tenant_export_schedule
+
+
+@shared_task(name="tenants.servers_health", ignore_result=True)
+def servers_health_scheduled() -> int:
+    """Start a server health job unless one is open; returns its job id."""
+    return servers.servers_health_start().pk
 
 
 @shared_task(name="tenants.exports_schedule", acks_late=True, ignore_result=True)

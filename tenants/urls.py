@@ -1,12 +1,15 @@
 from django.urls import path
 
-from tenants import views
+from tenants import server_views, views
 from tenants.exports import views as export_views
 
 app_name = "tenants"
 urlpatterns = [
     path("", views.tenant_list, name="list"),
     path("new/", views.tenant_provision, name="provision"),
+    path("servers/", server_views.server_list, name="servers"),
+    path("servers/add/", server_views.server_add, name="server_add"),
+    path("servers/<int:server_id>/state/", server_views.server_state, name="server_state"),
     path("<uuid:tenant_id>/", views.tenant_detail, name="detail"),
     path("<uuid:tenant_id>/suspend/", views.tenant_suspend, name="suspend"),
     path("<uuid:tenant_id>/resume/", views.tenant_resume, name="resume"),

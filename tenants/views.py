@@ -28,6 +28,7 @@ from tenants.moves import plans as plan_services
 from tenants.moves import services as move_services
 from tenants.offboarding import services as offboarding
 from tenants.provisioning import services as provisioning
+from tenants.servers import server_list
 
 PAGE_SIZE = 25
 
@@ -105,6 +106,7 @@ def tenant_detail(request: OperatorRequest, tenant_id) -> HttpResponse:
         **_moves_context(tenant),
         "deletion": tenant.deletions.order_by("-created_at").first(),
         **exports_context(tenant),
+        "adopted": selectors.tenant_import_record(tenant),
     }
     return render(request, "tenants/detail.html", context)
 
@@ -115,7 +117,7 @@ def _moves_context(tenant) -> dict:
         "moves": moves,
         "moves_open": any(m.state == m.State.RUNNING for m in moves),
         "move_levels": Tenant.Isolation.choices,
-        "move_servers": list(settings.TENANCY_SERVERS),
+        "move_servers": [s.name for s in server_list() if s.state == s.State.ACTIVE],
         "plan_choices": Tenant.Plan.choices,
     }
 

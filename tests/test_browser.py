@@ -1,9 +1,8 @@
 """Real-browser tests: Playwright driving Debian's Chromium against a live server.
 
-Skipped (not failed) when the `chromium` binary or the playwright package is missing; `.ci/run`
-installs Chromium. Launched by executable path (`BROWSER_EXECUTABLE`, default the first of
-`chromium` / `chromium-browser` on PATH), so Playwright's own browser downloads are never needed.
-On failure a full-page screenshot is saved under `.data/screenshots/` and the path is printed.
+Fixtures (browser, page, screenshots on failure) are in tests/support/browser.py: skipped when the
+`chromium` binary or the playwright package is missing, except under CI, where `.ci/run` installs
+Chromium. The operator screens driven with a real Celery worker are in test_browser_operations.py.
 
 - operator sign-in with two-factor enrolment (the first sign-in goes straight to enrolment);
 - workspace invitation → set password → sign in, on a tenant host (`<slug>.localhost`, which
@@ -12,67 +11,14 @@ On failure a full-page screenshot is saved under `.data/screenshots/` and the pa
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
-from typing import Any
 
 import pytest
-from django.conf import settings
 from django.core import mail
 
+from tests.support.browser import screenshot_on_failure
+
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(databases="__all__", transaction=True)]
-
-EXECUTABLE = os.environ.get("BROWSER_EXECUTABLE") or shutil.which("chromium") or shutil.which("chromium-browser")
-SCREENSHOTS = Path(settings.BASE_DIR) / ".data" / "screenshots"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not EXECUTABLE:
-        pytest.skip("No chromium binary on PATH (apt install chromium); browser tests skipped.")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    # Playwright's sync API keeps an event loop running in this thread, which Django takes for an
-    # async context; the test's own ORM calls are plain synchronous ones, so allow them.
-    saved = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    try:
-        with sync_api.sync_playwright() as playwright:
-            chromium = playwright.chromium.launch(executable_path=EXECUTABLE, headless=True, args=["--no-sandbox"])
-            yield chromium
-            chromium.close()
-    finally:
-        if saved is None:
-            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-        else:
-            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = saved
-
-
-@pytest.fixture
-def page(browser, request) -> Iterator[Any]:
-    context = browser.new_context()
-    page = context.new_page()
-    page.set_default_timeout(15_000)
-    yield page
-    context.close()
-
-
-@contextmanager
-def screenshot_on_failure(page: Any, name: str) -> Iterator[None]:
-    try:
-        yield
-    except BaseException:
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        path = SCREENSHOTS / f"{name}.png"
-        try:
-            page.screenshot(path=str(path), full_page=True)
-            print(f"screenshot: {path} (at {page.url})")
-        except Exception as exc:  # the browser itself may be gone; the original failure matters more
-            print(f"no screenshot: {exc}")
-        raise
 
 
 def test_an_operator_signs_in_and_enrols_an_authenticator_app(page, live_server, settings):

@@ -119,6 +119,102 @@ def test_each_dedicated_database_has_its_own_roles_and_they_open_no_other(make_t
         assert owner.fetchone()[0] == creds_a["owner_user"]
 
 
+def _legacy_dedicated_tenant(make_tenant, monkeypatch):
+    """A dedicated tenant provisioned the way it was before per-database roles: the database made
+    from the template by the shared owner with the shared grants, the placement holding the shared
+    credentials."""
+    from tenants import placements
+    from tenants.provisioning import steps
+
+    def old_create(name: str, *, credentials: dict[str, str]) -> None:
+        if not placements.database_exists(name):
+            placements.create_database_from_template(name)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(steps, "_new_credentials", lambda db_name: placements.local_credentials())
+        patch.setattr(placements, "create_dedicated_database", old_create)
+        return make_tenant("dedicated")
+
+
+@pytest.mark.django_db(databases="__all__", transaction=True)
+def test_repairing_an_old_dedicated_database_gives_it_its_own_roles_and_shuts_the_shared_ones_out(
+    make_tenant, monkeypatch
+):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from audit.models import AuditEntry
+    from tenants.context import tenant_context
+    from tenants.models import Placement
+    from tenants.placements import dedicated_roles
+    from workspace.models import Member
+
+    old = _legacy_dedicated_tenant(make_tenant, monkeypatch)
+    modern = make_tenant("dedicated", seed=False)
+    db_name = old.placement.db_name
+    with connect_as(settings.DB_APP_ROLE, db_name):
+        pass  # the flaw being repaired: the shared app role opens this tenant's database
+    modern_credentials = modern.placement.credentials_encrypted
+
+    out = StringIO()
+    call_command("repair_dedicated_roles", stdout=out)
+    assert "repaired 1 dedicated database(s); 1 already had their own roles" in out.getvalue()
+
+    credentials = decrypt_json(Placement.objects.get(pk=old.placement_id).credentials_encrypted)
+    assert (credentials["owner_user"], credentials["app_user"]) == dedicated_roles(db_name)
+    for role in (settings.DB_APP_ROLE, settings.DB_OWNER_ROLE, settings.DB_DATA_ROLE):
+        with pytest.raises(psycopg.OperationalError, match="permission denied|CONNECT"):
+            connect_as(role, db_name)
+    with pytest.raises(psycopg.OperationalError, match="permission denied|CONNECT"):
+        connect_as(credentials["app_user"], modern.placement.db_name)  # and its roles open no other
+    with dbroles.admin_connect(db_name) as conn:
+        owners = {r[0] for r in conn.execute("SELECT DISTINCT pg_get_userbyid(relowner) FROM pg_class c "
+                                               "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public'")}  # fmt: skip
+        assert owners == {credentials["owner_user"]}
+        database_owner = conn.execute("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s", [db_name])
+        assert database_owner.fetchone()[0] == credentials["owner_user"]
+    with tenant_context(Placement.objects.get(pk=old.placement_id).tenants.get()) as alias:
+        assert Member.objects.using(alias).filter(email=f"owner@{old.slug}.test").exists()  # still served
+        with connections[alias].cursor() as cursor:
+            cursor.execute("SELECT current_user")
+            assert cursor.fetchone()[0] == credentials["app_user"]
+    assert AuditEntry.objects.filter(action="placement.roles_repair", target_id=str(old.placement_id)).count() == 1
+    assert Placement.objects.get(pk=modern.placement_id).credentials_encrypted == modern_credentials  # untouched
+
+    out = StringIO()
+    call_command("repair_dedicated_roles", stdout=out)  # idempotent: nothing left to do
+    assert "repaired 0 dedicated database(s); 2 already had their own roles" in out.getvalue()
+    assert decrypt_json(Placement.objects.get(pk=old.placement_id).credentials_encrypted) == credentials
+
+
+@pytest.mark.django_db(databases="__all__", transaction=True)
+def test_a_repair_interrupted_before_the_revokes_is_finished_by_the_next_run(make_tenant, monkeypatch):
+    from django.core.management import call_command
+
+    from tenants import dedicated_roles
+    from tenants.models import Placement
+
+    old = _legacy_dedicated_tenant(make_tenant, monkeypatch)
+    db_name = old.placement.db_name
+
+    def crash(name: str) -> None:
+        raise RuntimeError("worker killed")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(dedicated_roles, "_revoke_shared", crash)
+        with pytest.raises(RuntimeError):
+            call_command("repair_dedicated_roles")
+    with connect_as(settings.DB_APP_ROLE, db_name):
+        pass  # half done: the new roles exist, the shared ones still get in
+    call_command("repair_dedicated_roles")
+    with pytest.raises(psycopg.OperationalError, match="permission denied|CONNECT"):
+        connect_as(settings.DB_APP_ROLE, db_name)
+    credentials = decrypt_json(Placement.objects.get(pk=old.placement_id).credentials_encrypted)
+    with connect_as(credentials["app_user"], db_name, credentials["app_password"]) as conn:
+        assert conn.execute("SELECT has_table_privilege('workspace_member', 'SELECT')").fetchone()[0]
+
+
 @pytest.mark.django_db(databases="__all__")
 def test_search_path_ends_with_pg_temp_so_a_temporary_table_never_shadows_a_tenant_table(tenant_world):
     from tenants.context import tenant_context
@@ -201,3 +297,22 @@ def test_rotating_the_key_re_encrypts_every_stored_credential(settings, tenant_w
     settings.FIELD_ENCRYPTION_KEY = new
     placement.refresh_from_db()
     assert decrypt_json(placement.credentials_encrypted) == plain
+
+
+@pytest.mark.django_db(databases="__all__", transaction=True)
+def test_the_signup_welcome_link_signs_the_owner_in_on_the_tenants_host_as_the_data_plane_role(make_tenant):
+    """The hand-over at the end of self-signup runs on the tenant's host, where every model goes to the
+    data-plane role: reading the saga there was a 500 ("permission denied for table sagas_saga")."""
+    from django.test import Client
+
+    from sagas.models import Saga
+    from tenants import signup_services
+
+    tenant = make_tenant("shared", seed=False, owner_email="ada@acme.example")
+    saga = Saga.objects.get(tenant_id=tenant.pk)
+    path = "/" + signup_services.welcome_url(saga).split("/", 3)[3]
+    visitor = Client(HTTP_HOST=f"{tenant.slug}.{settings.BASE_DOMAIN}")
+    response = visitor.get(path)
+    assert response.status_code == 302 and response["Location"] == "/members/"
+    assert "ada@acme.example" in visitor.get("/members/").content.decode()
+    assert Client(HTTP_HOST=f"{tenant.slug}.{settings.BASE_DOMAIN}").get(path)["Location"] == "/login/"  # once

@@ -39,6 +39,7 @@ from events.tenantlog.store import current_tenant_store
 from workspace import services
 from workspace.models import Member, MemberSession
 from workspace.services import LinkPurpose
+from workspace.sessions import SESSION_KEY, SessionStore
 
 logger = logging.getLogger(__name__)
 
@@ -288,9 +289,36 @@ def member_set_role(*, actor: Member, member_id: Any, is_admin: bool) -> Member:
 
 
 def member_sessions_end(member_id: int) -> int:
-    """End every session of this member on this tenant's host (RLS keeps it to this tenant)."""
-    deleted, _ = MemberSession.objects.using(_alias()).filter(member_id=member_id).delete()
+    """End every session of this member on this tenant's host (RLS keeps it to this tenant).
+
+    Sessions saved before MemberSession.member_id existed (workspace migration 0003) have it NULL;
+    a data migration cannot fill it (FORCEd RLS shows a migration no tenant's rows, and a dedicated
+    database has no list of its tenants), so the live ones are decoded here: this member's are ended
+    with the rest, and every other decodable one gets its member id, so each is decoded only once."""
+    alias = _alias()
+    sessions = MemberSession.objects.using(alias)
+    legacy: list[str] = []
+    for key, data in sessions.filter(member_id__isnull=True, expire_date__gt=timezone.now()).values_list(
+        "session_key", "session_data"
+    ):
+        owner = _session_member(data)
+        if owner == member_id:
+            legacy.append(key)
+        elif owner is not None:
+            sessions.filter(session_key=key, member_id__isnull=True).update(member_id=owner)
+    deleted, _ = sessions.filter(member_id=member_id).delete()
+    if legacy:
+        more, _ = sessions.filter(session_key__in=legacy).delete()
+        deleted += more
     return deleted
+
+
+def _session_member(session_data: str) -> int | None:
+    """The member id a stored session names, or None (anonymous, or undecodable: a tampered or
+    differently-signed row decodes to {} in Django)."""
+    data = SessionStore().decode(session_data)
+    member = (data.get(SESSION_KEY) or {}).get("member")
+    return member if isinstance(member, int) else None
 
 
 def member_remove(*, actor: Member, member_id: Any) -> Member:

@@ -224,7 +224,11 @@ def test_a_killed_worker_does_not_leave_a_placement_running_forever(env, platfor
 
     run = services.run_start(actor=platform_admin, target_keys=[key])
     job = run.jobs.get()
-    wait_for(lambda: MigrationJob.objects.filter(pk=job.pk, job__state="running").exists(), worker=env.worker)
+    # The placement itself is under way (not only its job claimed): the kill lands mid-migration.
+    wait_for(
+        lambda: MigrationJob.objects.filter(pk=job.pk, state="running", job__state="running").exists(),
+        worker=env.worker,
+    )
     env.worker.kill()
 
     # Nobody renews the lease any more; the sweeper (beat runs it every 15 s) hands the job back.

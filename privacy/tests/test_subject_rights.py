@@ -180,6 +180,19 @@ def test_a_legal_hold_refuses_erasure_with_one_sentence(tenant_world):
     assert saga_run_inline(saga_id=opened.saga_id).state == SagaState.COMPLETED
 
 
+def test_erasing_the_owner_of_record_is_refused_with_one_sentence_and_opens_nothing(tenant_world):
+    tenant, other = tenant_world["schema"]
+    p = seed_two_subjects(tenant, other)
+    type(tenant).objects.filter(pk=tenant.pk).update(owner_email=p["ada_email"].upper())
+    tenant.refresh_from_db()
+    with pytest.raises(Conflict, match=r"is the owner of record of .*offboarding the tenant"):
+        services.request_open(tenant=tenant, email=p["ada_email"], kind=RequestKind.ERASURE, actor=ACTOR)
+    assert not SubjectRequest.objects.filter(tenant=tenant).exists()
+    # Her access request is still hers to make.
+    opened = services.request_open(tenant=tenant, email=p["ada_email"], kind=RequestKind.ACCESS, actor=ACTOR)
+    assert opened.kind == RequestKind.ACCESS
+
+
 def test_a_hold_placed_after_the_request_stops_the_saga_before_anything_changes(tenant_world):
     tenant, other = tenant_world["dedicated"]
     p = seed_two_subjects(tenant, other)

@@ -181,8 +181,14 @@ TENANCY_DELETE_TABLES_PER_TRANSACTION = env.int("TENANCY_DELETE_TABLES_PER_TRANS
 # (COMPLIANCE_RPO_HOURS).
 TENANCY_EXPORTS_DIR = env.str("TENANCY_EXPORTS_DIR", default=str(DATA_DIR / "exports"))
 TENANCY_EXPORT_SCHEDULE_SECONDS = env.float("TENANCY_EXPORT_SCHEDULE_SECONDS", default=900.0)
-# Database servers dedicated tenant databases may be placed on (`move_tenant --server NAME`).
-TENANCY_SERVERS = {"default": {"host": TENANCY_DEDICATED_HOST, "port": TENANCY_DEDICATED_PORT}}
+# Database servers are rows of the server registry (tenants.Server; docs/tenancy.md "Several PostgreSQL
+# servers"): `default` is this one, seeded with this capacity (placements); others are registered.
+TENANCY_DEFAULT_SERVER_CAPACITY = env.int("TENANCY_DEFAULT_SERVER_CAPACITY", default=100_000)
+# Name of the database holding pools and own schemas on every server but `default` (prefixed with the
+# control-plane database's name, so two control planes never share one).
+TENANCY_SERVER_DATA_DATABASE_SUFFIX = "_tenant_data"
+# How often a job probes every server (reachable, latency, backends vs max_connections) for the overview.
+TENANCY_SERVER_HEALTH_INTERVAL_SECONDS = env.float("TENANCY_SERVER_HEALTH_INTERVAL_SECONDS", default=60.0)
 
 # --- Auth -------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
@@ -380,6 +386,10 @@ MIGRATIONS_JOB_MAX_ATTEMPTS = env.int("MIGRATIONS_JOB_MAX_ATTEMPTS", default=3) 
 MIGRATIONS_PLACEMENTS_PER_JOB = env.int("MIGRATIONS_PLACEMENTS_PER_JOB", default=25)
 # How often every placement's migrations are read and compared with the control plane's record.
 MIGRATIONS_VERIFY_INTERVAL_SECONDS = env.float("MIGRATIONS_VERIFY_INTERVAL_SECONDS", default=3600.0)
+CELERY_BEAT_SCHEDULE["servers-health"] = {
+    "task": "tenants.servers_health",
+    "schedule": TENANCY_SERVER_HEALTH_INTERVAL_SECONDS,
+}
 CELERY_BEAT_SCHEDULE["migration-state-verify"] = {
     "task": "migration_runs.verify",
     "schedule": MIGRATIONS_VERIFY_INTERVAL_SECONDS,

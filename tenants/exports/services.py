@@ -36,6 +36,7 @@ from core.actors import Actor, SystemActor, actor_label
 from core.errors import ApplicationError, Conflict, InvalidInput, NotFound
 from jobs.models import Job
 from jobs.services import job_create, jobs_work_inline
+from tenants import servers
 from tenants.exports import format
 from tenants.exports.jobs import EXPORT_KIND, RESTORE_KIND, export_path, exports_dir
 from tenants.lifecycle import tenant_event
@@ -283,16 +284,15 @@ def _pool_for(opened: format.Opened) -> int:
     with transaction.atomic():
         with connections["default"].cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_POOL_LOCK_KEY])  # one pool opener at a time
-        with dbroles.admin_connect(connections.settings["owner"]["NAME"]) as admin:
-            admin.autocommit = True
-            pools = Placement.objects.filter(kind=Placement.Kind.POOL, tenant_count__lt=F("capacity")).order_by("id")
-            for pool in pools:
+        pools = Placement.objects.filter(kind=Placement.Kind.POOL, tenant_count__lt=F("capacity")).order_by("id")
+        for pool in [*pools, None]:
+            pool = pool or _open_pool()
+            at = servers.placement_target(pool)  # the pool's server: its tenant-data database, its admin
+            dbname = at.data_database if at else connections.settings["owner"]["NAME"]
+            with dbroles.admin_connect(dbname, server=at.admin_info() if at else None) as admin:
                 if _fits(admin, pool.schema_name, found):
                     return pool.pk
-            pool = _open_pool()
-            if not _fits(admin, pool.schema_name, found):
-                raise RestoreError(f"The new pool {pool.schema_name} already holds rows with this export's ids.")
-            return pool.pk
+        raise RestoreError("A new pool already holds rows with this export's ids.")
 
 
 def tenant_restore_new(

@@ -38,6 +38,7 @@ from psycopg import sql
 
 from core import dbroles
 from core.rls import GUC
+from tenants import servers
 from tenants.databases import register_placement
 
 EVENT_TABLE = "tenantlog_event"
@@ -346,7 +347,9 @@ def key_collisions(placement: Any, tenant_id: Any, source: psycopg.Connection) -
     """How many of the tenant's kept ids another tenant already uses in pool `placement`. Read as the
     bootstrap superuser: FORCE'd RLS hides other tenants' rows from every other role, the owner too."""
     found = 0
-    with dbroles.admin_connect(connections.settings["owner"]["NAME"]) as admin:
+    at = servers.placement_target(placement)  # the pool's server: its tenant-data database, its admin
+    dbname = at.data_database if at else connections.settings["owner"]["NAME"]
+    with dbroles.admin_connect(dbname, server=at.admin_info() if at else None) as admin:
         for table in tenant_tables():
             if table.renumber:
                 continue

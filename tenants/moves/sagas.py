@@ -17,6 +17,10 @@
   nothing after the switch can compensate a switched tenant back.
 
 The TenantMove row carries what the screens show (phase, rows copied, freeze time, checksums).
+
+Why one module: each step's action and its compensation must undo exactly what the other did, on
+the same placement and server recorded on the TenantMove; kept side by side, that pairing can be
+checked at a glance.
 """
 
 from __future__ import annotations
@@ -34,15 +38,15 @@ from jobs.registry import JobContext, JobHandler, register
 from jobs.services import job_create
 from sagas.models import Saga
 from sagas.registry import PermanentStepError, SagaDefinition, StepContext, StepDefinition, saga_register
-from tenants import placements
-from tenants.crypto import decrypt_json, encrypt_json
+from tenants import placements, servers
+from tenants.crypto import decrypt_json
 from tenants.databases import unregister_alias
 from tenants.lifecycle import tenant_event
 from tenants.migration_state import placement_state_refresh
 from tenants.models import Placement, Tenant, TenantMove
 from tenants.moves import copy
 from tenants.moves.fence import fence_exclusive, hosts_changed
-from tenants.provisioning.steps import _POOL_LOCK_KEY, _new_credentials, _open_pool
+from tenants.provisioning.steps import _POOL_LOCK_KEY, _open_pool, dedicated_fields
 from tenants.validation import schema_name_for_slug
 
 logger = logging.getLogger(__name__)
@@ -79,22 +83,36 @@ def begin_compensate(ctx: StepContext) -> None:
 # --- prepare_target -------------------------------------------------------------------------
 
 
-def _free_schema_name(slug: str) -> str:
+def _target_server(move: TenantMove) -> Any:
+    """The server the move's target goes to: the one asked for (checked again: it may have started
+    draining since), else the active server taking the level with the most room."""
+    try:
+        asked = servers.server_get(move.server) if move.server else None
+        return servers.server_choose(isolation=move.target_isolation, server=asked)
+    except (servers.NoServerRoom, servers.InvalidInput) as exc:
+        raise PermanentStepError(str(exc)) from None
+
+
+def _free_schema_name(slug: str, at: Any) -> str:
     base = schema_name_for_slug(slug)
     for n in range(1, 100):
         name = base if n == 1 else f"{base[:58]}_{n}"
-        if not Placement.objects.filter(database_alias="default", schema_name=name).exists():
-            if not placements.schema_exists(name):
+        if not Placement.objects.filter(schema_name=name).exclude(kind=Placement.Kind.DATABASE).exists():
+            if not placements.schema_exists(name, at=at):
                 return name
     raise PermanentStepError(f"No free schema name is left for {slug}.")
 
 
-def _free_database(slug: str) -> tuple[str, str]:
+def _free_database(slug: str, at: Any) -> tuple[str, str]:
     base_db, base_alias = placements.dedicated_database_name(slug), "tdb_" + slug.replace("-", "_")
     for n in range(1, 100):
         db_name = base_db if n == 1 else f"{base_db[:58]}_{n}"
         alias = base_alias if n == 1 else f"{base_alias[:55]}_{n}"
-        if not Placement.objects.filter(database_alias=alias).exists() and not placements.database_exists(db_name):
+        if (
+            not Placement.objects.filter(database_alias=alias).exists()
+            and not Placement.objects.filter(kind=Placement.Kind.DATABASE, db_name=db_name).exists()
+            and not placements.database_exists(db_name, at=at)
+        ):
             return db_name, alias
     raise PermanentStepError(f"No free database name is left for {slug}.")
 
@@ -108,7 +126,9 @@ def _choose_pool(move: TenantMove) -> Placement:
         with transaction.atomic():
             with connections["default"].cursor() as cursor:
                 cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_POOL_LOCK_KEY])  # one pool opener at a time
-            candidates = Placement.objects.filter(kind=Placement.Kind.POOL).exclude(pk=move.source_placement_id or 0)
+            candidates = servers.pools_with_room().exclude(pk=move.source_placement_id or 0)
+            if move.server:  # a server was asked for: only its pools
+                candidates = candidates.filter(server=servers.server_get(move.server))
             for pool in candidates.order_by("id"):
                 if pool.tenants.count() >= pool.capacity:
                     continue
@@ -119,7 +139,7 @@ def _choose_pool(move: TenantMove) -> Placement:
                     tgt.close()
                 if copy.key_collisions(pool, tenant_id, src) == 0:
                     return pool
-            pool = _open_pool()
+            pool = _open_pool(_target_server(move))
         tgt = copy.connect(pool, tenant_id)
         try:
             copy.advance_sequences(src, tgt, headroom=copy.headroom())
@@ -142,32 +162,31 @@ def prepare_target(ctx: StepContext) -> None:
             pool = _choose_pool(move)
             TenantMove.objects.filter(pk=move.pk).update(target_placement=pool, target_label=str(pool))
         return
+    # The server is recorded with the name before any DDL, so a retry (or the compensation) finds both.
+    server = servers.server_get(move.server) if move.server else _target_server(move)
+    at = servers.server_target(server)
+    if not move.server:
+        TenantMove.objects.filter(pk=move.pk).update(server=server.name)
     if level == Tenant.Isolation.SCHEMA:
-        name = move.target_label or _free_schema_name(tenant.slug)
+        name = move.target_label or _free_schema_name(tenant.slug, at)
         TenantMove.objects.filter(pk=move.pk).update(target_label=name)  # recorded before any DDL
         placement, _ = Placement.objects.get_or_create(
-            database_alias="default", schema_name=name, defaults={"kind": Placement.Kind.SCHEMA, "capacity": 1}
-        )
-        if not placements.schema_exists(name):
-            placements.clone_template_schema(name)
+            database_alias=servers.server_alias(server), schema_name=name,
+            defaults={"kind": Placement.Kind.SCHEMA, "capacity": 1, **servers.location_fields(server)},
+        )  # fmt: skip
+        if not placements.schema_exists(name, at=at):
+            placements.clone_template_schema(name, at=at)
         placement_state_refresh(placement)
     else:
         if move.target_label:
             db_name, alias = move.target_label.split("|")
         else:
-            db_name, alias = _free_database(tenant.slug)
+            db_name, alias = _free_database(tenant.slug, at)
             TenantMove.objects.filter(pk=move.pk).update(target_label=f"{db_name}|{alias}")
-        server = settings.TENANCY_SERVERS.get(move.server or "default", {})
         placement, _ = Placement.objects.get_or_create(
-            database_alias=alias,
-            schema_name="public",
-            defaults={
-                "kind": Placement.Kind.DATABASE, "db_name": db_name, "capacity": 1,
-                "db_host": server.get("host", ""), "db_port": server.get("port", ""),
-                "credentials_encrypted": encrypt_json(_new_credentials(db_name)),
-            },
-        )  # fmt: skip
-        placements.create_dedicated_database(db_name, credentials=decrypt_json(placement.credentials_encrypted))
+            database_alias=alias, schema_name="public", defaults=dedicated_fields(server, db_name)
+        )
+        placements.create_dedicated_database(db_name, credentials=decrypt_json(placement.credentials_encrypted), at=at)
         placement_state_refresh(placement)
     TenantMove.objects.filter(pk=move.pk).update(target_placement=placement)
 
@@ -177,31 +196,33 @@ def drop_placement(placement: Placement | None, tenant_id: Any) -> None:
     otherwise (only when no tenant points at it). Safe to repeat and on partial state."""
     if placement is None:
         return
+    at = servers.placement_target(placement)
     if placement.kind == Placement.Kind.POOL:
-        if placements.schema_exists(placement.schema_name):
+        if placements.schema_exists(placement.schema_name, at=at):
             copy.purge_rows(placement, tenant_id)
         return
     if placement.tenants.exists():
         return  # someone lives there (never ours to drop)
     if placement.kind == Placement.Kind.SCHEMA:
-        placements.drop_schema(placement.schema_name)
+        placements.drop_schema(placement.schema_name, at=at)
     else:
         unregister_alias(placement.database_alias)
-        placements.drop_database(placement.db_name)
-        placements.drop_dedicated_roles(placement.db_name)
+        placements.drop_database(placement.db_name, at=at)
+        placements.drop_dedicated_roles(placement.db_name, at=at)
     placement.delete()
 
 
 def prepare_target_compensate(ctx: StepContext) -> None:
     move = _move(ctx)
     placement = move.target_placement
+    at = servers.server_target(servers.server_get(move.server)) if move.server else None
     if placement is None and move.target_label and move.target_isolation == Tenant.Isolation.SCHEMA:
-        if placements.schema_exists(move.target_label):  # DDL ran, the row was not yet recorded
-            placements.drop_schema(move.target_label)
+        if placements.schema_exists(move.target_label, at=at):  # DDL ran, the row was not yet recorded
+            placements.drop_schema(move.target_label, at=at)
     if placement is None and move.target_label and move.target_isolation == Tenant.Isolation.DEDICATED:
         db_name = move.target_label.split("|")[0]
-        placements.drop_database(db_name)
-        placements.drop_dedicated_roles(db_name)
+        placements.drop_database(db_name, at=at)
+        placements.drop_dedicated_roles(db_name, at=at)
     if placement is not None and move.tenant.placement_id == placement.pk:
         return  # switched: never drop what the tenant now lives in
     drop_placement(placement, move.tenant_id)

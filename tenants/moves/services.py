@@ -12,7 +12,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 
@@ -22,6 +21,7 @@ from core.actors import Actor, SystemActor, actor_label
 from core.errors import ApplicationError, Conflict, InvalidInput
 from sagas.models import TERMINAL_SAGA_STATES, Saga, SagaState
 from sagas.services import saga_run_inline, saga_start
+from tenants import servers
 from tenants.models import Placement, Tenant, TenantMove
 from tenants.moves.sagas import SAGA_TYPE
 
@@ -35,16 +35,15 @@ class MoveFailed(ApplicationError):
 def move_validate(*, tenant: Tenant, to: str, server: str = "") -> None:
     if to not in Tenant.Isolation.values:
         raise InvalidInput(f"The target level must be one of: {', '.join(Tenant.Isolation.values)}.")
-    if server and server not in settings.TENANCY_SERVERS:
-        raise InvalidInput(
-            f"There is no database server “{server[:60]}”; known: {', '.join(settings.TENANCY_SERVERS)}."
-        )
-    if server and to != Tenant.Isolation.DEDICATED:
-        raise InvalidInput("A server can be chosen only for a move to a dedicated database.")
+    if server:
+        # The registry (tenants.servers): it exists, is active, takes the level and has room.
+        servers.server_check_takes(servers.server_get(server), to)
     if tenant.status != Tenant.Status.ACTIVE or tenant.placement_id is None:
         raise Conflict(f"{tenant.name} is {tenant.get_status_display().lower()}; only an active tenant can be moved.")
     if to == Tenant.Isolation.SCHEMA and tenant.placement and tenant.placement.kind == Placement.Kind.SCHEMA:
-        raise InvalidInput(f"{tenant.name} already has its own schema.")
+        # Only to another server: a schema → schema move on one server would change nothing.
+        if not server or servers.placement_server(tenant.placement).name == server:
+            raise InvalidInput(f"{tenant.name} already has its own schema.")
     if TenantMove.objects.filter(tenant=tenant, state=TenantMove.State.RUNNING).exists():
         raise Conflict(f"{tenant.name} is already being moved.")
 

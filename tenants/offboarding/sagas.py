@@ -32,7 +32,7 @@ from psycopg import sql
 from jobs.registry import JobContext, JobHandler, register
 from sagas.registry import PermanentStepError, SagaDefinition, StepContext, StepDefinition, saga_register
 from sagas.services import saga_start
-from tenants import placements
+from tenants import placements, servers
 from tenants.databases import unregister_alias
 from tenants.exports.services import tenant_exports_purge
 from tenants.lifecycle import tenant_event
@@ -115,12 +115,12 @@ def _rows(placement: Placement, tenant_id: Any) -> dict[str, int]:
         conn.close()
 
 
-def _drop_schema_in_batches(schema: str) -> int:
+def _drop_schema_in_batches(schema: str, at: Any = None) -> int:
     """Drop every table of `schema` a batch per transaction, then the schema; returns tables dropped."""
     schema = validate_schema_name(schema)
     batch = settings.TENANCY_DELETE_TABLES_PER_TRANSACTION
     dropped = 0
-    with placements.owner_connect(autocommit=True) as conn:
+    with placements.owner_connect(autocommit=True, at=at) as conn:
         conn.execute("SET lock_timeout = '10s'")
         while True:
             tables = [
@@ -137,7 +137,7 @@ def _drop_schema_in_batches(schema: str) -> int:
                 names = sql.SQL(", ").join(sql.Identifier(schema, t) for t in tables)
                 conn.execute(sql.SQL("DROP TABLE IF EXISTS {} CASCADE").format(names))
             dropped += len(tables)
-    placements.drop_schema(schema)
+    placements.drop_schema(schema, at=at)
     return dropped
 
 
@@ -147,8 +147,9 @@ def drop_data(ctx: StepContext) -> None:
     placement = tenant.placement
     if placement is None:
         return  # an earlier attempt finished
+    at = servers.placement_target(placement)
     if "rows" not in deletion.destroyed and (
-        placement.kind != Placement.Kind.SCHEMA or placements.schema_exists(placement.schema_name)
+        placement.kind != Placement.Kind.SCHEMA or placements.schema_exists(placement.schema_name, at=at)
     ):
         _record(deletion, rows=_rows(placement, tenant.pk), placement=str(placement), placement_kind=placement.kind)
     if placement.kind == Placement.Kind.POOL:
@@ -156,13 +157,13 @@ def drop_data(ctx: StepContext) -> None:
         Tenant.objects.filter(pk=tenant.pk).update(placement=None)
         return
     if placement.kind == Placement.Kind.SCHEMA:
-        tables = _drop_schema_in_batches(placement.schema_name)
+        tables = _drop_schema_in_batches(placement.schema_name, at)
         if tables:
             _record(deletion, tables_dropped=tables)
     else:
         unregister_alias(placement.database_alias)
-        placements.drop_database(placement.db_name)
-        placements.drop_dedicated_roles(placement.db_name)
+        placements.drop_database(placement.db_name, at=at)
+        placements.drop_dedicated_roles(placement.db_name, at=at)
         _record(deletion, database_dropped=placement.db_name, credentials="destroyed with the placement row")
     with transaction.atomic():
         Tenant.objects.filter(pk=tenant.pk).update(placement=None)

@@ -162,7 +162,14 @@ def _definition(isolation: str) -> SagaDefinition:
             steps.append(
                 StepDefinition("set_owner_password", set_owner_password, None, description="Set the owner's password")
             )
-    steps.append(StepDefinition("email_owner", email_owner, None, description="Email the owner a set-password link"))
+    steps.append(
+        StepDefinition(
+            "email_owner",
+            email_owner,
+            None,
+            description="Email the owner a set-password link (if they have no password yet)",
+        )
+    )
     return SagaDefinition(SAGA_TYPES[isolation], f"Provision a {isolation} tenant", tuple(steps))
 
 

@@ -21,11 +21,10 @@ from typing import Any
 from django.apps import apps
 from django.conf import settings
 from django.db import connections, transaction
-from django.db.models import F
 from django.utils import timezone
 
 from core.errors import ApplicationError
-from tenants import placements
+from tenants import placements, servers
 from tenants.context import tenant_context
 from tenants.crypto import decrypt_json, encrypt_json
 from tenants.databases import register_placement, unregister_alias
@@ -117,16 +116,21 @@ def activate_compensate(tenant_id: TenantId) -> None:
 # --- placement: shared pool --------------------------------------------------------
 
 
-def _open_pool() -> Placement:
-    """A new pool_<n> placement; the schema is cloned first, so a row always has its schema."""
+def _open_pool(server: Any = None) -> Placement:
+    """A new pool_<n> placement on `server` (default: the active server taking shared placements with
+    the most room); the schema is cloned first, so a row always has its schema. Pool numbers are
+    unique over every server."""
+    server = servers.server_choose(isolation=Tenant.Isolation.SHARED, server=server)
+    at = servers.server_target(server)
     existing = Placement.objects.filter(kind=Placement.Kind.POOL).values_list("schema_name", flat=True)
     numbers = [int(name.removeprefix("pool_")) for name in existing if name.removeprefix("pool_").isdigit()]
     schema = f"pool_{max(numbers, default=0) + 1}"
-    if not placements.schema_exists(schema):
-        placements.clone_template_schema(schema)
+    if not placements.schema_exists(schema, at=at):
+        placements.clone_template_schema(schema, at=at)
     pool = Placement.objects.create(
-        kind=Placement.Kind.POOL, schema_name=schema, capacity=settings.TENANCY_POOL_CAPACITY
-    )
+        kind=Placement.Kind.POOL, schema_name=schema, capacity=settings.TENANCY_POOL_CAPACITY,
+        **servers.location_fields(server),
+    )  # fmt: skip
     placement_state_refresh(pool)  # in this transaction: no pool without its migration record
     return pool
 
@@ -134,7 +138,7 @@ def _open_pool() -> Placement:
 def _pool_with_room(*, wait: bool) -> Placement | None:
     """The first pool with room, row-locked: one indexed query (placement_open_pool), whatever the
     number of pools. `wait=False` skips pools another placement holds (it may be filling them)."""
-    pools = Placement.objects.filter(kind=Placement.Kind.POOL, tenant_count__lt=F("capacity")).order_by("id")
+    pools = servers.pools_with_room().order_by("id")  # only pools of active servers taking shared
     return pools.select_for_update(skip_locked=not wait).first()
 
 
@@ -155,7 +159,10 @@ def place_in_pool(tenant_id: TenantId) -> None:
         if pool is None:
             with connections["default"].cursor() as cursor:
                 cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_POOL_LOCK_KEY])  # one pool opener at a time
-            pool = _pool_with_room(wait=True) or _open_pool()  # another opener may have just made one
+            try:
+                pool = _pool_with_room(wait=True) or _open_pool()  # another opener may have just made one
+            except servers.NoServerRoom as exc:
+                raise ProvisioningError(str(exc)) from None
         tenant.placement = pool
         tenant.save(update_fields=["placement", "updated_at"])
 
@@ -181,16 +188,35 @@ def place_in_pool_compensate(tenant_id: TenantId) -> None:
 # --- placement: own schema ------------------------------------------------------------
 
 
+def _schema_placement(schema: str) -> Placement | None:
+    """The placement named `schema`, on whichever server (schema names are unique over servers)."""
+    return (
+        Placement.objects.select_related("server")
+        .filter(schema_name=schema)
+        .exclude(kind=Placement.Kind.DATABASE)
+        .first()
+    )
+
+
 def create_schema(tenant_id: TenantId) -> None:
+    """The placement row on the chosen server first (a retry finds it, and its server), then the DDL."""
     tenant = _tenant(tenant_id)
     schema = schema_name_for_slug(tenant.slug)
-    placement, _ = Placement.objects.get_or_create(
-        database_alias="default", schema_name=schema, defaults={"kind": Placement.Kind.SCHEMA, "capacity": 1}
-    )
+    placement = _schema_placement(schema)
+    if placement is None:
+        try:
+            server = servers.server_choose(isolation=Tenant.Isolation.SCHEMA)
+        except servers.NoServerRoom as exc:
+            raise ProvisioningError(str(exc)) from None
+        placement, _ = Placement.objects.get_or_create(
+            schema_name=schema, database_alias=servers.server_alias(server),
+            defaults={"kind": Placement.Kind.SCHEMA, "capacity": 1, **servers.location_fields(server)},
+        )  # fmt: skip
     if placement.kind != Placement.Kind.SCHEMA or placement.tenants.exclude(pk=tenant.pk).exists():
         raise ProvisioningError(f"The schema {schema} already belongs to something else.")
-    if not placements.schema_exists(schema):
-        placements.clone_template_schema(schema)
+    at = servers.placement_target(placement)
+    if not placements.schema_exists(schema, at=at):
+        placements.clone_template_schema(schema, at=at)
     placement_state_refresh(placement)
     if tenant.placement_id != placement.pk:
         Tenant.objects.filter(pk=tenant.pk).update(placement=placement)
@@ -201,13 +227,13 @@ def create_schema_compensate(tenant_id: TenantId) -> None:
     if tenant is None:
         return
     schema = schema_name_for_slug(tenant.slug)
-    placement = Placement.objects.filter(
-        database_alias="default", schema_name=schema, kind=Placement.Kind.SCHEMA
-    ).first()
-    if placement is not None and placement.tenants.exclude(pk=tenant.pk).exists():
+    placement = _schema_placement(schema)
+    if placement is not None and (
+        placement.kind != Placement.Kind.SCHEMA or placement.tenants.exclude(pk=tenant.pk).exists()
+    ):
         return  # not ours
     Tenant.objects.filter(pk=tenant.pk).update(placement=None)
-    placements.drop_schema(schema)
+    placements.drop_schema(schema, at=servers.placement_target(placement))
     if placement is not None:
         placement.delete()
 
@@ -235,23 +261,34 @@ def create_database(tenant_id: TenantId) -> None:
     tenant = _tenant(tenant_id)
     db_name = placements.dedicated_database_name(tenant.slug)
     alias = _dedicated_alias(tenant.slug)
-    placement, _ = Placement.objects.get_or_create(
-        database_alias=alias,
-        schema_name="public",
-        defaults={
-            "kind": Placement.Kind.DATABASE,
-            "db_name": db_name,
-            "db_host": settings.TENANCY_DEDICATED_HOST,
-            "db_port": settings.TENANCY_DEDICATED_PORT,
-            "credentials_encrypted": encrypt_json(_new_credentials(db_name)),
-            "capacity": 1,
-        },
-    )
+    placement = Placement.objects.select_related("server").filter(database_alias=alias, schema_name="public").first()
+    if placement is None:
+        try:
+            server = servers.server_choose(isolation=Tenant.Isolation.DEDICATED)
+        except servers.NoServerRoom as exc:
+            raise ProvisioningError(str(exc)) from None
+        placement, _ = Placement.objects.get_or_create(
+            database_alias=alias, schema_name="public", defaults=dedicated_fields(server, db_name)
+        )
     if placement.tenants.exclude(pk=tenant.pk).exists():
         raise ProvisioningError(f"The database {db_name} already belongs to another tenant.")
-    placements.create_dedicated_database(placement.db_name, credentials=decrypt_json(placement.credentials_encrypted))
+    placements.create_dedicated_database(
+        placement.db_name, credentials=decrypt_json(placement.credentials_encrypted),
+        at=servers.placement_target(placement),
+    )  # fmt: skip
     if tenant.placement_id != placement.pk:
         Tenant.objects.filter(pk=tenant.pk).update(placement=placement)
+
+
+def dedicated_fields(server: Any, db_name: str) -> dict[str, Any]:
+    """A new dedicated placement's fields on `server` (its own roles, passwords encrypted)."""
+    at = servers.server_target(server)
+    return {
+        "kind": Placement.Kind.DATABASE, "db_name": db_name, "capacity": 1, "server": server,
+        "db_host": at.host if at else settings.TENANCY_DEDICATED_HOST,
+        "db_port": at.port if at else settings.TENANCY_DEDICATED_PORT,
+        "credentials_encrypted": encrypt_json(_new_credentials(db_name)),
+    }  # fmt: skip
 
 
 def create_database_compensate(tenant_id: TenantId) -> None:
@@ -259,14 +296,17 @@ def create_database_compensate(tenant_id: TenantId) -> None:
     if tenant is None:
         return
     alias = _dedicated_alias(tenant.slug)
-    placement = Placement.objects.filter(database_alias=alias, kind=Placement.Kind.DATABASE).first()
+    placement = (
+        Placement.objects.select_related("server").filter(database_alias=alias, kind=Placement.Kind.DATABASE).first()
+    )
     if placement is not None and placement.tenants.exclude(pk=tenant.pk).exists():
         return
     Tenant.objects.filter(pk=tenant.pk).update(placement=None)
     unregister_alias(alias)
     db_name = placement.db_name if placement else placements.dedicated_database_name(tenant.slug)
-    placements.drop_database(db_name)
-    placements.drop_dedicated_roles(db_name)
+    at = servers.placement_target(placement)
+    placements.drop_database(db_name, at=at)
+    placements.drop_dedicated_roles(db_name, at=at)
     if placement is not None:
         placement.delete()
 

@@ -169,3 +169,38 @@ def drop_placements() -> None:
             placements.drop_database(p.db_name)
         else:
             placements.drop_schema(p.schema_name)
+
+
+def unapply_latest(placement, app_label: str = "workspace") -> tuple[str, str]:
+    """Migrate one placement's `app_label` back by its latest migration, as the owner: the placement
+    now has one pending migration, real work for a migration run without a throwaway migration.
+    Returns the unapplied migration's key."""
+    import copy
+    import uuid
+
+    from django.db import connections
+    from django.db.migrations.executor import MigrationExecutor
+    from psycopg import sql
+
+    from core import tenancy
+    from tenants.databases import register_placement
+
+    if placement.database_alias != "default":
+        register_placement(placement)
+    schema = placement.schema_name if placement.database_alias == "default" else "public"
+    private = f"tenant_unmigrate_{uuid.uuid4().hex[:12]}__owner"  # like placements._executor_run
+    connections.settings[private] = copy.deepcopy(connections.settings[placement.owner_alias])
+    connection = connections[private]
+    try:
+        with tenancy.placement_migration():
+            with connection.cursor() as cursor:
+                cursor.execute(sql.SQL("SET search_path TO {}, pg_temp").format(sql.Identifier(schema)).as_string(None))
+            executor = MigrationExecutor(connection)
+            (leaf,) = executor.loader.graph.leaf_nodes(app_label)
+            (parent,) = [p for p in executor.loader.graph.node_map[leaf].parents if p[0] == app_label]
+            executor.migrate([parent])
+            return leaf
+    finally:
+        connection.close()
+        del connections[private]
+        connections.settings.pop(private, None)

@@ -39,9 +39,12 @@ class CeleryHarness:
     def _spawn(self, *args: str) -> subprocess.Popen:
         return spawn_celery(list(args), env=self.env, log=self.folder / f"{args[0]}-{self.restarts}.log")
 
-    def start(self) -> CeleryHarness:
+    def start(self, *, worker: bool = True) -> CeleryHarness:
+        """Attach the broker and start beat, and the worker unless `worker=False` (then work waits in
+        the queue until `start_worker()`, e.g. so a screen can be seen before anything ran)."""
         self.broker.attach()  # the test process publishes to the same private broker
-        self.start_worker()
+        if worker:
+            self.start_worker()
         self.beat = self._spawn(
             "beat", "-l", "warning", "-s", str(self.folder / "beat-schedule"), "--max-interval", "1"
         )
@@ -49,6 +52,11 @@ class CeleryHarness:
 
     def start_worker(self) -> None:
         self.worker = self._spawn("worker", "-l", "warning", "--pool", "solo", "--without-gossip", "--without-mingle")
+
+    def stop_worker(self) -> None:
+        """SIGTERM (then SIGKILL) the worker; queued work waits for the next `start_worker()`."""
+        terminate(self.worker, timeout=10)
+        self.worker = None
 
     def ensure_worker(self) -> bool:
         """Restart the worker if it died (fault injection kills it). True if it was restarted."""

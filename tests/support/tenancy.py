@@ -32,7 +32,13 @@ from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 MEMBER_PASSWORD = "seeded-member-password-1"
-TENANT_ALIAS_PREFIXES = ("tdb_", "tenant_", "probe_", "data")  # probe_: aliases tests make up; data: tenant hosts
+TENANT_ALIAS_PREFIXES = (
+    "tdb_",
+    "tenant_",
+    "probe_",
+    "data",
+    "srv_",
+)  # probe_: aliases tests make up; data: tenant hosts
 ISOLATIONS = ("shared", "schema", "dedicated")
 _counter = itertools.count(1)
 
@@ -154,6 +160,11 @@ def _teardown(created: list[tuple[Any, str, str, str]]) -> None:
             placements.drop_database(db_name)
 
 
+def remove_tenants(tenants: list[Any]) -> None:
+    """Remove tenants a test made some other way than `make_tenant` (e.g. through a browser)."""
+    _teardown([_location(t) for t in tenants])
+
+
 @pytest.fixture(scope="module")
 def tenant_world(tenancy_templates, django_db_blocker) -> Iterator[dict[str, tuple[Any, Any]]]:
     with django_db_blocker.unblock():
@@ -214,6 +225,7 @@ def all_tenants(world: dict[str, tuple[Any, Any]]) -> list[Any]:
 
 __all__ = [
     "provision",
+    "remove_tenants",
     "teardown_tenant",
     "ISOLATIONS",
     "MEMBER_PASSWORD",

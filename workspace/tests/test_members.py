@@ -276,6 +276,41 @@ def test_removing_a_member_ends_their_sessions_at_once(tenant_world, isolation):
     assert log_events(tenant, "member.removed")[0].event_data["sessions_ended"] == 2
 
 
+def forget_session_owners(tenant) -> None:
+    """Make every session of the tenant look like one saved before MemberSession.member_id existed."""
+    with tenant_context(tenant):
+        MemberSession.objects.update(member_id=None)
+
+
+@pytest.mark.parametrize("isolation", ISOLATIONS)
+def test_sessions_saved_before_member_ids_were_recorded_end_with_a_removal_too(tenant_world, isolation):
+    tenant = tenant_world[isolation][0]
+    victim_email, bystander_email = f"m1@{tenant.slug}.test", f"m0@{tenant.slug}.test"
+    victim = sign_in(tenant, victim_email)
+    bystander = sign_in(tenant, bystander_email)
+    admin = sign_in(tenant, owner(tenant))
+    forget_session_owners(tenant)
+    pk = member(tenant, victim_email).pk
+    response = admin.post(f"/members/{pk}/remove/", follow=True)
+    assert "was removed and signed out" in response.content.decode()
+    assert victim.get("/members/").status_code == 302  # the old session is gone
+    assert bystander.get("/members/").status_code == 200  # another member's old session is not
+    assert log_events(tenant, "member.removed")[0].event_data["sessions_ended"] == 1
+    with tenant_context(tenant):  # the others' old sessions were given their member ids on the way
+        assert MemberSession.objects.filter(member_id=member(tenant, bystander_email).pk).count() == 1
+
+
+def test_a_password_reset_ends_sessions_saved_before_member_ids_were_recorded(tenant_world, mailoutbox):
+    tenant = tenant_world["dedicated"][0]
+    email = f"m1@{tenant.slug}.test"
+    old_session = sign_in(tenant, email)
+    forget_session_owners(tenant)
+    client_for(tenant).post("/forgot-password/", {"email": email})
+    _host, path = link_in(mailoutbox[0])
+    assert client_for(tenant).post(path, {"password": NEW_PASSWORD, "confirm": NEW_PASSWORD}).status_code == 302
+    assert old_session.get("/members/").status_code == 302
+
+
 def test_an_admin_cannot_remove_themselves(tenant_world):
     tenant = tenant_world["schema"][1]
     admin = sign_in(tenant, owner(tenant))

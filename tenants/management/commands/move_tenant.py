@@ -21,7 +21,11 @@ class Command(BaseCommand):
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("slug")
         parser.add_argument("--to", required=True, choices=Tenant.Isolation.values)
-        parser.add_argument("--server", default="", help="Database server for a dedicated target (TENANCY_SERVERS).")
+        parser.add_argument(
+            "--server",
+            default="",
+            help="Registered database server for the target (`server_list`); default: the one with most room.",
+        )
         parser.add_argument(
             "--no-wait", action="store_true", help="Return once the saga is started; a Celery worker finishes it."
         )

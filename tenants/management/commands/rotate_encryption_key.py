@@ -2,6 +2,7 @@
 
 Run it with FIELD_ENCRYPTION_KEY=<new key>,<old key> (all listed keys decrypt, the first encrypts),
 then remove the old key. Covers the dedicated databases' credentials (tenants.Placement) and the
+database servers' admin logins (tenants.Server) and the
 owner passwords that self-signup sagas carry encrypted in their input. Safe to run twice; prints
 how many values it re-encrypted on its last line.
 """
@@ -16,7 +17,7 @@ from django.db import transaction
 
 from sagas.models import Saga
 from tenants.crypto import rotate
-from tenants.models import Placement
+from tenants.models import Placement, Server
 
 SAGA_SECRET_KEYS = ("owner_password_hash_enc",)
 
@@ -31,6 +32,10 @@ class Command(BaseCommand):
                 for placement in Placement.objects.select_for_update().exclude(credentials_encrypted=""):
                     placement.credentials_encrypted = rotate(placement.credentials_encrypted)
                     placement.save(update_fields=["credentials_encrypted"])
+                    count += 1
+                for server in Server.objects.select_for_update().exclude(admin_credentials_encrypted=""):
+                    server.admin_credentials_encrypted = rotate(server.admin_credentials_encrypted)
+                    server.save(update_fields=["admin_credentials_encrypted"])
                     count += 1
                 for saga in Saga.objects.select_for_update().filter(input__has_any_keys=list(SAGA_SECRET_KEYS)):
                     for key in SAGA_SECRET_KEYS:

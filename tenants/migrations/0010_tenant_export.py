@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('jobs', '0001_initial'),
-        ('tenants', '0007_tenant_deletion'),
+        ('tenants', '0009_servers'),
     ]
 
     operations = [
