@@ -11,9 +11,12 @@ What each category purges:
 - sessions: expired operator sessions and, in every placement not under a tenant hold, expired
   member sessions.
 - dsar_bundles: ZIP files of access requests finished before the cutoff (rows stay, marked purged).
-- expired_signups, tenant_exports, control_events: nothing stored to purge (signups keep nothing
-  until verified; there is no tenant export yet; the control log is immutable and has no sanctioned
-  purge path) — the run says so in its note rather than pretending.
+- tenant_exports: files of tenant exports finished before the cutoff, except each tenant's newest
+  (its recovery point), offboarding's final exports and those of tenants under hold
+  (tenants.exports.services.tenant_exports_expire).
+- expired_signups, control_events: nothing stored to purge (signups keep nothing until verified; the
+  control log is immutable and has no sanctioned purge path) — the run says so in its note rather
+  than pretending.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from jobs.registry import JobContext, JobHandler, register
 from jobs.services import job_create
 from privacy.models import LegalHold, RetentionCategory, RetentionPolicy, RetentionRun, SubjectRequest
 from tenants.context import tenant_context
+from tenants.exports.services import tenant_exports_expire
 from tenants.models import Tenant
 from workspace.models import MemberSession
 
@@ -145,9 +149,10 @@ def purge(category: str, cutoff: dt.datetime) -> dict[str, Any]:
             SubjectRequest.objects.filter(pk=r.pk).update(bundle_purged_at=timezone.now())
             purged += 1
         return {"purged": purged, "held": held}
+    if category == RetentionCategory.TENANT_EXPORTS:
+        return tenant_exports_expire(before=cutoff, held_tenants=held_tenants)
     notes: dict[str, str] = {
         RetentionCategory.EXPIRED_SIGNUPS: "Signups store nothing until verified: nothing to purge.",
-        RetentionCategory.TENANT_EXPORTS: "No tenant exports are kept yet: nothing to purge.",
         RetentionCategory.CONTROL_EVENTS: "Not purged: the control log is immutable and has no sanctioned purge yet.",
     }
     return {"purged": 0, "held": 0, "note": notes.get(category, "")}

@@ -17,6 +17,7 @@ from core.api import require_api_role
 from core.errors import InvalidInput
 from core.permissions import Role
 from tenants import selectors, services
+from tenants.exports.api import router as exports_router
 from tenants.models import Tenant
 from tenants.moves.plans import tenant_change_plan
 from tenants.moves.services import tenant_move
@@ -352,3 +353,7 @@ def rename_tenant(request, tenant_id: uuid.UUID, payload: RenameIn):
     )
     primary = renamed.domains.filter(is_primary=True).values_list("domain", flat=True).first() or ""
     return {"slug": renamed.slug, "domain": primary, "move": move}
+
+
+# Exports and restores (tenants/exports/api.py): /api/tenants/{id}/exports…
+router.add_router("", exports_router)

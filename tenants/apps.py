@@ -26,6 +26,7 @@ class TenantsConfig(AppConfig):
             servers,  # noqa: F401  (registers the server health job)
         )
         from tenants.adoption import services as adoption  # noqa: F401  (registers the import job)
+        from tenants.exports import jobs as export_jobs  # noqa: F401  (registers the export and restore jobs)
         from tenants.logs import resolve_log, tenant_choices, tenant_names
         from tenants.moves import sagas as move_sagas  # noqa: F401  (registers the move saga and purge job)
         from tenants.offboarding import sagas as deletion_sagas  # noqa: F401  (registers the deletion saga)

@@ -4,6 +4,11 @@
   tenant's own schema, or a dedicated database (with encrypted credentials).
 - Tenant: the customer (uuid, slug, isolation, lifecycle status, plan).
 - Domain: host names that resolve to a tenant.
+- Server (and ServerStatus), MigrationState, and the records of a tenant's lifecycle work: TenantMove, TenantDeletion,
+  TenantExport, TenantImport.
+
+Why one module: Django finds an app's models in models.py, and these rows reference one another
+(placement ↔ server ↔ tenant); the lifecycle records are short and read with the tenant.
 """
 
 from __future__ import annotations
@@ -348,6 +353,52 @@ class TenantDeletion(models.Model):
 
     def __str__(self) -> str:
         return f"deletion of {self.tenant_id}"
+
+
+class TenantExport(models.Model):
+    """One portable export of a tenant (tenants/exports/): a ZIP file under TENANCY_EXPORTS_DIR made by
+    a `tenants.export` job — on demand, on the plan's schedule, as the first step of offboarding, or as
+    the restore point taken before an in-place restore. `tables` holds the rows per table."""
+
+    class Reason(models.TextChoices):
+        ON_DEMAND = "on_demand", "On demand"
+        SCHEDULED = "scheduled", "Scheduled (recovery point)"
+        OFFBOARDING = "offboarding", "Final export (offboarding)"
+        RESTORE_POINT = "restore_point", "Restore point (before an in-place restore)"
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Waiting"
+        RUNNING = "running", "Exporting"
+        DONE = "done", "Ready"
+        FAILED = "failed", "Failed"
+        PURGED = "purged", "File removed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="exports")
+    reason = models.CharField(max_length=16, choices=Reason.choices)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING, db_index=True)
+    job = models.ForeignKey("jobs.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    source_isolation = models.CharField(max_length=10, blank=True)
+    file_name = models.CharField(max_length=200, blank=True, help_text="Relative to TENANCY_EXPORTS_DIR.")
+    size = models.BigIntegerField(default=0)
+    sha256 = models.CharField(max_length=64, blank=True, help_text="Of the whole file.")
+    rows = models.BigIntegerField(default=0)
+    tables = models.JSONField(default=dict, blank=True)
+    format_version = models.PositiveSmallIntegerField(default=0)
+    error = models.TextField(blank=True)
+    requested_by = models.CharField(max_length=150, blank=True)
+    # The owner's download link of a final export: only the token's hash, valid until the grace ends.
+    owner_token_hash = models.CharField(max_length=64, blank=True, db_index=True)
+    owner_link_expires_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["tenant", "state", "-finished_at"], name="tenant_export_newest")]
+
+    def __str__(self) -> str:
+        return f"export of {self.tenant_id} ({self.reason})"
 
 
 class TenantImport(models.Model):

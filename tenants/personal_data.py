@@ -11,4 +11,5 @@ personal("tenants.Tenant", "owner_email", category=Category.CONTACT,
 not_personal("tenants.Tenant", "name", reason="An organisation's name.")
 not_personal("tenants.Placement", "schema_name", reason="A database schema's name.")
 not_personal("tenants.Placement", "db_name", reason="A database's name.")
+not_personal("tenants.TenantExport", "file_name", reason="The export file's path: the tenant's and the export's uuids.")
 not_personal("tenants.Server", "name", reason="A database server's name in the registry.")

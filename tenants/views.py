@@ -21,6 +21,7 @@ from core.http import OperatorRequest
 from core.permissions import Role, role_required
 from sagas.models import Saga
 from tenants import selectors, services
+from tenants.exports.views import exports_context
 from tenants.forms import OperatorProvisionForm, RenameForm
 from tenants.models import Tenant
 from tenants.moves import plans as plan_services
@@ -106,6 +107,7 @@ def tenant_detail(request: OperatorRequest, tenant_id) -> HttpResponse:
         "placement_tenants": selectors.placement_tenant_count(tenant.placement),
         **_moves_context(tenant),
         "deletion": tenant.deletions.order_by("-created_at").first(),
+        **exports_context(tenant),
         "adopted": selectors.tenant_import_record(tenant),
     }
     return render(request, "tenants/detail.html", context)

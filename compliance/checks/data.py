@@ -1,10 +1,11 @@
 """Checks about personal data and resilience: backups, data-subject requests, retention, the record of
-processing, incident notification. Where the module a check would read does not exist yet (tenant
-exports) the check fails and says so — never a silent pass."""
+processing, incident notification. Each reads the records the feature writes (tenant exports, requests, retention
+runs, incidents) — never a silent pass."""
 
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -16,30 +17,31 @@ from core import personal_data
 from jobs.models import Job
 from privacy.models import RequestKind, RequestStatus, RetentionPolicy, SubjectRequest
 from privacy.retention import KIND as RETENTION_KIND
-from tenants.models import Tenant
+from tenants.models import Tenant, TenantExport
 
 
 @check("backups_rpo")
 def backups_rpo() -> Outcome:
-    """Proves every active tenant has an export (backup) newer than its plan's recovery point objective
-    (COMPLIANCE_RPO_HOURS per plan), read from the tenant-export jobs on the job engine. Until tenant
-    exports exist no job of that kind does, so every active tenant fails, named.
+    """Proves every active tenant has a finished export (tenants.TenantExport, state done, its file
+    present) newer than its plan's recovery point objective (COMPLIANCE_RPO_HOURS per plan). The
+    export schedule (tenants/exports/services.py) takes one every half RPO; a failed or running export
+    does not count, nor one whose file was removed.
 
-    Evidence: per tenant its plan, RPO and newest export."""
+    Evidence: per failing tenant its plan, RPO and newest finished export."""
     rpo = dict(settings.COMPLIANCE_RPO_HOURS)
     now = timezone.now()
-    newest: dict[str, Any] = {}
-    for payload, finished in Job.objects.filter(kind="tenants.export", state="succeeded").values_list(
-        "payload", "finished_at"
+    newest: dict[Any, Any] = {}
+    for tenant_id, finished, file_name in TenantExport.objects.filter(state=TenantExport.State.DONE).values_list(
+        "tenant_id", "finished_at", "file_name"
     ):
-        key = str((payload or {}).get("tenant_id", ""))
-        if finished and (key not in newest or finished > newest[key]):
-            newest[key] = finished
+        if finished and (tenant_id not in newest or finished > newest[tenant_id]):
+            if (Path(settings.TENANCY_EXPORTS_DIR) / file_name).is_file():
+                newest[tenant_id] = finished
     problems = []
     tenants = Tenant.objects.filter(status=Tenant.Status.ACTIVE).order_by("slug").values("id", "slug", "plan")
     for tenant in tenants:
         hours = int(rpo.get(tenant["plan"], 24))
-        last = newest.get(str(tenant["id"]))
+        last = newest.get(tenant["id"])
         if last is None or last < now - timedelta(hours=hours):
             problems.append(
                 {
@@ -52,9 +54,7 @@ def backups_rpo() -> Outcome:
     return Outcome.judged(
         problems,
         f"All {len(tenants)} active tenants have an export within their plan's RPO.",
-        "{n} active tenants have no export within their RPO (tenant exports are not built yet)."
-        if not newest
-        else "{n} active tenants have no export within their RPO.",
+        "{n} active tenants have no finished export within their plan's RPO.",
         rpo_hours=rpo,
         tenants=len(tenants),
     )

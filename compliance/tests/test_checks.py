@@ -28,7 +28,7 @@ from migration_runs.models import MigrationRun
 from privacy.models import RequestKind, RequestStatus, RetentionCategory, RetentionPolicy, SubjectRequest
 from privacy.retention import KIND as RETENTION_KIND
 from tenants.crypto import encrypt_json
-from tenants.models import Placement, Tenant
+from tenants.models import Placement, Tenant, TenantExport
 from tests.factories import TenantFactory
 
 pytestmark = pytest.mark.django_db(databases=["default", "owner"])
@@ -314,22 +314,29 @@ def test_change_management_fails_when_the_trigger_approved_their_own_run(make_op
     assert outcome.evidence["problems"] == [{"run": 9003, "problem": "approved by the operator who triggered it"}]
 
 
-# --- 14–16: modules that do not exist yet fail honestly -------------------------------------------
+# --- 14–16: backups, requests, retention -------------------------------------------
 
 
-def test_backups_fail_for_an_active_tenant_without_an_export_and_pass_with_a_recent_one(run_check):
+def test_backups_fail_for_an_active_tenant_without_an_export_and_pass_with_a_recent_one(run_check, settings, tmp_path):
+    settings.TENANCY_EXPORTS_DIR = str(tmp_path)
     tenant = TenantFactory(status=Tenant.Status.ACTIVE, plan="team")
     outcome = run_check("backups_rpo")
     assert outcome.status == "fail" and outcome.evidence["problems"][0]["tenant"] == tenant.slug
-    Job.objects.create(
-        kind="tenants.export",
-        state="succeeded",
-        payload={"tenant_id": str(tenant.pk)},
-        finished_at=timezone.now(),
-        max_attempts=1,
-        created_at=timezone.now(),
-        updated_at=timezone.now(),
+    old = TenantExport.objects.create(
+        tenant=tenant,
+        reason="scheduled",
+        state="done",
+        file_name="old.zip",
+        finished_at=timezone.now() - timedelta(hours=25),
     )
+    (tmp_path / "old.zip").write_bytes(b"x")
+    assert run_check("backups_rpo").status == "fail", "older than the team plan's 24 h"
+    TenantExport.objects.create(tenant=tenant, reason="on_demand", state="failed", finished_at=timezone.now())
+    TenantExport.objects.create(
+        tenant=tenant, reason="on_demand", state="done", file_name="gone.zip", finished_at=timezone.now()
+    )
+    assert run_check("backups_rpo").status == "fail", "a failed export or one whose file is gone does not count"
+    TenantExport.objects.filter(pk=old.pk).update(finished_at=timezone.now())
     assert run_check("backups_rpo").status == "pass"
 
 

@@ -177,6 +177,12 @@ TENANCY_MOVE_ID_HEADROOM = env.int("TENANCY_MOVE_ID_HEADROOM", default=1_000_000
 # Deletion: how long a deleted tenant stays restorable, and how many tables one transaction drops.
 TENANCY_DELETE_GRACE_SECONDS = env.int("TENANCY_DELETE_GRACE_SECONDS", default=7 * 24 * 3600)
 TENANCY_DELETE_TABLES_PER_TRANSACTION = env.int("TENANCY_DELETE_TABLES_PER_TRANSACTION", default=200)
+# Tenant exports (docs/lifecycle.md): where the files live, how long the owner's link to the final
+# export of an offboarding works at most (it also ends with the grace period), and how often the
+# schedule looks for tenants whose newest export is older than half their plan's RPO
+# (COMPLIANCE_RPO_HOURS).
+TENANCY_EXPORTS_DIR = env.str("TENANCY_EXPORTS_DIR", default=str(DATA_DIR / "exports"))
+TENANCY_EXPORT_SCHEDULE_SECONDS = env.float("TENANCY_EXPORT_SCHEDULE_SECONDS", default=900.0)
 # Database servers are rows of the server registry (tenants.Server; docs/tenancy.md "Several PostgreSQL
 # servers"): `default` is this one, seeded with this capacity (placements); others are registered.
 TENANCY_DEFAULT_SERVER_CAPACITY = env.int("TENANCY_DEFAULT_SERVER_CAPACITY", default=100_000)
@@ -347,6 +353,11 @@ CELERY_BEAT_SCHEDULE["jobs-sweep"] = {"task": "jobs.sweep", "schedule": JOBS_SWE
 CELERY_BEAT_SCHEDULE["privacy-retention"] = {"task": "privacy.retention_schedule", "schedule": 3600.0}
 # Requests workspace admins filed in their placement (privacy/intake.py).
 CELERY_BEAT_SCHEDULE["privacy-intake"] = {"task": "privacy.intake_sweep", "schedule": 60.0}
+# Scheduled tenant exports per plan (tenants/exports/schedule.py).
+CELERY_BEAT_SCHEDULE["tenant-exports"] = {
+    "task": "tenants.exports_schedule",
+    "schedule": TENANCY_EXPORT_SCHEDULE_SECONDS,
+}
 
 # --- Sagas / signup (sagas/, docs/sagas.md) ----------------------------------------
 SAGA_STEP_LEASE_SECONDS = env.float("SAGA_STEP_LEASE_SECONDS", default=60.0)

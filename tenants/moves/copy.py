@@ -432,10 +432,11 @@ def remap_checkpoints(src: psycopg.Connection, tgt: psycopg.Connection, tenant_i
         )
 
 
-def chain_breaks(conn: psycopg.Connection, tenant_id: Any, *, after_event_id: int = 0) -> int:
+def chain_breaks(conn: psycopg.Connection, tenant_id: Any, *, after_event_id: int = 0, end: bool = True) -> int:
     """Events of the tenant in this copy (those with a larger event_id than `after_event_id`) that do
     not follow from the previous version: it is missing, it is later, or the hash does not chain —
-    everything the insert trigger enforces, so a copy made with the trigger off is held to it too."""
+    everything the insert trigger enforces, so a copy made with the trigger off is held to it too.
+    `end=False` leaves the caller's transaction open (a restore checks its own rows before committing)."""
     row = conn.execute(
         "SELECT count(*) FROM tenantlog_event e LEFT JOIN tenantlog_event p ON p.tenant_id = e.tenant_id "
         "AND p.aggregate_type = e.aggregate_type AND p.aggregate_id = e.aggregate_id AND p.version = e.version - 1 "
@@ -445,7 +446,8 @@ def chain_breaks(conn: psycopg.Connection, tenant_id: Any, *, after_event_id: in
         "e.occurred_at, e.causation_id, e.correlation_id, e.tenant_id, e.event_uuid)) AND e.event_id > %s",
         [str(tenant_id), after_event_id],
     ).fetchone()
-    conn.rollback()
+    if end:
+        conn.rollback()
     return int(row[0]) if row else 0
 
 

@@ -1,6 +1,6 @@
 """The `tenant.delete` saga, started by the `tenants.delete_start` job when the grace period ends.
 
-    begin → destroy_keys → purge_moves → drop_data → release_domains → finish
+    begin → destroy_keys → purge_exports → purge_moves → drop_data → release_domains → finish
 
 Forward only: after the grace period nothing is restored, so the steps have no compensations; a
 step that keeps failing leaves the saga for an operator (Retry on the saga monitor).
@@ -8,6 +8,8 @@ step that keeps failing leaves the saga for an operator (Retry on the saga monit
 - destroy_keys: every subject key of the tenant is erased first (crypto-shredding): whatever
   was encrypted for it — in backups, in an export, in a move's source awaiting its purge — is
   unreadable from then on, even before the rows themselves are gone.
+- purge_exports: the tenant's export files (the final one included: its owner could download it
+  during the grace period) are removed; their rows stay, marked purged.
 - purge_moves: sources of earlier moves still in their grace period go now.
 - drop_data: a pool's rows are deleted; a schema's tables are dropped in batches of
   `TENANCY_DELETE_TABLES_PER_TRANSACTION`, each batch its own transaction, then the schema — one
@@ -32,6 +34,7 @@ from sagas.registry import PermanentStepError, SagaDefinition, StepContext, Step
 from sagas.services import saga_start
 from tenants import placements, servers
 from tenants.databases import unregister_alias
+from tenants.exports.services import tenant_exports_purge
 from tenants.lifecycle import tenant_event
 from tenants.models import Domain, Placement, Tenant, TenantDeletion, TenantMove
 from tenants.moves import copy
@@ -85,6 +88,14 @@ def destroy_keys(ctx: StepContext) -> None:
         conn.close()
     if erased or "subject_keys" not in deletion.destroyed:
         _record(deletion, subject_keys=int(total[0]) if total else erased)
+
+
+def purge_exports(ctx: StepContext) -> None:
+    """The tenant's export files go with its data (the owner had the grace period to download the final one)."""
+    deletion = _deletion(ctx)
+    removed = tenant_exports_purge(tenant_id=deletion.tenant_id)
+    if removed or "exports_removed" not in deletion.destroyed:
+        _record(deletion, exports_removed=removed + int(deletion.destroyed.get("exports_removed", 0)))
 
 
 def purge_moves(ctx: StepContext) -> None:
@@ -193,6 +204,7 @@ saga_register(
         (
             StepDefinition("begin", begin, None, description="Check the deletion is still wanted"),
             StepDefinition("destroy_keys", destroy_keys, None, description="Erase the tenant's keys (crypto-shred)"),
+            StepDefinition("purge_exports", purge_exports, None, description="Remove the tenant's export files"),
             StepDefinition("purge_moves", purge_moves, None, description="Purge sources of earlier moves"),
             StepDefinition(
                 "drop_data", drop_data, None, description="Drop the schema or database, or purge the pool rows"

@@ -2,8 +2,8 @@
 
     deletion = tenant_delete(tenant=tenant, confirm="acme", actor=request.user, request=request)
 
-The tenant goes `deleting` at once (its hosts answer 404, its data stays), and a job starts the
-deletion saga when `TENANCY_DELETE_GRACE_SECONDS` have passed; until then `tenant_delete_cancel`
+The tenant goes `deleting` at once (its hosts answer 404, its data stays), a final export is made for
+its owner (emailed a link valid during the grace period), and a job starts the deletion saga when `TENANCY_DELETE_GRACE_SECONDS` have passed; until then `tenant_delete_cancel`
 restores it to the status it had.
 """
 
@@ -26,8 +26,9 @@ from core.errors import ApplicationError, Conflict, InvalidInput
 from jobs.services import job_create, jobs_work_inline
 from sagas.models import TERMINAL_SAGA_STATES, Saga, SagaState
 from sagas.services import saga_run_inline
+from tenants.exports.services import tenant_export
 from tenants.lifecycle import tenant_event
-from tenants.models import Tenant, TenantDeletion, TenantMove
+from tenants.models import Tenant, TenantDeletion, TenantExport, TenantMove
 from tenants.moves.fence import fence_exclusive, hosts_changed
 from tenants.offboarding.sagas import START_KIND
 
@@ -65,9 +66,17 @@ def tenant_delete(
                 tenant=current, previous_status=current.status, reason=reason[:300],
                 requested_by=actor_label(actor)[:150], grace_until=now + timedelta(seconds=grace),
             )  # fmt: skip
+            # The final export for the owner, from the data as it stands now (no write is in flight and
+            # the hosts answer 404 from here on): the group's first batch, so the start job (the second)
+            # runs only once it has ended, and the saga's purge_exports finds its file.
+            current.status = Tenant.Status.DELETING
+            tenant_export(
+                tenant=current, actor=actor, reason=TenantExport.Reason.OFFBOARDING, request=request,
+                group=("tenant_deletion", deletion.pk), batch=0,
+            )  # fmt: skip
             job_create(
                 kind=START_KIND, payload={"deletion_id": str(deletion.pk)}, group=("tenant_deletion", deletion.pk),
-                run_after=deletion.grace_until, actor=actor,
+                batch=1, run_after=deletion.grace_until, actor=actor,
             )  # fmt: skip
             tenant_event(tenant.pk, "TenantDeletionScheduled", status=Tenant.Status.DELETING,
                          grace_until=deletion.grace_until.isoformat())  # fmt: skip

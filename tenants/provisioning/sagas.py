@@ -55,9 +55,12 @@ def register_tenant(ctx: StepContext) -> dict[str, Any]:
             owner_email=ctx.input.get("owner_email", ""),
         )
         with transaction.atomic():
+            # A restore into a pool names the pool it checked for id collisions (tenants/exports/services.py);
+            # place_in_pool then keeps it.
             tenant = Tenant.objects.create(
-                pk=tenant_id, **values, status=Tenant.Status.PENDING, status_changed_at=timezone.now()
-            )
+                pk=tenant_id, **values, status=Tenant.Status.PENDING, status_changed_at=timezone.now(),
+                placement_id=ctx.input.get("pool_id"),
+            )  # fmt: skip
             tenant_event(tenant_id, "TenantRegistered", **registered_data(tenant))
     except (InvalidInput, ValidationError) as exc:
         raise PermanentStepError(str(exc) if isinstance(exc, InvalidInput) else exc.messages[0]) from exc
@@ -69,6 +72,8 @@ def register_tenant(ctx: StepContext) -> dict[str, Any]:
 def register_tenant_compensate(ctx: StepContext) -> None:
     """Delete the row this saga created (never another tenant's: the uuid is ours)."""
     with transaction.atomic():
+        if ctx.input.get("pool_id"):  # the pool given at creation; nothing was written there before place_in_pool
+            Tenant.objects.filter(pk=_tenant_id(ctx), placement_id=ctx.input["pool_id"]).update(placement=None)
         deleted, _ = Tenant.objects.filter(pk=_tenant_id(ctx), placement__isnull=True).delete()
         if deleted:
             tenant_event(_tenant_id(ctx), "TenantRemoved", status=Tenant.Status.DELETED)

@@ -49,6 +49,7 @@ def tenant_provision(
     owner_password_hash: str = "",
     fault: dict | None = None,
     request: HttpRequest | None = None,
+    pool_id: int | None = None,
 ) -> Saga:
     """Validate, then start the provisioning saga for one new tenant. Raises InvalidInput (one sentence).
 
@@ -64,6 +65,8 @@ def tenant_provision(
     data: dict[str, Any] = {**values, "tenant_id": tenant_id}
     if owner_password_hash:
         data["owner_password_hash_enc"] = crypto.encrypt_json({"hash": owner_password_hash})
+    if pool_id is not None and isolation == Tenant.Isolation.SHARED:
+        data["pool_id"] = pool_id  # a restore chose the pool (no id of the export is taken there)
     if fault:
         data["_fault"] = fault  # honoured only under test settings (tests/support/faults.py)
     with transaction.atomic():
@@ -99,6 +102,7 @@ def tenant_provision_and_wait(
     wait: bool = True,
     progress: Callable[[str], Any] = lambda line: None,
     worker_grace_seconds: float = 10.0,
+    pool_id: int | None = None,
 ) -> str:
     """Start provisioning and (by default) follow the saga to its end; returns the tenant's uuid.
 
@@ -107,7 +111,9 @@ def tenant_provision_and_wait(
     (claims make a late worker joining in harmless). Raises ProvisioningError with the saga's
     one-line reason if it ends compensated or failed.
     """
-    saga = tenant_provision(slug=slug, isolation=isolation, name=name, plan=plan, owner_email=owner_email, actor=actor)
+    saga = tenant_provision(
+        slug=slug, isolation=isolation, name=name, plan=plan, owner_email=owner_email, actor=actor, pool_id=pool_id
+    )
     progress(f"saga {saga.id} started ({saga.saga_type})")
     if not wait:
         return str(saga.tenant_id)
