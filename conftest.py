@@ -89,12 +89,15 @@ def _drop_orphan_pools() -> None:
     would start with someone else's rows and ids."""
     from tenants import placements
 
-    with connections["owner"].cursor() as cursor:
-        cursor.execute(
-            "SELECT nspname FROM pg_namespace WHERE nspname ~ '^pool_[0-9]+$' AND nspname NOT IN"
-            " (SELECT schema_name FROM tenants_placement WHERE kind = 'pool')"
-        )
-        orphans = [row[0] for row in cursor.fetchall()]
+    # Its own connection: a test limited to some databases may not open the owner alias.
+    with placements.owner_connect(autocommit=True) as conn:
+        orphans = [
+            row[0]
+            for row in conn.execute(
+                "SELECT nspname FROM pg_namespace WHERE nspname ~ '^pool_[0-9]+$' AND nspname NOT IN"
+                " (SELECT schema_name FROM tenants_placement WHERE kind = 'pool')"
+            )
+        ]
     for schema in orphans:
         placements.drop_schema(schema)
 

@@ -27,6 +27,8 @@ import sys
 import time
 from pathlib import Path
 
+from psycopg import sql
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR))
 ALL_PAIRS = [
@@ -141,7 +143,22 @@ def _pg_dump_seconds(tenant, bench: str) -> float | None:
     )  # fmt: skip
     dump.wait()
     seconds = time.perf_counter() - started
+    # A restore that failed part-way would look fast: count what arrived against the source.
+    schema = tenant.placement.schema_name
+    counts = []
+    for dbname in (info["dbname"], scratch):
+        with dbroles.admin_connect(dbname) as conn:
+            tables = [r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = %s", [schema])]
+            total = 0
+            for table in tables:
+                query = sql.SQL("SELECT count(*) FROM {}.{}").format(sql.Identifier(schema), sql.Identifier(table))
+                row = conn.execute(query).fetchone()
+                total += row[0] if row else 0
+            counts.append(total)
     dbroles.drop_database(scratch)
+    if counts[0] != counts[1]:
+        print(f"   (pg_dump | psql restored {counts[1]} of {counts[0]} rows; baseline discarded)", flush=True)
+        return None
     return seconds
 
 
