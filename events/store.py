@@ -25,8 +25,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import psycopg
 from django.conf import settings
 from django.db import connections, transaction
+from django.db.models.base import ModelState
 from psycopg import sql
 
 from events import aggregates, crypto, upcasting
@@ -150,7 +152,6 @@ class EventStore:
         self.notify_sql = ", pg_notify('events', " + sql.Literal(log_key).as_string(None) + ")"
         self.snapshot_table = sql.Identifier(snapshot_model._meta.db_table)
         self.snapshot_table_sql = self.snapshot_table.as_string(None)
-        self._attnames = [f.attname for f in event_model._meta.concrete_fields]
 
     @classmethod
     def control(cls) -> EventStore:
@@ -252,20 +253,27 @@ class EventStore:
         for aggregate_type, aggregate_id, _expected, _events in streams:
             if not aggregate_type or not str(aggregate_id):
                 raise EventStoreError("An event needs an aggregate type and id.")
+        if self._context is None:  # the control log: no context to enter (saves a generator per append)
+            return self._append_on(self.alias, streams)
         with self.session() as alias:
-            connection = connections[alias]
-            any_version = any(expected is None for _t, _i, expected, _e in streams)
-            for attempt in range(MAX_ANY_RETRIES if any_version else 1):
-                # Several rows (or retries) need all-or-nothing inside the caller's transaction: one savepoint.
-                needs_savepoint = sum(len(e) for *_x, e in streams) > 1 or any_version
-                try:
-                    if not needs_savepoint:  # a lost race inserts nothing, so the caller's transaction stays usable
-                        return self._insert(connection, streams)
-                    with transaction.atomic(using=alias):
-                        return self._insert(connection, streams)
-                except ConcurrencyError:
-                    if not any_version or attempt == MAX_ANY_RETRIES - 1:
-                        raise
+            return self._append_on(alias, streams)
+
+    def _append_on(self, alias: str, streams: Sequence[tuple[str, str, int | None, Sequence[NewEvent]]]) -> list[Any]:
+        connection = connections[alias]
+        any_version = any(expected is None for _t, _i, expected, _e in streams)
+        # Several rows need all-or-nothing inside the caller's transaction: one savepoint. A single row
+        # does not, even when retried: a lost race inserts nothing (ON CONFLICT DO NOTHING) and raises
+        # no database error, so the caller's transaction stays usable.
+        needs_savepoint = sum(len(e) for *_x, e in streams) > 1
+        for attempt in range(MAX_ANY_RETRIES if any_version else 1):
+            try:
+                if not needs_savepoint:
+                    return self._insert(connection, streams)
+                with transaction.atomic(using=alias):
+                    return self._insert(connection, streams)
+            except ConcurrencyError:
+                if not any_version or attempt == MAX_ANY_RETRIES - 1:
+                    raise
         raise AssertionError("unreachable")
 
     def _insert(self, connection: Any, streams: Sequence[tuple[str, str, int | None, Sequence[NewEvent]]]) -> list[Any]:
@@ -324,14 +332,14 @@ class EventStore:
         )
         # One wake-up per transaction at most: identical payloads are folded by PostgreSQL at commit.
         if getattr(settings, "EVENTS_NOTIFY", "off") == "transaction":
-            insert = f"WITH ins AS ({insert}) SELECT * FROM ins{self.notify_sql}"
-        with connection.cursor() as cursor:
-            try:
-                cursor.execute(insert, params)
-            except Exception as exc:  # map the trigger's SQLSTATEs to one clear sentence
-                _raise_clear(exc)
-                raise
-            rows = cursor.fetchall()
+            insert = f"WITH ins AS ({insert}) SELECT ins.* FROM ins{self.notify_sql}"
+        try:
+            # Single rows only: a batch's statement is planned once per hundred rows anyway, and binding
+            # its thousand parameters server-side costs more than the text protocol's one string.
+            rows = _execute_returning(connection, insert, params, prepare=len(sent) == 1)
+        except Exception as exc:  # map the trigger's SQLSTATEs to one clear sentence
+            _raise_clear(exc)
+            raise
         if len(rows) < len(sent):
             # Some row lost a race: undo the rest (the savepoint / statement) and report the first stream.
             done = {row[0] for row in rows}
@@ -356,7 +364,7 @@ class EventStore:
             "event_type": event_type,
             "event_version": event_version,
             "event_data": event_data,
-            "event_metadata": json.loads(metadata_json),
+            "event_metadata": json.loads(metadata_json) if metadata_json != "{}" else {},
             "occurred_at": occurred_at,
             "causation_id": causation_id,
             "correlation_id": correlation_id,
@@ -365,8 +373,13 @@ class EventStore:
             "hash": hash_,
             "tenant_id": self.tenant_id,
         }
-        # Positional, as Django builds a model read from the database (the keyword path costs more).
-        event = self.event_model.from_db(alias, None, [values[name] for name in self._attnames])
+        # Built as Django builds a row it read (Model.from_db), minus Model.__init__'s per-field loop,
+        # which cost a tenth of an append; the event models have no __init__ of their own and nothing
+        # listens to their pre_init/post_init.
+        event = self.event_model.__new__(self.event_model)
+        event.__dict__.update(values)
+        event._state = ModelState()
+        event._state.adding, event._state.db = False, alias
         event.stored_event_version = stored_version
         return event
 
@@ -673,6 +686,32 @@ class EventStore:
                         }
                     )
         return ChainReport(checked=checked, broken=broken)
+
+
+def _can_prepare(connection: Any) -> bool:
+    """Whether an append may go out as a server-side prepared statement: not behind PgBouncer (< 1.21
+    does not track prepared statements; settings.DB_PGBOUNCER turns preparing off), and no execute wrapper (a tenant context's settings travel
+    in Django's cursor) nor query logging (DEBUG, tests counting queries) to bypass."""
+    connection.ensure_connection()
+    return not (
+        connection.connection.prepare_threshold is None or connection.execute_wrappers or connection.queries_logged
+    )
+
+
+def _execute_returning(connection: Any, statement: str, params: list[Any], *, prepare: bool) -> list[Any]:
+    """Run an INSERT ... RETURNING; prepared on the server when allowed (see _can_prepare).
+
+    Django's cursors bind client-side and send every statement as text to be parsed and planned again;
+    an append is a few statements' shapes repeated thousands of times, and planning one (the INSERT's
+    conflict arbiter is matched against each of the table's indexes) cost as much CPU as the trigger."""
+    if not (prepare and _can_prepare(connection)):
+        with connection.cursor() as cursor:
+            cursor.execute(statement, params)
+            return cursor.fetchall()
+    connection.validate_no_broken_transaction()
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(statement, params, prepare=True)
+        return cursor.fetchall()
 
 
 def _raise_clear(exc: Exception) -> None:
