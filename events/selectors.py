@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import connections, transaction
-from django.db.models import Q
+from django.db.models import BooleanField, Q
+from django.db.models.expressions import RawSQL
 
 from events import aggregates, crypto
 from events.store import EventStore
@@ -103,6 +104,72 @@ def ssd_costing(*, store: EventStore, filters: EventFilters) -> bool:
     return filters.equality_count + (1 if store.tenant_scoped else 0) >= 2
 
 
+def viewer_terms(filters: EventFilters) -> list[str] | None:
+    """The control log's `events_viewer_terms` (migration events/0005) a page must contain, when the
+    filters pair a metadata value with another equality filter; None otherwise."""
+    if not filters.metadata or filters.equality_count < 2:
+        return None
+    if not all(isinstance(value, str) for value in filters.metadata.values()):
+        return None
+    terms = [
+        f"{prefix}:{value}"
+        for prefix, value in (
+            ("t", filters.tenant_id),
+            ("a", filters.aggregate_type),
+            ("i", filters.aggregate_id),
+            ("e", filters.event_type),
+            ("c", filters.correlation_id),
+        )
+        if value
+    ]
+    # As jsonb prints a key and a string (json.dumps escapes the same characters, non-ASCII kept as is).
+    terms += [
+        f"m:{json.dumps(key, ensure_ascii=False)}={json.dumps(value, ensure_ascii=False)}"
+        for key, value in filters.metadata.items()
+    ]
+    return terms
+
+
+TERMS_SQL = (
+    "events_viewer_terms(tenant_id, aggregate_type, aggregate_id, event_type, correlation_id, event_metadata)"
+    " @> %s::text[]"
+)
+TERMS_CAP = 2000  # matches read through the terms index before the page falls back to the ordered walk
+
+
+def terms_queryset(*, alias: str, store: EventStore, filters: EventFilters, before: int | None) -> Any:
+    """The event_ids matching `filters` read through the terms index (see _terms_candidates); None
+    when the filters do not pair a metadata value with another equality filter."""
+    terms = viewer_terms(filters)
+    if terms is None or store.tenant_scoped:  # the terms index is the control log's (events/0005)
+        return None
+    qs = _apply(store.event_model.objects.using(alias), filters, tenant_scoped=False)
+    qs = qs.filter(RawSQL(TERMS_SQL, (terms,), output_field=BooleanField()))  # the index's own expression
+    if before and not (filters.since or filters.until):  # a time-ordered page applies its cursor later
+        qs = qs.filter(event_id__lt=before)
+    return qs.values_list("event_id", flat=True)
+
+
+BITMAP_ONLY = "SELECT set_config('enable_indexscan', %s, true), set_config('enable_seqscan', %s, true)"
+
+
+def _terms_candidates(alias: str, store: EventStore, filters: EventFilters, before: int | None) -> list[int] | None:
+    """Every matching event_id when there are at most TERMS_CAP of them, else None.
+
+    One intersection of the values' posting lists inside the terms index (planned as a bitmap scan for
+    this transaction's statement only: PostgreSQL estimates a pair as independent and would walk one
+    value's btree, reading millions of rows when the two never meet), then the other filters on those
+    rows only."""
+    qs = terms_queryset(alias=alias, store=store, filters=filters, before=before)
+    if qs is None:
+        return None
+    with connections[alias].cursor() as cursor:
+        cursor.execute(BITMAP_ONLY, ["off", "off"])
+        ids = list(qs[: TERMS_CAP + 1])
+        cursor.execute(BITMAP_ONLY, ["on", "on"])
+    return ids if len(ids) <= TERMS_CAP else None
+
+
 def event_page(
     *, store: EventStore, filters: EventFilters, before: int | None = None, limit: int = PAGE_SIZE
 ) -> EventPage:
@@ -120,6 +187,11 @@ def event_page(
             with connections[alias].cursor() as cursor:
                 cursor.execute("SELECT set_config('random_page_cost', %s, true)", [PAIR_RANDOM_PAGE_COST])
         qs = event_page_queryset(store=store, alias=alias, filters=filters, before=before)
+        # A metadata value paired with another filter (control log): its matches through the terms index
+        # when they are few; when there are more than TERMS_CAP, the ordered walk meets one soon enough.
+        candidates = _terms_candidates(alias, store, filters, before)
+        if candidates is not None:
+            qs = qs.filter(event_id__in=candidates) if candidates else qs.none()
         rows = list(qs[: limit + 1])
     more = len(rows) > limit
     rows = rows[:limit]
