@@ -266,7 +266,7 @@ def _viewer_values(rows: int) -> dict[str, dict[str, Any]]:
     }
 
 
-def _load_viewer_rows(rows: int) -> None:
+def load_viewer_rows(rows: int) -> None:
     t0 = time.perf_counter()
     owner = connections["owner"]
     with owner.cursor() as cursor:
@@ -297,7 +297,7 @@ def bench_viewer(rows: int, depth: int, repeats: int) -> None:
     from events import selectors
 
     print(f"\n== 3. Viewer page time, {rows:,} events, {repeats} repeats per case ==")
-    _load_viewer_rows(rows)
+    load_viewer_rows(rows)
     with connections["default"].cursor() as cursor:
         cursor.execute("SELECT max(event_id) FROM events_event")
         top = cursor.fetchone()[0]

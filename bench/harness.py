@@ -62,12 +62,14 @@ def bench_databases(bench: str) -> list[str]:
 
 
 def teardown(bench: str) -> None:
-    """Drop the bench database and every database named after it."""
+    """Drop the bench database, every database named after it and their login roles."""
     from core import dbroles
 
     close_connections()
     for name in bench_databases(bench):
         dbroles.drop_database(name)
+    # Provisioned dedicated databases had their own login roles (comment "dedicated:<database>").
+    dbroles.drop_login_roles(*dbroles.roles_commented(f"dedicated:{bench}_"))
 
 
 def operator_client(username: str = "bench_admin", role: str = "Admin") -> Any:
