@@ -186,10 +186,11 @@ def backends(bench: str) -> tuple[int, int]:
     from core import dbroles
 
     with dbroles.admin_connect() as admin:
-        total = admin.execute(
+        row = admin.execute(
             "SELECT count(*) FROM pg_stat_activity WHERE datname = %s OR starts_with(datname, %s)",
             [bench, bench + "_"],
-        ).fetchone()[0]
+        ).fetchone()
+    total = row[0] if row else 0
     mine = sum(1 for c in connections.all(initialized_only=True) if c.connection is not None)
     return total, mine
 
