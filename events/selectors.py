@@ -12,6 +12,7 @@ from typing import Any
 from django.db import connections, transaction
 from django.db.models import BooleanField, Q
 from django.db.models.expressions import RawSQL
+from psycopg import sql
 
 from events import aggregates, crypto
 from events.store import EventStore
@@ -232,16 +233,28 @@ def exact_total(store: EventStore) -> int:
         return store.event_model.objects.using(alias).count()
 
 
+DISTINCT_VALUES = """
+WITH RECURSIVE t(v) AS (
+    (SELECT {col} FROM {table} ORDER BY {col} LIMIT 1)
+    UNION ALL
+    SELECT (SELECT {col} FROM {table} WHERE {col} > t.v ORDER BY {col} LIMIT 1) FROM t WHERE t.v IS NOT NULL
+)
+SELECT v FROM t WHERE v IS NOT NULL LIMIT %s
+"""
+
+
 def type_choices(store: EventStore, *, limit: int = 300) -> dict[str, list[str]]:
-    """The aggregate and event types that occur in this log, for the viewer's filter menus."""
-    with store.session() as alias:
-        rows = store.event_model.objects.using(alias)
-        return {
-            "aggregate_types": list(
-                rows.order_by("aggregate_type").values_list("aggregate_type", flat=True).distinct()[:limit]
-            ),
-            "event_types": list(rows.order_by("event_type").values_list("event_type", flat=True).distinct()[:limit]),
-        }
+    """The aggregate and event types that occur in this log, for the viewer's filter menus.
+
+    One index probe per distinct value (a skip scan written as a recursive query): `SELECT DISTINCT`
+    read every entry of the type index, 0.3 s per page view at a million events (bench_scale.py)."""
+    out: dict[str, list[str]] = {}
+    with store.session() as alias, connections[alias].cursor() as cursor:
+        for key, column in (("aggregate_types", "aggregate_type"), ("event_types", "event_type")):
+            col = sql.Identifier(column).as_string(None)
+            cursor.execute(DISTINCT_VALUES.format(col=col, table=store.table_sql), [limit])
+            out[key] = [row[0] for row in cursor.fetchall()]
+    return out
 
 
 def event_get(*, store: EventStore, event_id: int) -> Any | None:

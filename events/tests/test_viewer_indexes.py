@@ -292,3 +292,28 @@ def test_a_metadata_filter_never_matches_an_array_or_an_object_holding_the_value
     filters = selectors.EventFilters(tenant_id=RARE_TENANT, metadata={"actor": "zz-1"})
     page = selectors.event_page(store=store, filters=filters)
     assert [e.event_metadata for e in page.events] == [{"actor": "zz-1"}]
+
+
+def test_the_type_menus_list_every_distinct_type_of_the_log_in_order(loaded_log):
+    connection, _ = loaded_log
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT DISTINCT aggregate_type FROM events_event ORDER BY 1")
+        aggregate_types = [row[0] for row in cursor.fetchall()]
+        cursor.execute("SELECT DISTINCT event_type FROM events_event ORDER BY 1")
+        event_types = [row[0] for row in cursor.fetchall()]
+    store = EventStore(alias="owner")
+    assert "rare.thing" in aggregate_types and "rare.happened" in event_types
+    assert selectors.type_choices(store) == {"aggregate_types": aggregate_types, "event_types": event_types}
+    assert selectors.type_choices(store, limit=2)["event_types"] == event_types[:2]
+
+
+@pytest.mark.django_db(databases="__all__")
+def test_a_tenants_type_menus_list_only_the_types_of_its_own_log(tenant_world):
+    from tenants.logs import tenant_log_store
+
+    tenant, neighbour = tenant_world["shared"]  # one pool: both tenants' events share its table
+    tenant_log_store(neighbour).append("secret.kind", "x-1", "secret.happened", {}, expected_version=0)
+    tenant_log_store(tenant).append("own.kind", "y-1", "own.happened", {}, expected_version=0)
+    choices = selectors.type_choices(tenant_log_store(tenant))
+    assert "own.kind" in choices["aggregate_types"] and "secret.kind" not in choices["aggregate_types"]
+    assert "own.happened" in choices["event_types"] and "secret.happened" not in choices["event_types"]
