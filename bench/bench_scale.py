@@ -120,7 +120,6 @@ def screens(sample: dict[str, Any]) -> dict[str, str]:
         "events, metadata filter": "/events/?meta=actor%3Da1",
         "event detail": f"/events/{event_id}/",
         "compliance": "/compliance/",
-        "compliance SoA": "/compliance/soa/",
         "privacy": "/privacy/",
         "privacy holds": "/privacy/holds/",
         "privacy retention": "/privacy/retention/",
