@@ -5,7 +5,8 @@
 
 Builds its own database `<DATABASE_URL's database>_ebench` (migrated), measures, and drops it — with the
 comparison table, the state-at-T aggregate and the viewer's rows — at the end (`--keep` keeps it for a
-rerun and reuses a kept one: loading 10M viewer rows takes ~10 minutes). It measures:
+rerun and reuses a kept one; a run without it drops a kept one: loading 10M viewer rows takes ~10 minutes).
+It measures:
 1. append rate, 1 writer and N writer processes, through EventStore.append (triggers, hash chain,
    optimistic concurrency) vs a plain INSERT of the same row into a table with the same columns and
    indexes but no triggers; with and without pg_notify per transaction; batch appends (100 per statement).
