@@ -42,19 +42,9 @@ def _bench_url() -> tuple[str, str]:
 
 
 def _drop(bench_db: str) -> None:
-    from django.db import connections
+    from bench.harness import teardown  # after sys.path names the project
 
-    from core import dbroles
-
-    for conn in connections.all():
-        conn.close()
-    with dbroles.admin_connect() as admin:
-        names = [r[0] for r in admin.execute(
-            "SELECT datname FROM pg_database WHERE datname = %s OR starts_with(datname, %s)", [bench_db, bench_db + "_"]
-        )]  # fmt: skip
-    for name in names:
-        dbroles.drop_database(name)
-    dbroles.drop_login_roles(*dbroles.roles_commented(f"dedicated:{bench_db}_"))
+    teardown(bench_db)
 
 
 def run_checks() -> tuple[float, dict[str, tuple[float, str]]]:

@@ -47,16 +47,9 @@ def _setup() -> str:
 
 
 def _drop(bench: str) -> None:
-    from django.db import connections
+    from bench.harness import teardown  # after sys.path names the project
 
-    from core import dbroles
-
-    for conn in connections.all():
-        conn.close()
-    with dbroles.admin_connect() as admin:
-        rows = admin.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", [bench + "%"]).fetchall()
-    for (name,) in rows:
-        dbroles.drop_database(name)
+    teardown(bench)
 
 
 def _source(bench: str, sizes: list[int]) -> str:

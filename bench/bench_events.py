@@ -3,7 +3,10 @@
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/saas_bench_events .venv/bin/python bench/bench_events.py \
         [--appends 2000] [--writers 8] [--replay-events 100000] [--viewer-rows 10000000]
 
-Creates (and migrates) the database named in DATABASE_URL, then measures:
+Builds its own database `<DATABASE_URL's database>_ebench` (migrated), measures, and drops it — with the
+comparison table, the state-at-T aggregate and the viewer's rows — at the end (`--keep` keeps it for a
+rerun and reuses a kept one; a run without it drops a kept one: loading 10M viewer rows takes ~10 minutes).
+It measures:
 1. append rate, 1 writer and N writer processes, through EventStore.append (triggers, hash chain,
    optimistic concurrency) vs a plain INSERT of the same row into a table with the same columns and
    indexes but no triggers; with and without pg_notify per transaction; batch appends (100 per statement).
@@ -31,15 +34,17 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "saas_admin.settings.development")
+# Production's DEBUG: with it on, Django's debug cursor logs every statement, which both sides would pay.
+os.environ.setdefault("DJANGO_DEBUG", "0")
 
 import django  # noqa: E402
 
 django.setup()
 
 from django.conf import settings  # noqa: E402
-from django.core.management import call_command  # noqa: E402
 from django.db import connections  # noqa: E402
 
+from bench import harness  # noqa: E402
 from events import aggregates  # noqa: E402
 from events.store import EventStore, NewEvent  # noqa: E402
 
@@ -58,17 +63,17 @@ VALUES (%s, %s, %s, %s, %s, 1, %s, %s, clock_timestamp(), NULL, pg_current_xact_
 """
 
 
-def setup() -> None:
-    from core import dbroles
-
-    dbroles.bootstrap()
-    call_command("migrate", interactive=False, verbosity=0)
+def setup(keep: bool) -> str:
+    """The bench's own database `<db>_ebench` (dropped at the end unless --keep, which also reuses one
+    a --keep run left, with its viewer rows)."""
+    bench = harness.setup_database("_ebench", templates=False, recreate=not keep)
     with connections["owner"].cursor() as cursor:
         cursor.execute("DROP TABLE IF EXISTS bench_plain")
         cursor.execute(
             "CREATE TABLE bench_plain (LIKE events_event INCLUDING DEFAULTS INCLUDING IDENTITY INCLUDING INDEXES)"
         )
     connections.close_all()
+    return bench
 
 
 def _payload(n: int) -> dict:
@@ -76,7 +81,7 @@ def _payload(n: int) -> dict:
 
 
 def _append_worker(args) -> tuple[int, float]:
-    kind, writer, count, notify, batch = args
+    kind, writer, count, notify, batch, commit = args
     from psycopg.types.json import Jsonb
 
     settings.EVENTS_NOTIFY = "transaction" if notify else "off"
@@ -84,9 +89,10 @@ def _append_worker(args) -> tuple[int, float]:
     store = EventStore.control()
     streams = [f"w{writer}-{uuid.uuid4().hex[:8]}-{i}" for i in range(50)]
     versions = dict.fromkeys(streams, 0)
+    cursor: Any = connections["default"].cursor()
+    cursor.execute("SELECT set_config('synchronous_commit', %s, false)", [commit])  # this session only
     start = time.perf_counter()
     done = 0
-    cursor: Any = connections["default"].cursor()
     while done < count:
         stream = streams[done % len(streams)]
         if kind == "store" and batch == 1:
@@ -124,34 +130,53 @@ def _append_worker(args) -> tuple[int, float]:
             )
             done += batch
     elapsed = time.perf_counter() - start
+    cursor.execute("RESET synchronous_commit")
     connections.close_all()
     return done, elapsed
 
 
-def append_rate(kind: str, writers: int, count: int, *, notify: bool = False, batch: int = 1) -> float:
+def append_rate(
+    kind: str, writers: int, count: int, *, notify: bool = False, batch: int = 1, commit: str = "off"
+) -> float:
+    """Events per second over the slowest writer's time (every writer's own clock, started once connected)."""
     connections.close_all()
     with mp.get_context("fork").Pool(writers) as pool:
-        start = time.perf_counter()
-        results = pool.map(_append_worker, [(kind, w, count, notify, batch) for w in range(writers)])
-        wall = time.perf_counter() - start
-    return sum(n for n, _ in results) / wall
+        results = pool.map(_append_worker, [(kind, w, count, notify, batch, commit) for w in range(writers)])
+    return sum(n for n, _ in results) / max(t for _, t in results)
 
 
-def bench_appends(count: int, writers: int) -> None:
+def _interleaved(writers: int, count: int, rounds: int, commit: str, batch: int = 1) -> tuple[float, float, float]:
+    """Plain and store measured alternately, `rounds` times (which goes first alternates too): the median
+    rate of each and the median of the per-round ratios, so a burst of load from elsewhere hits both."""
+    plain, store, ratios = [], [], []
+    for i in range(rounds):
+        pair = {}
+        for kind in ("plain", "store") if i % 2 == 0 else ("store", "plain"):
+            pair[kind] = append_rate(kind, writers, count, batch=batch, commit=commit)
+        plain.append(pair["plain"])
+        store.append(pair["store"])
+        ratios.append(pair["store"] / pair["plain"])
+    return statistics.median(plain), statistics.median(store), statistics.median(ratios)
+
+
+def bench_appends(count: int, writers: int, rounds: int) -> None:
     print("\n== 1. Append rate (events/s, each append its own transaction) ==")
-    rows = []
-    for label, w in (("1 writer", 1), (f"{writers} writers", writers)):
-        plain = append_rate("plain", w, count)
-        store = append_rate("store", w, count)
-        store_notify = append_rate("store", w, count, notify=True)
-        rows.append((label, plain, store, store_notify))
-        print(f"{label:>10}: plain INSERT {plain:8.0f}/s | EventStore {store:8.0f}/s = {store / plain:5.1%} of plain"
-              f" | with pg_notify per tx {store_notify:8.0f}/s = {store_notify / store:5.1%} of no-notify")  # fmt: skip
-    plain_b = append_rate("plain", 1, count * 2, batch=100)
-    store_b = append_rate("store", 1, count * 2, batch=100)
-    print(
-        f"batch x100: plain INSERT {plain_b:8.0f}/s | EventStore.append_many {store_b:8.0f}/s = {store_b / plain_b:5.1%} of plain"
-    )
+    print(f"plain INSERT and EventStore.append interleaved, {rounds} rounds of {count} appends per writer; medians")
+    for commit in ("off", "on"):
+        print(f"-- synchronous_commit = {commit}" + (" (the embedded server's default)" if commit == "off" else ""))
+        for label, w in (("1 writer", 1), (f"{writers} writers", writers)):
+            plain, store, ratio = _interleaved(w, count, rounds, commit)
+            print(
+                f"{label:>10}: plain INSERT {plain:8.0f}/s | EventStore {store:8.0f}/s | per-round ratio {ratio:5.1%}"
+            )
+        plain_b, store_b, ratio_b = _interleaved(1, count * 2, max(1, rounds // 2), commit, batch=100)
+        print(
+            f"batch x100: plain INSERT {plain_b:8.0f}/s | EventStore.append_many {store_b:8.0f}/s | ratio {ratio_b:5.1%}"
+        )
+    store = append_rate("store", writers, count)
+    store_notify = append_rate("store", writers, count, notify=True)
+    print(f"{writers} writers, synchronous_commit off: pg_notify per transaction {store_notify:8.0f}/s = "
+          f"{store_notify / store:5.1%} of no-notify")  # fmt: skip
 
 
 def bench_state_at(n_events: int, samples: int) -> None:
@@ -242,7 +267,7 @@ def _viewer_values(rows: int) -> dict[str, dict[str, Any]]:
     }
 
 
-def _load_viewer_rows(rows: int) -> None:
+def load_viewer_rows(rows: int) -> None:
     t0 = time.perf_counter()
     owner = connections["owner"]
     with owner.cursor() as cursor:
@@ -252,7 +277,7 @@ def _load_viewer_rows(rows: int) -> None:
             # Bulk load as the owner with the insert trigger lifted for this load only (hashes are
             # placeholders: these rows only exist to give the table its size and its skew).
             cursor.execute("ALTER TABLE events_event DISABLE TRIGGER events_event_before_insert")
-            step = 1_000_000
+            step = 100_000  # short transactions: a long one holds back every gap-safe feed on the server
             for start in range(have, rows, step):
                 n = min(step, rows - start)
                 cursor.execute(
@@ -260,7 +285,8 @@ def _load_viewer_rows(rows: int) -> None:
                     {"first": start + 1, "last": start + n, "hot_tenant": HOT_TENANT, "rare_tenant": RARE_TENANT,
                      "hot_corr": HOT_CORRELATION, "rare_corr": RARE_CORRELATION},
                 )  # fmt: skip
-                print(f"  loaded {start + n:,} rows ({time.perf_counter() - t0:.0f}s)", flush=True)
+                if (start + n) % 1_000_000 == 0 or start + n == rows:
+                    print(f"  loaded {start + n:,} rows ({time.perf_counter() - t0:.0f}s)", flush=True)
             cursor.execute("ALTER TABLE events_event ENABLE TRIGGER events_event_before_insert")
         cursor.execute("VACUUM ANALYZE events_event")
     print(f"table ready in {time.perf_counter() - t0:.0f}s; estimated rows: {EventStore.control().estimated_count():,}")
@@ -273,7 +299,7 @@ def bench_viewer(rows: int, depth: int, repeats: int) -> None:
     from events import selectors
 
     print(f"\n== 3. Viewer page time, {rows:,} events, {repeats} repeats per case ==")
-    _load_viewer_rows(rows)
+    load_viewer_rows(rows)
     with connections["default"].cursor() as cursor:
         cursor.execute("SELECT max(event_id) FROM events_event")
         top = cursor.fetchone()[0]
@@ -321,23 +347,30 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--appends", type=int, default=2000)
     parser.add_argument("--writers", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=6, help="interleaved plain/store rounds per append case")
     parser.add_argument("--replay-events", type=int, default=100_000)
     parser.add_argument("--samples", type=int, default=200)
     parser.add_argument("--viewer-rows", type=int, default=1_000_000, help="10_000_000 for the issue's figure")
     parser.add_argument("--depth", type=int, default=None, help="deep-page cursor, default a tenth of the rows")
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--skip", default="", help="comma list of parts to skip: appends,state,viewer")
+    parser.add_argument("--keep", action="store_true", help="keep the bench database (and reuse a kept one)")
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
-    setup()
-    print(f"PostgreSQL database {settings.DATABASES['default']['NAME']} as {settings.DATABASES['default']['USER']}; "
-          f"{os.cpu_count()} CPUs")  # fmt: skip
-    if "appends" not in skip:
-        bench_appends(args.appends, args.writers)
-    if "state" not in skip:
-        bench_state_at(args.replay_events, args.samples)
-    if "viewer" not in skip:
-        bench_viewer(args.viewer_rows, args.depth or args.viewer_rows // 10, repeats=args.repeats)
+    bench = setup(args.keep)
+    try:
+        print(f"PostgreSQL database {bench} as {settings.DATABASES['default']['USER']}; {os.cpu_count()} CPUs")
+        if "appends" not in skip:
+            bench_appends(args.appends, args.writers, args.rounds)
+        if "state" not in skip:
+            bench_state_at(args.replay_events, args.samples)
+        if "viewer" not in skip:
+            bench_viewer(args.viewer_rows, args.depth or args.viewer_rows // 10, repeats=args.repeats)
+    finally:
+        if args.keep:
+            print(f"kept {bench} (--keep); drop it with: DROP DATABASE {bench} WITH (FORCE)")
+        else:
+            harness.teardown(bench)
 
 
 if __name__ == "__main__":

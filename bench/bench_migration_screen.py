@@ -105,12 +105,9 @@ def main() -> None:
 
     django.setup()
     from django.conf import settings
-    from django.contrib.auth.models import Group, User
     from django.core.management import call_command
-    from django.test import Client
-    from django_otp import DEVICE_ID_SESSION_KEY
-    from django_otp.plugins.otp_totp.models import TOTPDevice
 
+    from bench.harness import operator_client
     from core import dbroles
     from migration_runs import plans
     from tenants import placements
@@ -124,14 +121,7 @@ def main() -> None:
         _everything, tenant_only = plans.migration_order()
         current = sorted(plans.fmt(k) for k in tenant_only)
         histories = {"current": current, "behind": current[:-1]}
-        viewer = User.objects.db_manager("owner").create_user("bench_viewer", password="x", is_staff=True)
-        viewer.groups.add(Group.objects.using("owner").get_or_create(name="Viewer")[0])
-        device = TOTPDevice.objects.using("owner").create(user=viewer, name="bench", confirmed=True)
-        client = Client()
-        client.force_login(viewer)
-        session = client.session
-        session[DEVICE_ID_SESSION_KEY] = device.persistent_id  # signed in with the second factor
-        session.save()
+        client = operator_client("bench_viewer", role="Viewer")
         results = {}
         have = 0
         for size in SIZES:
@@ -160,18 +150,9 @@ def _report(results: dict) -> None:
 
 
 def _drop(bench_db: str) -> None:
-    from django.db import connections
+    from bench.harness import teardown  # after sys.path names the project
 
-    from core import dbroles
-
-    for conn in connections.all():
-        conn.close()
-    with dbroles.admin_connect() as admin:
-        names = [r[0] for r in admin.execute(
-            "SELECT datname FROM pg_database WHERE datname = %s OR starts_with(datname, %s)", [bench_db, bench_db + "_"]
-        )]  # fmt: skip
-    for name in names:
-        dbroles.drop_database(name)
+    teardown(bench_db)
 
 
 if __name__ == "__main__":

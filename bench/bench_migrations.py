@@ -320,18 +320,10 @@ def connections_name() -> str:
 
 
 def _drop(bench_db: str, quiet: bool = False) -> None:
-    from django.db import connections
+    from bench.harness import bench_databases, teardown  # after sys.path names the project
 
-    from core import dbroles
-
-    for conn in connections.all():
-        conn.close()
-    with dbroles.admin_connect() as admin:
-        names = [r[0] for r in admin.execute(
-            "SELECT datname FROM pg_database WHERE datname = %s OR starts_with(datname, %s)", [bench_db, bench_db + "_"]
-        )]  # fmt: skip
-    for name in names:
-        dbroles.drop_database(name)
+    names = bench_databases(bench_db)
+    teardown(bench_db)
     if not quiet:
         print(f"dropped {', '.join(names)}")
 

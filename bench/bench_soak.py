@@ -170,22 +170,9 @@ def _wait_port(port: int, proc: subprocess.Popen, timeout: float = 60) -> None:
 def prepare() -> str:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "saas_admin.settings.development")
     os.environ["DJANGO_DEBUG"] = "0"
-    import django
+    from bench.harness import setup_database  # after sys.path names the project
 
-    django.setup()
-    from django.conf import settings
-    from django.core.management import call_command
-    from django.db import connections
-
-    from core import dbroles
-
-    soak = f"{settings.DATABASES['default']['NAME']}_soak"
-    for alias in ("default", "owner"):
-        connections[alias].close()
-        settings.DATABASES[alias]["NAME"] = soak
-    dbroles.ensure_database(soak, recreate=True)
-    call_command("migrate", database="owner", interactive=False, verbosity=0)
-    return soak
+    return setup_database("_soak", templates=False)
 
 
 def make_tenants(members: int) -> list:
@@ -202,16 +189,9 @@ def make_tenants(members: int) -> list:
 
 
 def teardown(soak: str) -> None:
-    from django.db import connections
+    from bench.harness import teardown as drop_bench  # after sys.path names the project
 
-    from core import dbroles
-
-    for conn in connections.all():
-        conn.close()
-    with dbroles.admin_connect() as admin:
-        names = [r[0] for r in admin.execute("SELECT datname FROM pg_database WHERE starts_with(datname, %s)", [soak])]
-    for name in names:
-        dbroles.drop_database(name)
+    drop_bench(soak)
 
 
 def main() -> int:

@@ -43,26 +43,9 @@ PASSWORD = "bench-member-password-1"
 
 
 def setup_database(suffix: str = "_tbench") -> str:
-    """A fresh bench database `<db><suffix>` (control plane migrated, templates built); both aliases point at it."""
-    import django
-    from django.conf import settings
-    from django.db import connections
+    from bench.harness import setup_database as fresh_database  # after sys.path names the project
 
-    django.setup()
-    from core import dbroles
-
-    bench = f"{settings.DATABASES['default']['NAME']}{suffix}"
-    for alias in ("default", "owner"):
-        connections[alias].close()
-        settings.DATABASES[alias]["NAME"] = bench
-    dbroles.ensure_database(bench, recreate=True)
-    from django.core.management import call_command
-
-    call_command("migrate", database="owner", interactive=False, verbosity=0)
-    from tenants import placements
-
-    placements.templates_rebuild()
-    return bench
+    return fresh_database(suffix)
 
 
 def make_tenants() -> dict:
@@ -258,18 +241,9 @@ def measure_queries(tenant, iterations: int, rounds: int = 5) -> tuple[float, fl
 
 
 def teardown(bench: str) -> None:
-    from django.db import connections
+    from bench.harness import teardown as drop_bench  # after sys.path names the project
 
-    from core import dbroles
-
-    for conn in connections.all():
-        conn.close()
-        if conn.settings_dict.get("OPTIONS", {}).get("pool"):
-            conn.close_pool()  # type: ignore[attr-defined]  # the PostgreSQL backend's pool
-    with dbroles.admin_connect() as admin:
-        names = [r[0] for r in admin.execute("SELECT datname FROM pg_database WHERE starts_with(datname, %s)", [bench])]
-    for name in names:
-        dbroles.drop_database(name)
+    drop_bench(bench)
 
 
 def main() -> int:

@@ -36,7 +36,7 @@ PASSWORD = "bench-member-password-1"
 
 
 def setup_database() -> str:
-    from bench.bench_tenancy import setup_database as fresh_database  # after sys.path names the project
+    from bench.harness import setup_database as fresh_database  # after sys.path names the project
 
     return fresh_database("_ubench")
 
@@ -168,18 +168,9 @@ def measure_record_cost(calls: int = 200_000) -> tuple[float, float]:
 
 
 def teardown(bench: str) -> None:
-    from django.db import connections
+    from bench.harness import teardown as drop_bench  # after sys.path names the project
 
-    from core import dbroles
-
-    for conn in connections.all():
-        conn.close()
-        if conn.settings_dict.get("OPTIONS", {}).get("pool"):
-            conn.close_pool()  # type: ignore[attr-defined]  # the PostgreSQL backend's pool
-    with dbroles.admin_connect() as admin:
-        names = [r[0] for r in admin.execute("SELECT datname FROM pg_database WHERE starts_with(datname, %s)", [bench])]
-    for name in names:
-        dbroles.drop_database(name)
+    drop_bench(bench)
 
 
 def main() -> int:

@@ -38,13 +38,17 @@ def _master() -> Fernet:
     return Fernet(key)
 
 
+_LEAVES = (str, int, float, bool, type(None))
+
+
 def has_personal(tree: Any) -> bool:
+    # Every append asks: plain leaves are skipped without a call each.
     if isinstance(tree, Personal):
         return True
     if isinstance(tree, dict):
-        return any(has_personal(v) for v in tree.values())
+        return any(not isinstance(v, _LEAVES) and has_personal(v) for v in tree.values())
     if isinstance(tree, list | tuple):
-        return any(has_personal(v) for v in tree)
+        return any(not isinstance(v, _LEAVES) and has_personal(v) for v in tree)
     return False
 
 

@@ -25,10 +25,11 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import psycopg
 from django.conf import settings
 from django.db import connections, transaction
+from django.db.models.base import ModelState
 from psycopg import sql
-from psycopg.types.json import Jsonb
 
 from events import aggregates, crypto, upcasting
 from events.models import Checkpoint, Event, Snapshot, SubjectKey
@@ -92,6 +93,13 @@ class ChainReport:
         return not self.broken
 
 
+@dataclass
+class SnapshotRow:
+    version: int
+    occurred_at: dt.datetime
+    state: dict[str, Any]
+
+
 class FoldEvent:
     __slots__ = ("event_id", "version", "event_type", "event_version", "event_data", "occurred_at")
 
@@ -143,6 +151,7 @@ class EventStore:
         self.table_sql = self.table.as_string(None)
         self.notify_sql = ", pg_notify('events', " + sql.Literal(log_key).as_string(None) + ")"
         self.snapshot_table = sql.Identifier(snapshot_model._meta.db_table)
+        self.snapshot_table_sql = self.snapshot_table.as_string(None)
 
     @classmethod
     def control(cls) -> EventStore:
@@ -244,83 +253,135 @@ class EventStore:
         for aggregate_type, aggregate_id, _expected, _events in streams:
             if not aggregate_type or not str(aggregate_id):
                 raise EventStoreError("An event needs an aggregate type and id.")
+        if self._context is None:  # the control log: no context to enter (saves a generator per append)
+            return self._append_on(self.alias, streams)
         with self.session() as alias:
-            connection = connections[alias]
-            any_version = any(expected is None for _t, _i, expected, _e in streams)
-            for attempt in range(MAX_ANY_RETRIES if any_version else 1):
-                # Several rows (or retries) need all-or-nothing inside the caller's transaction: one savepoint.
-                needs_savepoint = sum(len(e) for *_x, e in streams) > 1 or any_version
-                try:
-                    if not needs_savepoint:  # a lost race inserts nothing, so the caller's transaction stays usable
-                        return self._insert(connection, streams)
-                    with transaction.atomic(using=alias):
-                        return self._insert(connection, streams)
-                except ConcurrencyError:
-                    if not any_version or attempt == MAX_ANY_RETRIES - 1:
-                        raise
+            return self._append_on(alias, streams)
+
+    def _append_on(self, alias: str, streams: Sequence[tuple[str, str, int | None, Sequence[NewEvent]]]) -> list[Any]:
+        connection = connections[alias]
+        any_version = any(expected is None for _t, _i, expected, _e in streams)
+        # Several rows need all-or-nothing inside the caller's transaction: one savepoint. A single row
+        # does not, even when retried: a lost race inserts nothing (ON CONFLICT DO NOTHING) and raises
+        # no database error, so the caller's transaction stays usable.
+        needs_savepoint = sum(len(e) for *_x, e in streams) > 1
+        for attempt in range(MAX_ANY_RETRIES if any_version else 1):
+            try:
+                if not needs_savepoint:
+                    return self._insert(connection, streams)
+                with transaction.atomic(using=alias):
+                    return self._insert(connection, streams)
+            except ConcurrencyError:
+                if not any_version or attempt == MAX_ANY_RETRIES - 1:
+                    raise
         raise AssertionError("unreachable")
 
     def _insert(self, connection: Any, streams: Sequence[tuple[str, str, int | None, Sequence[NewEvent]]]) -> list[Any]:
         # Plain strings on the hot path (composing psycopg.sql objects per call costs more than the INSERT).
+        # RETURNING brings back only what the database decided (id, version when appending at ANY, tx_id,
+        # occurred_at, hashes); the rest of each event is built from what was sent, decoded from the very
+        # JSON text sent (so the event equals a read of the row). Echoing every column back cost a third of
+        # an append (docs/performance.md).
         rows_sql: list[str] = []
         params: list[Any] = []
-        expected_count = 0
+        sent: list[tuple[uuid.UUID, str, str, int | None, str, int, str, str, Any, Any, Any]] = []
         tenant_clause = " AND tenant_id = %s" if self.tenant_scoped else ""
         for aggregate_type, aggregate_id, expected, events in streams:
+            aggregate_id = str(aggregate_id)
             for index, new in enumerate(events):
                 event_version = new.event_version or upcasting.current_version(new.event_type)
                 data = new.data or {}
                 if crypto.has_personal(data):
                     data = crypto.encrypt_tree(data, self, connection.alias)
+                data_json, metadata_json = _dumps(data), _dumps(new.metadata or {})
+                event_uuid = uuid.uuid4()
+                causation, correlation = _uuid_or_none(new.causation_id), _uuid_or_none(new.correlation_id)
                 if expected is None:
-                    version_sql = (
-                        f"(SELECT coalesce(max(version), 0) + {index + 1:d} FROM {self.table_sql} "
-                        f"WHERE aggregate_type = %s AND aggregate_id = %s{tenant_clause})"
+                    rows_sql.append(
+                        f"(%s, %s, %s, (SELECT coalesce(max(version), 0) + {index + 1:d} FROM {self.table_sql} "
+                        f"WHERE aggregate_type = %s AND aggregate_id = %s{tenant_clause}), "
+                        "%s, %s, %s::jsonb, %s::jsonb, %s, %s, %s, %s)"
                     )
-                    version_params: list[Any] = [aggregate_type, str(aggregate_id)] + (
-                        [self.tenant_id] if self.tenant_scoped else []
-                    )
+                    params += [event_uuid, aggregate_type, aggregate_id, aggregate_type, aggregate_id]
+                    if self.tenant_scoped:
+                        params.append(self.tenant_id)
+                    version = None
                 else:
-                    version_sql = "%s"
-                    version_params = [expected + index + 1]
-                rows_sql.append(f"(%s, %s, %s, {version_sql}, %s, %s, %s, %s, %s, %s, %s, %s)")
-                params += [uuid.uuid4(), aggregate_type, str(aggregate_id), *version_params]
+                    rows_sql.append("(%s, %s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, %s, %s, %s, %s)")
+                    version = expected + index + 1
+                    params += [event_uuid, aggregate_type, aggregate_id, version]
                 params += [
                     new.event_type,
                     event_version,
-                    Jsonb(data),
-                    Jsonb(new.metadata or {}),
+                    data_json,
+                    metadata_json,
                     new.occurred_at,
-                    _uuid_or_none(new.causation_id),
-                    _uuid_or_none(new.correlation_id),
+                    causation,
+                    correlation,
                     self.tenant_id,
                 ]
-                expected_count += 1
-        # One wake-up per transaction at most: identical payloads are folded by PostgreSQL at commit.
-        notify = self.notify_sql if getattr(settings, "EVENTS_NOTIFY", "off") == "transaction" else ""
-        statement = (
-            f"WITH ins AS (INSERT INTO {self.table_sql} (event_uuid, aggregate_type, aggregate_id, version, event_type, "
+                sent.append(
+                    (event_uuid, aggregate_type, aggregate_id, version, new.event_type, event_version,
+                     data_json, metadata_json, causation, correlation, expected)
+                )  # fmt: skip
+        insert = (
+            f"INSERT INTO {self.table_sql} (event_uuid, aggregate_type, aggregate_id, version, event_type, "
             "event_version, event_data, event_metadata, occurred_at, causation_id, correlation_id, tenant_id) "
-            f"VALUES {', '.join(rows_sql)} ON CONFLICT {self._conflict_target()} DO NOTHING RETURNING {EVENT_COLUMNS}) "
-            f"SELECT * FROM ins{notify}"
+            f"VALUES {', '.join(rows_sql)} ON CONFLICT {self._conflict_target()} DO NOTHING "
+            "RETURNING event_uuid, event_id, version, occurred_at, tx_id::text, prev_hash, hash"
         )
-        with connection.cursor() as cursor:
-            try:
-                cursor.execute(statement, params)
-            except Exception as exc:  # map the trigger's SQLSTATEs to one clear sentence
-                _raise_clear(exc)
-                raise
-            rows = cursor.fetchall()
-        if len(rows) < expected_count:
+        # One wake-up per transaction at most: identical payloads are folded by PostgreSQL at commit.
+        if getattr(settings, "EVENTS_NOTIFY", "off") == "transaction":
+            insert = f"WITH ins AS ({insert}) SELECT ins.* FROM ins{self.notify_sql}"
+        try:
+            # Single rows only: a batch's statement is planned once per hundred rows anyway, and binding
+            # its thousand parameters server-side costs more than the text protocol's one string.
+            rows = _execute_returning(connection, insert, params, prepare=len(sent) == 1)
+        except Exception as exc:  # map the trigger's SQLSTATEs to one clear sentence
+            _raise_clear(exc)
+            raise
+        if len(rows) < len(sent):
             # Some row lost a race: undo the rest (the savepoint / statement) and report the first stream.
-            done = {(r[2], r[3], r[4]) for r in rows}
-            for aggregate_type, aggregate_id, expected, events in streams:
-                for index, _new in enumerate(events):
-                    if expected is None or (aggregate_type, str(aggregate_id), expected + index + 1) not in done:
-                        raise ConcurrencyError(aggregate_type, str(aggregate_id), expected)
-        events = [self._row_to_event(row[:16]) for row in rows]
+            done = {row[0] for row in rows}
+            first = next(s for s in sent if s[0] not in done)
+            raise ConcurrencyError(first[1], first[2], first[10])
+        stored = {row[0]: row for row in rows}
+        events = [self._sent_to_event(connection.alias, item, stored[item[0]]) for item in sent]
         self._after_append(connection, events)
         return events
+
+    def _sent_to_event(self, alias: str, item: tuple[Any, ...], row: Sequence[Any]) -> Any:
+        event_uuid, aggregate_type, aggregate_id, _v, event_type, stored_version, data_json, metadata_json = item[:8]
+        causation_id, correlation_id = item[8], item[9]
+        _uuid, event_id, version, occurred_at, tx_id, prev_hash, hash_ = row
+        event_version, event_data = upcasting.upcast(event_type, stored_version, json.loads(data_json))
+        values = {
+            "event_id": event_id,
+            "event_uuid": event_uuid,
+            "aggregate_type": aggregate_type,
+            "aggregate_id": aggregate_id,
+            "version": version,
+            "event_type": event_type,
+            "event_version": event_version,
+            "event_data": event_data,
+            "event_metadata": json.loads(metadata_json) if metadata_json != "{}" else {},
+            "occurred_at": occurred_at,
+            "causation_id": causation_id,
+            "correlation_id": correlation_id,
+            "tx_id": int(tx_id),
+            "prev_hash": prev_hash,
+            "hash": hash_,
+            "tenant_id": self.tenant_id,
+        }
+        # Built as Django builds a row it read (Model.from_db), minus Model.__init__'s per-field loop,
+        # which cost a tenth of an append; the event models have no __init__ of their own and nothing
+        # listens to their pre_init/post_init.
+        event = self.event_model.__new__(self.event_model)
+        event.__dict__.update(values)
+        event._state = ModelState()
+        event._state.adding, event._state.db = False, alias
+        event.stored_event_version = stored_version
+        return event
 
     def _after_append(self, connection: Any, events: list[Any]) -> None:
         """Snapshot every N events, in the appending transaction."""
@@ -396,18 +457,31 @@ class EventStore:
         aggregate_id: str,
         at: dt.datetime | None,
         upto_version: int | None = None,
-    ) -> Any:
+    ) -> SnapshotRow | None:
+        """The newest snapshot at or before `at` / `upto_version` (raw SQL: it runs on every Nth append)."""
         spec = aggregates.spec_for(aggregate_type)
-        qs = self.snapshot_model.objects.using(connection.alias).filter(
-            aggregate_type=aggregate_type, aggregate_id=str(aggregate_id), reducer_version=spec.reducer_version
-        )
+        clauses = "aggregate_type = %s AND aggregate_id = %s AND reducer_version = %s"
+        params: list[Any] = [aggregate_type, str(aggregate_id), spec.reducer_version]
         if self.tenant_scoped:
-            qs = qs.filter(tenant_id=self.tenant_id)
+            clauses += " AND tenant_id = %s"
+            params.append(self.tenant_id)
         if at is not None:
-            qs = qs.filter(occurred_at__lte=at)
+            clauses += " AND occurred_at <= %s"
+            params.append(at)
         if upto_version is not None:
-            qs = qs.filter(version__lte=upto_version)
-        return qs.order_by("-occurred_at", "-version").first()  # the (type, id, occurred_at) index
+            clauses += " AND version <= %s"
+            params.append(upto_version)
+        with connection.cursor() as cursor:
+            cursor.execute(  # the (type, id, occurred_at) index
+                f"SELECT version, occurred_at, state FROM {self.snapshot_table_sql} WHERE {clauses} "
+                "ORDER BY occurred_at DESC, version DESC LIMIT 1",
+                params,
+            )
+            row = cursor.fetchone()
+        if row is None:
+            return None
+        state = json.loads(row[2]) if isinstance(row[2], str) else row[2]
+        return SnapshotRow(version=row[0], occurred_at=row[1], state=state)
 
     def _fold(
         self,
@@ -467,25 +541,36 @@ class EventStore:
 
     def snapshot(self, aggregate_type: str, aggregate_id: str) -> Any:
         with self.session() as alias:
-            return self._snapshot(connections[alias], aggregate_type, aggregate_id, None)
+            version = self._snapshot(connections[alias], aggregate_type, aggregate_id, None)
+            if version is None:
+                return None
+            spec = aggregates.spec_for(aggregate_type)
+            qs = self.snapshot_model.objects.using(alias).filter(
+                aggregate_type=aggregate_type,
+                aggregate_id=str(aggregate_id),
+                version=version,
+                reducer_version=spec.reducer_version,
+            )
+            return (qs.filter(tenant_id=self.tenant_id) if self.tenant_scoped else qs).first()
 
-    def _snapshot(self, connection: Any, aggregate_type: str, aggregate_id: str, version: int | None) -> Any:
+    def _snapshot(self, connection: Any, aggregate_type: str, aggregate_id: str, version: int | None) -> int | None:
+        """Store the state after `version` (the latest when None) unless stored already; returns its version."""
         result = self._fold(connection, aggregate_type, aggregate_id, None, upto_version=version)
         if result.version == 0 or (version is not None and result.version != version):
             return None
         spec = aggregates.spec_for(aggregate_type)
-        fields: dict[str, Any] = {}
-        if self.tenant_scoped:
-            fields["tenant_id"] = self.tenant_id
-        snapshot, _ = self.snapshot_model.objects.using(connection.alias).get_or_create(
-            aggregate_type=aggregate_type,
-            aggregate_id=str(aggregate_id),
-            version=result.version,
-            reducer_version=spec.reducer_version,
-            defaults={"occurred_at": result.occurred_at, "state": result.state, **fields},
-            **fields,
-        )
-        return snapshot
+        tenant_column, tenant_value = (", tenant_id", ", %s") if self.tenant_scoped else ("", "")
+        with connection.cursor() as cursor:
+            cursor.execute(  # one statement (get_or_create cost a SELECT and a savepoint pair on every Nth append)
+                f"INSERT INTO {self.snapshot_table_sql} (aggregate_type, aggregate_id, version, reducer_version, "
+                f"occurred_at, state, created_at{tenant_column}) VALUES (%s, %s, %s, %s, %s, %s::jsonb, now(){tenant_value}) "
+                f"ON CONFLICT ({'tenant_id, ' if self.tenant_scoped else ''}aggregate_type, aggregate_id, version, "
+                "reducer_version) DO NOTHING",
+                [aggregate_type, str(aggregate_id), result.version, spec.reducer_version, result.occurred_at]
+                + [_dumps(result.state)]
+                + ([self.tenant_id] if self.tenant_scoped else []),
+            )
+        return result.version
 
     # -- the gap-safe feed --------------------------------------------------------
     def feed(self, *, after: tuple[int, int] = (0, 0), limit: int = 500) -> list[Any]:
@@ -603,6 +688,32 @@ class EventStore:
         return ChainReport(checked=checked, broken=broken)
 
 
+def _can_prepare(connection: Any) -> bool:
+    """Whether an append may go out as a server-side prepared statement: not behind PgBouncer (< 1.21
+    does not track prepared statements; settings.DB_PGBOUNCER turns preparing off), and no execute wrapper (a tenant context's settings travel
+    in Django's cursor) nor query logging (DEBUG, tests counting queries) to bypass."""
+    connection.ensure_connection()
+    return not (
+        connection.connection.prepare_threshold is None or connection.execute_wrappers or connection.queries_logged
+    )
+
+
+def _execute_returning(connection: Any, statement: str, params: list[Any], *, prepare: bool) -> list[Any]:
+    """Run an INSERT ... RETURNING; prepared on the server when allowed (see _can_prepare).
+
+    Django's cursors bind client-side and send every statement as text to be parsed and planned again;
+    an append is a few statements' shapes repeated thousands of times, and planning one (the INSERT's
+    conflict arbiter is matched against each of the table's indexes) cost as much CPU as the trigger."""
+    if not (prepare and _can_prepare(connection)):
+        with connection.cursor() as cursor:
+            cursor.execute(statement, params)
+            return cursor.fetchall()
+    connection.validate_no_broken_transaction()
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(statement, params, prepare=True)
+        return cursor.fetchall()
+
+
 def _raise_clear(exc: Exception) -> None:
     state = getattr(getattr(exc, "__cause__", None), "sqlstate", None) or getattr(exc, "sqlstate", None)
     if state == "22P05":  # untranslatable_character: \u0000 in jsonb
@@ -616,3 +727,8 @@ def _raise_clear(exc: Exception) -> None:
 
 def dumps(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
+
+
+def _dumps(value: Any) -> str:
+    """What psycopg's Jsonb would send (json.dumps, no default: a value JSON cannot hold is refused)."""
+    return json.dumps(value)

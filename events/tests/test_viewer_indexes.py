@@ -239,3 +239,81 @@ def test_every_filter_combination_in_a_tenants_own_log_reads_it_through_an_index
                         seq_scans.append(f"{names[0]} (rare) not through an index on it: {scans} {definition}")
     assert checked == 2 ** len(TENANT_FILTERS) * 2
     assert not seq_scans, "\n".join(seq_scans)
+
+
+METADATA_PARTNERS = ["tenant_id", "aggregate_type", "aggregate_id", "event_type", "correlation_id"]
+
+
+def test_a_metadata_value_paired_with_another_filter_shows_the_same_page_as_the_plain_query(loaded_log):
+    _, middle = loaded_log
+    store = EventStore(alias="owner")
+    compared = 0
+    for partner in METADATA_PARTNERS:
+        for meta_values, partner_values in itertools.product((RARE, COMMON), repeat=2):
+            for before in (None, middle):
+                filters = selectors.EventFilters(metadata=meta_values["metadata"], **{partner: partner_values[partner]})
+                page = selectors.event_page(store=store, filters=filters, before=before)
+                plain = selectors.event_page_queryset(store=store, alias="owner", filters=filters, before=before)
+                expected = [e.event_id for e in plain[: selectors.PAGE_SIZE + 1]]
+                assert [e.event_id for e in page.events] == expected[: selectors.PAGE_SIZE], (partner, filters)
+                assert (page.next_before is not None) == (len(expected) > selectors.PAGE_SIZE)
+                compared += 1
+    assert compared == 40
+
+
+def test_common_metadata_and_a_common_tenant_that_never_meet_are_read_through_the_terms_index(loaded_log):
+    connection, _ = loaded_log
+    store = EventStore(alias="owner")
+    # The hot tenant has every tenth row, actor a1 every hundredth row plus one: they never meet.
+    filters = selectors.EventFilters(tenant_id=COMMON["tenant_id"], metadata=COMMON["metadata"])
+    assert selectors.event_page(store=store, filters=filters).events == []
+    qs = selectors.terms_queryset(alias="owner", store=store, filters=filters, before=None)
+    query, params = qs[: selectors.TERMS_CAP + 1].query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(selectors.BITMAP_ONLY, ["off", "off"])
+        cursor.execute("EXPLAIN (FORMAT JSON) " + query, params)
+        scans = _scans(cursor.fetchone()[0][0]["Plan"])
+        cursor.execute(selectors.BITMAP_ONLY, ["on", "on"])
+    assert ("index", "events_event_terms") in scans, scans
+    assert ("Seq Scan", "events_event") not in scans
+
+
+def test_a_metadata_filter_never_matches_an_array_or_an_object_holding_the_value(loaded_log):
+    connection, _ = loaded_log
+    with connection.cursor() as cursor:
+        for metadata in ('{"actor": ["zz-1"]}', '{"actor": {"zz-1": 1}}', '{"actor": "zz-1"}'):
+            cursor.execute(
+                "INSERT INTO events_event (event_uuid, aggregate_type, aggregate_id, version, event_type, "
+                "event_version, event_data, event_metadata, occurred_at, tenant_id) "
+                "VALUES (gen_random_uuid(), 'shape', %s, 1, 'shape.x', 1, '{}', %s, now(), %s)",
+                [metadata, metadata, RARE_TENANT],
+            )
+    store = EventStore(alias="owner")
+    filters = selectors.EventFilters(tenant_id=RARE_TENANT, metadata={"actor": "zz-1"})
+    page = selectors.event_page(store=store, filters=filters)
+    assert [e.event_metadata for e in page.events] == [{"actor": "zz-1"}]
+
+
+def test_the_type_menus_list_every_distinct_type_of_the_log_in_order(loaded_log):
+    connection, _ = loaded_log
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT DISTINCT aggregate_type FROM events_event ORDER BY 1")
+        aggregate_types = [row[0] for row in cursor.fetchall()]
+        cursor.execute("SELECT DISTINCT event_type FROM events_event ORDER BY 1")
+        event_types = [row[0] for row in cursor.fetchall()]
+    store = EventStore(alias="owner")
+    assert "rare.thing" in aggregate_types and "rare.happened" in event_types
+    assert selectors.type_choices(store) == {"aggregate_types": aggregate_types, "event_types": event_types}
+    assert selectors.type_choices(store, limit=2)["event_types"] == event_types[:2]
+
+
+@pytest.mark.django_db(databases="__all__")
+def test_a_tenants_type_menus_list_only_the_types_of_its_own_log(tenant_world):
+    from tenants.logs import tenant_log_store
+
+    tenant, neighbour = tenant_world["shared"]  # one pool: both tenants' events share its table
+    tenant_log_store(neighbour).append("secret.kind", "x-1", "secret.happened", {}, expected_version=0)
+    tenant_log_store(tenant).append("own.kind", "y-1", "own.happened", {}, expected_version=0)
+    choices = selectors.type_choices(tenant_log_store(tenant))
+    assert "own.kind" in choices["aggregate_types"] and "secret.kind" not in choices["aggregate_types"]
+    assert "own.happened" in choices["event_types"] and "secret.happened" not in choices["event_types"]

@@ -109,6 +109,9 @@ DB_POOL = env.bool("DB_POOL", default=True)
 # prepared statement lives on one server connection; PgBouncer < 1.21 does not track them). Tenant
 # settings are transaction-local already (docs/tenancy.md).
 DB_PGBOUNCER = env.bool("DB_PGBOUNCER", default=False)
+# Otherwise psycopg prepares only the statements code asks it to (events/store.py's appends): Django's
+# cursors bind client-side and never prepare, and this threshold is never reached by counting.
+DB_PREPARE_WHEN_ASKED = 2**31 - 1
 DB_ENGINE = "core.db_backend"
 
 DATABASE_BOOTSTRAP = env.db_url_config(database_url())
@@ -123,7 +126,7 @@ def _database(user: str, password: str, *, pool: bool) -> dict:
         PASSWORD=password,
         CONN_MAX_AGE=0,
         OPTIONS=({"pool": {"min_size": 1, "max_size": 8, "timeout": 10}} if pool else {})
-        | ({"prepare_threshold": None} if DB_PGBOUNCER else {}),
+        | {"prepare_threshold": None if DB_PGBOUNCER else DB_PREPARE_WHEN_ASKED},
         TEST={"NAME": TEST_DATABASE_NAME},
     )
     return config
