@@ -37,13 +37,18 @@ def url_if_exists(name: str, *args: object) -> str:
 
 
 @register.simple_tag(takes_context=True)
-def nav_item(context: template.Context, name: str, label: str) -> str:
+def nav_item(context: template.Context, name: str, label: str, exclude: str = "") -> str:
+    """A sidebar link, current when the page is under its URL but not under `exclude`'s (a screen
+    with its own link nested below this one's URL, e.g. Servers under /tenants/)."""
     url = url_if_exists(name)
     if not url:
         return ""
     request = context.get("request")
     path = getattr(request, "path", "")
     current = path == url if url == "/" else path.startswith(url)
+    nested = url_if_exists(exclude) if exclude else ""
+    if nested and path.startswith(nested):
+        current = False
     return format_html(
         '<a class="nav-link{}" href="{}"{}>{}</a>',
         " is-current" if current else "",

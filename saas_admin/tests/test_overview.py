@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.template import Context, Template
 from django.test import RequestFactory
@@ -91,6 +93,13 @@ def test_nav_items_render_only_when_their_url_name_resolves(viewer):
     )
     assert html.startswith('<a class="nav-link is-current" href="/audit/"')
     assert html.endswith("|")
+
+
+def test_only_the_servers_link_is_current_on_the_servers_screen(client_for, platform_admin):
+    page = client_for(platform_admin).get("/tenants/servers/").content.decode()
+    assert re.findall(r'class="nav-link is-current" href="([^"]+)"', page) == ["/tenants/servers/"]
+    page = client_for(platform_admin).get("/tenants/").content.decode()
+    assert re.findall(r'class="nav-link is-current" href="([^"]+)"', page) == ["/tenants/"]
 
 
 def test_status_badges_and_progress_render_the_documented_classes():
