@@ -32,3 +32,4 @@ urlpatterns = [
 
 # Under /api/ even a path no operation matches answers JSON, as the OpenAPI document says.
 handler404 = "saas_admin.views.not_found"
+handler400 = "saas_admin.views.bad_request_page"

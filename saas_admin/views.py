@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
+from django.core.exceptions import DisallowedHost
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils.cache import add_never_cache_headers
@@ -12,6 +13,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from core import overview
 from core.errors import ApplicationError, NotFound
 from core.http import OperatorRequest
+from core.middleware import bad_request
 from core.permissions import Role, has_role, reader_required, role_required
 from saas_admin import devmail, mfa, selectors, services
 from saas_admin.forms import (
@@ -270,6 +272,14 @@ def outbox_mail(request: HttpRequest, mail_id: str) -> HttpResponse:
     if mail is None:
         raise NotFound("No such email in the development mailbox.")
     return render(request, "dashboard/outbox.html", {"mails": devmail.mailbox_list(), "mail": mail})
+
+
+def bad_request_page(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """400 raised outside any view (a Host header this server does not answer to, a malformed
+    cookie or upload): `{"detail": …}` under /api/, as the OpenAPI document says, the 400 page elsewhere."""
+    if isinstance(exception, DisallowedHost):
+        return bad_request(request, "The Host header names no address this server answers to.")
+    return bad_request(request, "The request could not be understood.")
 
 
 def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:

@@ -55,6 +55,9 @@ class NoServerRoom(ApplicationError):
 
 # --- selectors --------------------------------------------------------------------------------
 
+# A DNS name, an IPv4 address or an IPv6 one (with or without brackets); anything else never resolves.
+_HOST = re.compile(r"^\[?[A-Za-z0-9.:-]+\]?$")
+
 
 def server_default() -> Server:
     """The control plane's own server (re-made if a flush emptied the table)."""
@@ -228,8 +231,10 @@ def server_register(
     host, port = (host or "").strip(), str(port or "5432").strip()
     if not _NAME.match(name):
         raise InvalidInput("A server name is 1–40 lowercase letters, digits, '-' or '_', starting with a letter.")
-    if not host or not port.isdigit():
-        raise InvalidInput("Give the server's host and a numeric port.")
+    if not host or not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):
+        raise InvalidInput("Give the server's host and a port between 1 and 65535.")
+    if len(host) > 253 or not _HOST.match(host):
+        raise InvalidInput("The host must be a host name or an IP address (letters, digits, '.', '-', ':').")
     if capacity < 1:
         raise InvalidInput("A server's capacity is at least one placement.")
     if not (takes_shared or takes_schema or takes_dedicated):

@@ -176,3 +176,11 @@ def test_beat_finds_its_schedule_folder_on_a_fresh_clone(tmp_path, settings):
     settings.CELERY_BEAT_SCHEDULE_FILENAME = str(tmp_path / "fresh" / ".data" / "celerybeat-schedule")
     ensure_filesystem_broker_folders()
     assert (tmp_path / "fresh" / ".data").is_dir()
+
+
+def test_a_host_header_nobody_answers_to_gets_one_json_sentence_under_the_api(client):
+    response = client.get("/api/tenants/", HTTP_HOST="rXz1G6t'F.s;{_U")
+    assert response.status_code == 400 and response["Content-Type"] == "application/json"
+    assert response.json() == {"detail": "The Host header names no address this server answers to."}
+    page = client.get("/tenants/", HTTP_HOST="rXz1G6t'F.s;{_U")
+    assert page.status_code == 400 and "Host header" in page.content.decode()

@@ -126,7 +126,7 @@ def _legacy_dedicated_tenant(make_tenant, monkeypatch):
     from tenants import placements
     from tenants.provisioning import steps
 
-    def old_create(name: str, *, credentials: dict[str, str]) -> None:
+    def old_create(name: str, *, credentials: dict[str, str], at: object = None) -> None:
         if not placements.database_exists(name):
             placements.create_database_from_template(name)
 
