@@ -129,7 +129,14 @@ def tenant_delete_and_wait(
     progress(f"deletion {deletion.pk} scheduled; the data goes after {deletion.grace_until:%Y-%m-%d %H:%M:%S} UTC")
     if not wait or deletion.grace_until > timezone.now():
         return deletion
-    jobs_work_inline(group=("tenant_deletion", deletion.pk), timeout=60)
+    try:
+        # The final export first; a worker may hold it (then this waits for the worker to finish it).
+        jobs_work_inline(group=("tenant_deletion", deletion.pk), timeout=600)
+    except TimeoutError:
+        raise DeletionFailed(
+            "The final export has not finished within 10 minutes (a worker holds it); the deletion goes on "
+            "when it does — follow it on the tenant page."
+        ) from None
     deletion.refresh_from_db()
     if deletion.saga_id is None:
         raise DeletionFailed("The deletion saga did not start.")

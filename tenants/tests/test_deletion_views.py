@@ -77,3 +77,19 @@ def test_the_command_refuses_unknown_tenants(tenant_world):
 
     with pytest.raises(CommandError, match="There is no tenant"):
         call_command("delete_tenant", "no-such-tenant", "--no-wait")
+
+
+def test_the_command_says_one_sentence_when_a_worker_still_holds_the_final_export(tenant_world, monkeypatch):
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    from tenants.offboarding import services
+
+    def held_by_a_worker(*, group, timeout):  # the export job is a worker's; nothing settles in time
+        raise TimeoutError(f"Jobs of {group[0]} {group[1]} did not settle within {timeout:g} s.")
+
+    monkeypatch.setattr(services, "jobs_work_inline", held_by_a_worker)
+    tenant = tenant_world["shared"][1]
+    with pytest.raises(CommandError, match=r"^The final export has not finished within 10 minutes"):
+        call_command("delete_tenant", tenant.slug, "--grace", "0")
+    assert TenantDeletion.objects.filter(tenant=tenant).exists()  # scheduled: it goes on with the worker
