@@ -13,7 +13,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from core.errors import ApplicationError
-from tenants.models import Tenant
+from tenants.management.lookup import tenant_named
 from tenants.offboarding.services import tenant_delete_and_wait
 
 
@@ -27,9 +27,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         slug = options["slug"]
-        tenant = Tenant.objects.filter(slug=slug[:40]).first() if "\x00" not in slug else None
-        if tenant is None:
-            raise CommandError(f"There is no tenant “{slug[:60]}”.")
+        tenant = tenant_named(slug)
         try:
             deletion = tenant_delete_and_wait(
                 tenant=tenant, grace_seconds=options["grace"], wait=not options["no_wait"], progress=self.stderr.write

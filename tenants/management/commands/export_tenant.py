@@ -15,7 +15,7 @@ from django.core.management.base import BaseCommand, CommandError
 from core.actors import SystemActor
 from core.errors import ApplicationError
 from tenants.exports.services import tenant_export_and_wait
-from tenants.models import Tenant
+from tenants.management.lookup import tenant_named
 
 
 class Command(BaseCommand):
@@ -27,9 +27,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         slug = options["slug"]
-        tenant = Tenant.objects.filter(slug=slug[:40]).first() if "\x00" not in slug else None
-        if tenant is None:
-            raise CommandError(f"There is no tenant “{slug[:60]}”.")
+        tenant = tenant_named(slug)
         out = Path(options["out"]) if options["out"] else None
         if out is not None and not out.parent.is_dir():
             raise CommandError(f"The folder {out.parent} does not exist.")

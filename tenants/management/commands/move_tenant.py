@@ -11,6 +11,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from core.errors import ApplicationError
+from tenants.management.lookup import tenant_named
 from tenants.models import Tenant
 from tenants.moves.services import tenant_move_and_wait
 
@@ -32,9 +33,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         slug = options["slug"]
-        tenant = Tenant.objects.select_related("placement").filter(slug=slug[:40]).first()
-        if tenant is None or "\x00" in slug:
-            raise CommandError(f"There is no tenant “{slug[:60]}”.")
+        tenant = tenant_named(slug)
         try:
             move = tenant_move_and_wait(
                 tenant=tenant, to=options["to"], server=options["server"], wait=not options["no_wait"],

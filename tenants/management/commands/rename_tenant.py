@@ -14,7 +14,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from core.actors import SystemActor
 from core.errors import ApplicationError
-from tenants.models import Tenant
+from tenants.management.lookup import tenant_named
 from tenants.moves.services import move_follow
 from tenants.rename import tenant_rename
 
@@ -34,9 +34,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         slug = options["slug"]
-        tenant = Tenant.objects.select_related("placement").filter(slug=slug[:40]).first()
-        if tenant is None or "\x00" in slug:
-            raise CommandError(f"There is no tenant “{slug[:60]}”.")
+        tenant = tenant_named(slug)
         try:
             renamed, move = tenant_rename(
                 tenant=tenant, new_slug=options["new_slug"], domain=options["domain"], actor=COMMAND
