@@ -15,7 +15,6 @@ rows/s, pg_dump|psql seconds and the ratio pg_dump time / import time. Drops eve
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import time
@@ -26,24 +25,9 @@ sys.path.insert(0, str(BASE_DIR))
 
 
 def _setup() -> str:
-    from saas_admin.env import database_url
+    from bench.harness import setup_database_for_subprocesses  # after sys.path names the project
 
-    base, _, name = database_url().rpartition("/")
-    bench = f"{name.split('?')[0]}_dtbench"
-    os.environ["DATABASE_URL"] = f"{base}/{bench}"
-    os.environ["DJANGO_SETTINGS_MODULE"] = "saas_admin.settings.test"
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    from core import dbroles
-    from tenants import placements
-
-    dbroles.ensure_database(bench, recreate=True)
-    call_command("migrate", database="owner", interactive=False, verbosity=0)
-    placements.templates_rebuild()
-    return bench
+    return setup_database_for_subprocesses("_dtbench")
 
 
 def _drop(bench: str) -> None:

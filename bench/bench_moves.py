@@ -38,25 +38,10 @@ ALL_PAIRS = [
 
 
 def _setup() -> str:
-    from saas_admin.env import database_url
-
-    base, _, name = database_url().rpartition("/")
-    bench = f"{name.split('?')[0]}_mbench"
-    os.environ["DATABASE_URL"] = f"{base}/{bench}"
-    os.environ["DJANGO_SETTINGS_MODULE"] = "saas_admin.settings.test"
     os.environ.setdefault("TENANCY_MOVE_PURGE_GRACE_SECONDS", "0")
-    import django
+    from bench.harness import setup_database_for_subprocesses  # after sys.path names the project
 
-    django.setup()
-    from django.core.management import call_command
-
-    from core import dbroles
-    from tenants import placements
-
-    dbroles.ensure_database(bench, recreate=True)
-    call_command("migrate", database="owner", interactive=False, verbosity=0)
-    placements.templates_rebuild()
-    return bench
+    return setup_database_for_subprocesses("_mbench")
 
 
 def _drop(bench: str) -> None:

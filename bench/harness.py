@@ -39,6 +39,29 @@ def setup_database(suffix: str, *, templates: bool = True, recreate: bool = True
     return bench
 
 
+def setup_database_for_subprocesses(suffix: str) -> str:
+    """Like `setup_database`, for a bench whose subprocesses must reach the bench database too: DATABASE_URL
+    in the environment names it, and Django is set up with the test settings. Returns its name."""
+    from saas_admin.env import database_url
+
+    base, _, name = database_url().rpartition("/")
+    bench = f"{name.split('?')[0]}{suffix}"
+    os.environ["DATABASE_URL"] = f"{base}/{bench}"
+    os.environ["DJANGO_SETTINGS_MODULE"] = "saas_admin.settings.test"
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    from core import dbroles
+    from tenants import placements
+
+    dbroles.ensure_database(bench, recreate=True)
+    call_command("migrate", database="owner", interactive=False, verbosity=0)
+    placements.templates_rebuild()
+    return bench
+
+
 def close_connections() -> None:
     """Close every connection of this process, and the pools behind them (a pooled connection would hold
     a backend on the database about to be dropped)."""
