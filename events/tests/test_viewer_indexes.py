@@ -317,3 +317,46 @@ def test_a_tenants_type_menus_list_only_the_types_of_its_own_log(tenant_world):
     choices = selectors.type_choices(tenant_log_store(tenant))
     assert "own.kind" in choices["aggregate_types"] and "secret.kind" not in choices["aggregate_types"]
     assert "own.happened" in choices["event_types"] and "secret.happened" not in choices["event_types"]
+
+
+# Values of every shape the terms function meets: metadata that is no object, empty, nested, holding
+# JSON null, booleans, numbers in several spellings, strings that need escaping; missing columns.
+TERMS_METADATA = [
+    None,
+    "{}",
+    "[]",
+    '"text"',
+    "12",
+    "null",
+    '{"actor": "a1"}',
+    '{"actor": "a1", "request": "r-9", "n": 12, "x": 1.50, "big": 1e3, "ok": true, "no": false, "none": null}',
+    '{"nested": {"actor": "a1"}, "list": ["a1"], "actor": "a2"}',
+    '{"quote\\"key": "va\\\\lue\\n", "ünï": "çødé ✓", "": ""}',
+    '{"only": {"deep": [1, 2]}}',
+]
+
+
+@pytest.mark.parametrize("metadata", TERMS_METADATA)
+@pytest.mark.parametrize("tenant_id, correlation_id", [(HOT_TENANT, RARE_CORRELATION), (None, None)])
+def test_the_plpgsql_terms_function_returns_what_the_sql_one_indexed(metadata, tenant_id, correlation_id):
+    """The terms index keeps the values the SQL body (0005) computed for older rows, and the viewer
+    looks them up through the PL/pgSQL body (0006): both must give the same array for every input."""
+    from importlib import import_module  # a migration module's name starts with a digit
+
+    sql_body = import_module("events.migrations.0006_viewer_terms_plpgsql").SQL_BODY
+    owner = connections["owner"]
+    args = "%s::uuid, 'agg.type', 'agg-1', 'ev.type', %s::uuid, %s::jsonb"
+    with owner.cursor() as cursor:
+        cursor.execute(
+            "SELECT l.lanname FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang WHERE p.proname = %s",
+            ["events_viewer_terms"],
+        )
+        assert cursor.fetchone()[0] == "plpgsql"
+        cursor.execute(sql_body.replace("FUNCTION events_viewer_terms(", "FUNCTION pg_temp.terms_sql("))
+        cursor.execute(
+            f"SELECT events_viewer_terms({args}), pg_temp.terms_sql({args})",
+            [tenant_id, correlation_id, metadata] * 2,
+        )
+        plpgsql_terms, sql_terms = cursor.fetchone()
+    assert plpgsql_terms == sql_terms
+    assert ("t:" + str(tenant_id) in plpgsql_terms) is (tenant_id is not None)
