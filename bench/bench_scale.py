@@ -12,7 +12,7 @@ on a free port, data in a temporary directory, as tests/support/servers.py does)
 through tenants.servers.server_register like the Servers screen. The default, 2, is the issue's
 figure ("100 dedicated databases over 2 servers"); --servers 1 keeps everything on DATABASE_URL's.
 Extra servers are registered with the default server's capacity, so the placement rule
-(servers.server_choose: most free capacity, default on ties) alternates between them and every kind
+(servers.server_choose: least full, default on ties) alternates between them and every kind
 of placement splits evenly. Tenants are built in bulk — each placement on the server server_choose
 picks, with the fields provisioning writes (servers.location_fields, provisioning dedicated_fields):
 pool and tenant schemas cloned from that server's template schema, dedicated databases made by
@@ -85,7 +85,7 @@ def grow(have: dict[str, int], want: dict[str, int]) -> float:
                               placement=placement, owner_email=f"owner@{slug}.test"))  # fmt: skip
 
     def schema_placement(level: str, kind: str, schema: str, capacity: int) -> Placement:
-        server = servers.server_choose(isolation=level)  # what provisioning asks (most free capacity)
+        server = servers.server_choose(isolation=level)  # what provisioning asks (least full server)
         placements.clone_template_schema(schema, at=servers.server_target(server))
         placement = Placement.objects.using("owner").create(
             kind=kind, schema_name=schema, capacity=capacity, **servers.location_fields(server)
@@ -252,7 +252,7 @@ def start_servers(count: int, roots: list[Path]) -> str:
     from saas_admin import embedded_pg
     from tenants import servers
 
-    capacity = servers.server_default().capacity  # equal free capacity: server_choose alternates
+    capacity = servers.server_default().capacity  # equal capacities: server_choose alternates
     name = "default"
     for i in range(count):
         roots.append(Path(tempfile.mkdtemp(prefix="bench-scale-pg-")))

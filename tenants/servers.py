@@ -2,7 +2,7 @@
 
     server = server_register(name="pg2", host="10.0.0.7", port="5432", admin_user="postgres",
                              admin_password="…", actor=request.user)
-    server = server_choose(isolation="schema")        # an active server taking the level, most room first
+    server = server_choose(isolation="schema")        # the least full active server taking the level
     at = placement_target(placement)                  # None on `default`, else a placements.ServerTarget
 
 `default` is the control plane's own server (DATABASE_URL), seeded by migration 0008 and re-made
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 import time
+from fractions import Fraction
 from typing import Any
 
 import psycopg
@@ -160,9 +161,12 @@ def _has_status(server: Server) -> bool:
 
 
 def server_choose(*, isolation: str, server: Server | None = None) -> Server:
-    """The server a new placement of `isolation` goes to: `server` if given (checked), else the active
-    server taking that level with the most free capacity (placements below its capacity); default
-    wins ties. A handful of servers: one grouped count over the placements' server index."""
+    """The server a new placement of `isolation` goes to: `server` if given (checked), else the least
+    full active server taking that level (placements ÷ capacity, below capacity), so servers fill in
+    proportion to their capacities; on equal shares the one with more free room, then default. By
+    free room alone, a server registered with 1,000 next to the default server's 100,000 got nothing
+    until default held 99,000 placements. A handful of servers: one grouped count over the
+    placements' server index."""
     if server is not None:
         server_check_takes(server, isolation)
         return server
@@ -171,7 +175,12 @@ def server_choose(*, isolation: str, server: Server | None = None) -> Server:
     counts = _placement_counts()
     ranked = sorted(
         (s for s in candidates if counts.get(s.pk, 0) < s.capacity),
-        key=lambda s: (-(s.capacity - counts.get(s.pk, 0)), not s.is_default, s.name),
+        key=lambda s: (
+            Fraction(counts.get(s.pk, 0), s.capacity),
+            -(s.capacity - counts.get(s.pk, 0)),
+            not s.is_default,
+            s.name,
+        ),
     )
     if not ranked:
         raise NoServerRoom(f"No active database server takes {isolation} placements and has room for one more.")

@@ -92,7 +92,7 @@ def begin_compensate(ctx: StepContext) -> None:
 
 def _target_server(move: TenantMove) -> Any:
     """The server the move's target goes to: the one asked for (checked again: it may have started
-    draining since), else the active server taking the level with the most room."""
+    draining since), else the least full active server taking the level."""
     try:
         asked = servers.server_get(move.server) if move.server else None
         return servers.server_choose(isolation=move.target_isolation, server=asked)

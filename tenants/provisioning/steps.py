@@ -120,8 +120,8 @@ def activate_compensate(tenant_id: TenantId) -> None:
 
 
 def _open_pool(server: Any = None) -> Placement:
-    """A new pool_<n> placement on `server` (default: the active server taking shared placements with
-    the most room); the schema is cloned first, so a row always has its schema. Pool numbers are
+    """A new pool_<n> placement on `server` (default: the least full active server taking shared
+    placements); the schema is cloned first, so a row always has its schema. Pool numbers are
     unique over every server."""
     server = servers.server_choose(isolation=Tenant.Isolation.SHARED, server=server)
     at = servers.server_target(server)

@@ -161,6 +161,28 @@ def test_placement_goes_to_the_server_with_most_room_that_takes_the_level(regist
     assert servers.server_choose(isolation="dedicated").name == "default"
 
 
+def test_servers_fill_in_proportion_to_their_capacities(register_second_server):
+    """A small server registered next to a big default one is used: by free room alone it got nothing
+    until the default server was almost full."""
+    from tenants.models import Placement
+
+    pg2 = register_second_server(capacity=10)
+    default = servers.server_default()
+    Server.objects.filter(pk=default.pk).update(capacity=100)
+    assert servers._placement_counts().get(default.pk, 0) < 5  # a fresh database: the shares below hold
+
+    def hold(server: Server, n: int) -> None:  # placement rows only: the rule counts rows
+        for i in range(n):
+            Placement.objects.create(
+                kind=Placement.Kind.SCHEMA, schema_name=f"t_held_{server.name}_{i}", **servers.location_fields(server)
+            )
+
+    hold(default, 2)  # default 2-6 % full, 94 or more free; pg2 empty, 10 free
+    assert servers.server_choose(isolation="schema").name == "pg2"
+    hold(pg2, 1)  # pg2 10 % full
+    assert servers.server_choose(isolation="schema").name == "default"
+
+
 def test_migrations_of_placements_on_the_second_server_run_there_and_count_against_that_server(
     make_tenant, register_second_server, second_server
 ):

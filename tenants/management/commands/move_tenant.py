@@ -25,7 +25,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--server",
             default="",
-            help="Registered database server for the target (`server_list`); default: the one with most room.",
+            help="Registered database server for the target (`server_list`); default: the least full one.",
         )
         parser.add_argument(
             "--no-wait", action="store_true", help="Return once the saga is started; a Celery worker finishes it."
