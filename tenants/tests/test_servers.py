@@ -151,7 +151,7 @@ def test_a_draining_server_gets_no_new_placements(make_tenant, register_second_s
         tenant_move(tenant=second, to="dedicated", server="pg2", actor=ACTOR)
 
 
-def test_placement_goes_to_the_server_with_most_room_that_takes_the_level(register_second_server):
+def test_placement_goes_to_the_emptier_server_that_takes_the_level(register_second_server):
     pg2 = register_second_server(capacity=10, takes_shared=False)
     default = servers.server_default()
     Server.objects.filter(pk=default.pk).update(capacity=5)
@@ -274,8 +274,12 @@ def test_the_servers_screen_registers_a_server_for_an_admin(client_for, platform
 def test_the_servers_screen_says_why_a_bad_host_was_refused(client_for, platform_admin):
     response = client_for(platform_admin).post("/tenants/servers/add/", server_form())
     assert response.status_code == 400
-    assert "Could not connect to a PostgreSQL server at 127.0.0.1:1." in response.content.decode()
+    content = response.content.decode()
+    assert "Could not connect to a PostgreSQL server at 127.0.0.1:1." in content
     assert not Server.objects.filter(name="pg2").exists()
+    # the form comes back as typed; a level box sits beside its label (not stretched under it)
+    assert '<label class="checkbox"><input type="checkbox" name="takes_shared"' in content
+    assert 'value="pg2"' in content
 
 
 def test_an_admin_drains_a_server_from_the_screen(client_for, platform_admin, register_second_server):
