@@ -337,7 +337,7 @@ class EventStore:
         try:
             # Single rows only: a batch's statement is planned once per hundred rows anyway, and binding
             # its thousand parameters server-side costs more than the text protocol's one string.
-            rows = _execute_returning(connection, insert, params, prepare=len(sent) == 1)
+            rows = _fetch(connection, insert, params, own=len(sent) == 1 and _can_prepare(connection), prepare=True)
         except Exception as exc:  # map the trigger's SQLSTATEs to one clear sentence
             _raise_clear(exc)
             raise
@@ -406,9 +406,8 @@ class EventStore:
             "SELECT event_id, version, event_type, event_version, event_data, occurred_at FROM {} WHERE {} ORDER BY version"
         ).format(self.table, where)
         out = []
-        for event_id, version, event_type, event_version, data, occurred_at in _fetch_binary(
-            connection, statement, params
-        ):
+        rows = _fetch(connection, statement, params, own=_can_bypass(connection))
+        for event_id, version, event_type, event_version, data, occurred_at in rows:
             if isinstance(data, str):
                 data = json.loads(data)
             event_version, data = upcasting.upcast(event_type, event_version, data or {})
@@ -704,25 +703,8 @@ def _can_prepare(connection: Any) -> bool:
     return _can_bypass(connection) and connection.connection.prepare_threshold is not None
 
 
-def _fetch_binary(connection: Any, statement: sql.Composed, params: list[Any]) -> list[Any]:
-    """Run a SELECT with its rows in binary when allowed (see _can_bypass), else through Django's cursor.
-
-    Django loads text timestamps through a Python subclass of psycopg's loader, which bypasses psycopg's
-    C one: on a snapshot's fold (the events since the last snapshot, every Nth append) that was a tenth
-    of an append's client CPU. Binary rows take the C loaders; the session's time zone is Django's."""
-    if not _can_bypass(connection):
-        with connection.cursor() as cursor:
-            cursor.execute(statement, params)
-            return cursor.fetchall()
-    connection.validate_no_broken_transaction()
-    with connection.wrap_database_errors:
-        cursor = _own_cursor(connection.connection)
-        cursor.execute(statement, params, binary=True)
-        return cursor.fetchall()
-
-
-# One psycopg cursor per database connection for the statements above: a cursor's transformer keeps the
-# dumpers and loaders it looked up, which a new cursor per append looked up again (a tenth of an append).
+# One psycopg cursor per database connection for _fetch: a cursor's transformer keeps the dumpers and
+# loaders it looked up, which a new cursor per append looked up again (a tenth of an append).
 _OWN_CURSORS: weakref.WeakKeyDictionary[psycopg.Connection[Any], psycopg.Cursor[Any]] = weakref.WeakKeyDictionary()
 
 
@@ -733,20 +715,28 @@ def _own_cursor(raw: psycopg.Connection[Any]) -> psycopg.Cursor[Any]:
     return cursor
 
 
-def _execute_returning(connection: Any, statement: str, params: list[Any], *, prepare: bool) -> list[Any]:
-    """Run an INSERT ... RETURNING; prepared on the server when allowed (see _can_prepare).
+def _fetch(
+    connection: Any, statement: str | sql.Composed, params: list[Any], *, own: bool, prepare: bool = False
+) -> list[Any]:
+    """Run a statement and return its rows: through Django's cursor, or when `own` (see _can_bypass,
+    _can_prepare) on the connection's own psycopg cursor with binary rows, prepared on the server if
+    `prepare`.
 
     Django's cursors bind client-side and send every statement as text to be parsed and planned again;
     an append is a few statements' shapes repeated thousands of times, and planning one (the INSERT's
-    conflict arbiter is matched against each of the table's indexes) cost as much CPU as the trigger."""
-    if not (prepare and _can_prepare(connection)):
+    conflict arbiter is matched against each of the table's indexes) cost as much CPU as the trigger.
+    Django also loads text timestamps through a Python subclass of psycopg's loader, which bypasses
+    psycopg's C one: for the RETURNING and a snapshot's fold (the events since the last snapshot, every
+    Nth append) that was a tenth of an append's client CPU. Binary rows take the C loaders; the
+    session's time zone is Django's."""
+    if not own:
         with connection.cursor() as cursor:
             cursor.execute(statement, params)
             return cursor.fetchall()
     connection.validate_no_broken_transaction()
     with connection.wrap_database_errors:
         cursor = _own_cursor(connection.connection)
-        cursor.execute(statement, params, prepare=True, binary=True)  # binary rows: see _fetch_binary
+        cursor.execute(statement, params, prepare=True if prepare else None, binary=True)
         return cursor.fetchall()
 
 
