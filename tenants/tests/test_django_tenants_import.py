@@ -52,6 +52,16 @@ def owner_url(dbname: str) -> str:
     return f"postgres://{s['USER']}{password}@{s.get('HOST') or '127.0.0.1'}:{s.get('PORT') or 5432}/{dbname}"
 
 
+def fresh_owned_database(name: str) -> None:
+    """An empty database `name` owned by our owner role (dropped first if a run left one), without the
+    app grants `dbroles.ensure_database` adds: it stands for someone else's deployment."""
+    dbroles.drop_database(name)
+    with dbroles.admin_connect() as admin:
+        admin.execute(
+            sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(name), sql.Identifier(settings.DB_OWNER_ROLE))
+        )
+
+
 def build_django_tenants(url: str, tenants: list[dict[str, Any]]) -> None:
     dt_project.build(url, tenants, owner_role=settings.DB_OWNER_ROLE, owner_password=settings.DB_OWNER_PASSWORD)
 
@@ -79,13 +89,7 @@ def source_db(tenancy_templates, django_db_blocker) -> Iterator[str]:
     """A django-tenants deployment in its own database on this server: public + acme + beta_co."""
     name = f"{settings.DATABASES['owner']['NAME']}_dtsrc"
     with django_db_blocker.unblock():
-        dbroles.drop_database(name)
-        with dbroles.admin_connect() as admin:
-            admin.execute(
-                sql.SQL("CREATE DATABASE {} OWNER {}").format(
-                    sql.Identifier(name), sql.Identifier(settings.DB_OWNER_ROLE)
-                )
-            )
+        fresh_owned_database(name)
         build_django_tenants(owner_url(name), DEPLOYMENT)
     yield owner_url(name)
     with django_db_blocker.unblock():
@@ -409,13 +413,7 @@ def hand_made_db(tenancy_templates, django_db_blocker) -> Iterator[str]:
     that discovery cannot pair, and a table of another app in the tenant's schema."""
     name = f"{settings.DATABASES['owner']['NAME']}_dthand"
     with django_db_blocker.unblock():
-        dbroles.drop_database(name)
-        with dbroles.admin_connect() as admin:
-            admin.execute(
-                sql.SQL("CREATE DATABASE {} OWNER {}").format(
-                    sql.Identifier(name), sql.Identifier(settings.DB_OWNER_ROLE)
-                )
-            )
+        fresh_owned_database(name)
     url = owner_url(name)
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("CREATE SCHEMA saas")
