@@ -26,7 +26,6 @@ close; restart them after a repair (docs/accounts.md).
 from __future__ import annotations
 
 import logging
-import secrets
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -76,12 +75,7 @@ def _credentials_for(placement: Placement) -> dict[str, str]:
     stored = decrypt_json(placement.credentials_encrypted) if placement.credentials_encrypted else {}
     if (stored.get("owner_user"), stored.get("app_user")) == (owner_role, app_role):
         return stored
-    return {
-        "owner_user": owner_role,
-        "owner_password": secrets.token_urlsafe(24),
-        "app_user": app_role,
-        "app_password": secrets.token_urlsafe(24),
-    }
+    return placements.new_dedicated_credentials(placement.db_name)
 
 
 def _revoke_shared(name: str) -> None:

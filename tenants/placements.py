@@ -23,6 +23,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import logging
+import secrets
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -394,6 +395,17 @@ def dedicated_roles(db_name: str) -> tuple[str, str]:
     """The owner and app login roles of one dedicated database (names ≤ 63 bytes whatever the slug)."""
     digest = hashlib.sha256(db_name.encode()).hexdigest()[:16]
     return f"tdb_{digest}_owner", f"tdb_{digest}_app"
+
+
+def new_dedicated_credentials(db_name: str) -> dict[str, str]:
+    """The logins of a new dedicated database: its own owner and app roles with fresh passwords."""
+    owner_role, app_role = dedicated_roles(db_name)
+    return {
+        "owner_user": owner_role,
+        "owner_password": secrets.token_urlsafe(24),
+        "app_user": app_role,
+        "app_password": secrets.token_urlsafe(24),
+    }
 
 
 def role_comment(db_name: str) -> str:

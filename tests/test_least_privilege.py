@@ -124,14 +124,13 @@ def _legacy_dedicated_tenant(make_tenant, monkeypatch):
     from the template by the shared owner with the shared grants, the placement holding the shared
     credentials."""
     from tenants import placements
-    from tenants.provisioning import steps
 
     def old_create(name: str, *, credentials: dict[str, str], at: object = None) -> None:
         if not placements.database_exists(name):
             placements.create_database_from_template(name)
 
     with monkeypatch.context() as patch:
-        patch.setattr(steps, "_new_credentials", lambda db_name: placements.local_credentials())
+        patch.setattr(placements, "new_dedicated_credentials", lambda db_name: placements.local_credentials())
         patch.setattr(placements, "create_dedicated_database", old_create)
         return make_tenant("dedicated")
 

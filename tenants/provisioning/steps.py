@@ -15,7 +15,6 @@ the pool, template and server helpers; split, an action and its undo would drift
 from __future__ import annotations
 
 import logging
-import secrets
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -248,16 +247,6 @@ def _dedicated_alias(slug: str) -> str:
     return "tdb_" + slug.replace("-", "_")
 
 
-def _new_credentials(db_name: str) -> dict[str, str]:
-    owner_role, app_role = placements.dedicated_roles(db_name)
-    return {
-        "owner_user": owner_role,
-        "owner_password": secrets.token_urlsafe(24),
-        "app_user": app_role,
-        "app_password": secrets.token_urlsafe(24),
-    }
-
-
 def create_database(tenant_id: TenantId) -> None:
     """The placement row (with the new database's own roles, passwords encrypted) first, then the
     roles, database and grants — each statement idempotent, all of them run on every attempt."""
@@ -290,7 +279,7 @@ def dedicated_fields(server: Any, db_name: str) -> dict[str, Any]:
         "kind": Placement.Kind.DATABASE, "db_name": db_name, "capacity": 1, "server": server,
         "db_host": at.host if at else settings.TENANCY_DEDICATED_HOST,
         "db_port": at.port if at else settings.TENANCY_DEDICATED_PORT,
-        "credentials_encrypted": encrypt_json(_new_credentials(db_name)),
+        "credentials_encrypted": encrypt_json(placements.new_dedicated_credentials(db_name)),
     }  # fmt: skip
 
 
