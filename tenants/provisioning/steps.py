@@ -200,16 +200,21 @@ def _schema_placement(schema: str) -> Placement | None:
     )
 
 
+def _server_for(isolation: str) -> Any:
+    """The server a new placement goes to (servers.server_choose); no room anywhere is the saga's one sentence."""
+    try:
+        return servers.server_choose(isolation=isolation)
+    except servers.NoServerRoom as exc:
+        raise ProvisioningError(str(exc)) from None
+
+
 def create_schema(tenant_id: TenantId) -> None:
     """The placement row on the chosen server first (a retry finds it, and its server), then the DDL."""
     tenant = _tenant(tenant_id)
     schema = schema_name_for_slug(tenant.slug)
     placement = _schema_placement(schema)
     if placement is None:
-        try:
-            server = servers.server_choose(isolation=Tenant.Isolation.SCHEMA)
-        except servers.NoServerRoom as exc:
-            raise ProvisioningError(str(exc)) from None
+        server = _server_for(Tenant.Isolation.SCHEMA)
         placement, _ = Placement.objects.get_or_create(
             schema_name=schema, database_alias=servers.server_alias(server),
             defaults={"kind": Placement.Kind.SCHEMA, "capacity": 1, **servers.location_fields(server)},
@@ -255,10 +260,7 @@ def create_database(tenant_id: TenantId) -> None:
     alias = _dedicated_alias(tenant.slug)
     placement = Placement.objects.select_related("server").filter(database_alias=alias, schema_name="public").first()
     if placement is None:
-        try:
-            server = servers.server_choose(isolation=Tenant.Isolation.DEDICATED)
-        except servers.NoServerRoom as exc:
-            raise ProvisioningError(str(exc)) from None
+        server = _server_for(Tenant.Isolation.DEDICATED)
         placement, _ = Placement.objects.get_or_create(
             database_alias=alias, schema_name="public", defaults=dedicated_fields(server, db_name)
         )
