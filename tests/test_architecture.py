@@ -4,6 +4,7 @@ reason, long modules say why they are long. See docs/architecture.md for the map
 from __future__ import annotations
 
 import ast
+import tomllib
 from pathlib import Path
 
 from django.conf import settings
@@ -108,3 +109,13 @@ def test_a_module_over_400_lines_says_why_in_its_docstring():
 def test_the_layer_order_itself_is_what_the_map_documents():
     documented = (BASE_DIR / "docs" / "architecture.md").read_text()
     assert " → ".join(reversed(_our_apps())) in documented
+
+
+def test_make_test_collects_every_apps_tests():
+    """`make test` runs pytest without paths, so it collects `testpaths` only: an app left out of it has
+    tests that never run (privacy, usage and webhooks were)."""
+    testpaths = tomllib.loads((BASE_DIR / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]["testpaths"]
+    with_tests = {str(d.parent.relative_to(BASE_DIR)) for d in BASE_DIR.glob("*/tests") if (d / "__init__.py").exists()}
+    with_tests |= {str(d.relative_to(BASE_DIR)) for d in [BASE_DIR / "tests"] if d.is_dir()}
+    missed = sorted(d for d in with_tests if not any(d == p or d.startswith(p + "/") for p in testpaths))
+    assert not missed, f"Add these to testpaths in pyproject.toml, or their tests never run: {missed}"
