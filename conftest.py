@@ -119,6 +119,53 @@ def _forget_dropped_databases() -> None:
             unregister_alias(alias)
 
 
+def _sturdy_transactional_teardown() -> None:
+    """Two changes to Django's TransactionTestCase teardown, which flushes (TRUNCATEs) every table.
+
+    - A worker and beat that outlive one test (the module-scoped Celery harnesses) may be writing
+      when the flush runs; PostgreSQL can then abort the TRUNCATE as a deadlock. That is the harness
+      sharing the database, not the test failing: the flush is tried again.
+    - Django takes its per-test database guards off (the wrappers that refuse aliases a test did not
+      ask for, the patched ensure_connection) in class cleanups that never run when the teardown
+      raises. One failed teardown then made every later test that used those aliases fail too
+      ("Database queries to 'data' are not allowed"), burying the cause: the cleanups now run anyway.
+    """
+    import time
+
+    from django.core.management.base import CommandError
+    from django.test import TransactionTestCase
+    from psycopg import errors
+
+    # Private methods (django-stubs does not list them): read and replaced by name.
+    flush = getattr(TransactionTestCase, "_fixture_teardown")  # noqa: B009
+    teardown = getattr(TransactionTestCase, "_post_teardown")  # noqa: B009
+
+    def _fixture_teardown(self) -> None:
+        for attempt in range(4):
+            try:
+                return flush(self)
+            except CommandError as exc:
+                cause: BaseException | None = exc
+                while cause is not None and not isinstance(cause, errors.DeadlockDetected):
+                    cause = cause.__cause__
+                if cause is None or attempt == 3:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
+
+    def _post_teardown(self) -> None:
+        try:
+            teardown(self)
+        except BaseException:
+            type(self).doClassCleanups()
+            raise
+
+    setattr(TransactionTestCase, "_fixture_teardown", _fixture_teardown)  # noqa: B010
+    setattr(TransactionTestCase, "_post_teardown", _post_teardown)  # noqa: B010
+
+
+_sturdy_transactional_teardown()
+
+
 def _is_transactional(request) -> bool:
     marker = request.node.get_closest_marker("django_db")
     return "transactional_db" in request.fixturenames or bool(marker and marker.kwargs.get("transaction"))
