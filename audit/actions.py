@@ -48,6 +48,7 @@ class AuditAction(models.TextChoices):
     SERVER_REGISTER = "server.register", "Database server registered"
     SERVER_DRAIN = "server.drain", "Database server draining"
     SERVER_ACTIVATE = "server.activate", "Database server re-activated"
+    SERVER_CHANGE = "server.change", "Database server capacity or levels changed"
     TENANT_IMPORT = "tenant.import", "Tenant imported from django-tenants"
     DOMAIN_ADD = "domain.add", "Custom domain added"
     DOMAIN_VERIFY = "domain.verify", "Custom domain verified"

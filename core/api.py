@@ -20,6 +20,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from ninja import NinjaAPI
+from ninja.errors import HttpError
 from ninja.errors import ValidationError as NinjaValidationError
 
 from core.errors import ApplicationError, Forbidden, ScopeExceeded
@@ -61,6 +62,14 @@ def install_error_handlers(api: NinjaAPI) -> None:
     def request_invalid(request: HttpRequest, exc: NinjaValidationError) -> HttpResponse:
         # Query, path or body that the schema refuses (wrong type, out of range, an array for an object).
         return api.create_response(request, {"detail": request_error_sentence(list(exc.errors))}, status=400)
+
+    @api.exception_handler(HttpError)
+    def http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+        # ninja's own: a body that is not JSON ("Cannot parse request body"), a failed CSRF check.
+        message = str(exc)
+        if message.startswith("Cannot parse request body"):
+            message = "The request body is not valid JSON."
+        return api.create_response(request, {"detail": message.rstrip(".") + "."}, status=exc.status_code)
 
     @api.exception_handler(ApplicationError)
     def application_error(request: HttpRequest, exc: ApplicationError) -> HttpResponse:

@@ -9,6 +9,7 @@ from django.contrib.auth import password_validation
 from django.core.exceptions import ValidationError
 
 from tenants.models import Tenant
+from tenants.servers import CAPACITY_MAX
 from tenants.validation import validate_slug
 
 
@@ -75,10 +76,21 @@ class ServerForm(forms.Form):
     admin_password = forms.CharField(
         max_length=200, required=False, strip=False, widget=forms.PasswordInput(render_value=False)
     )
-    capacity = forms.IntegerField(min_value=1, initial=1000, help_text="Placements (pools, schemas, databases).")
+    capacity = forms.IntegerField(
+        min_value=1, max_value=CAPACITY_MAX, initial=1000, help_text="Placements (pools, schemas, databases)."
+    )
     takes_shared = forms.BooleanField(required=False, initial=True, label="Takes shared pools")
     takes_schema = forms.BooleanField(required=False, initial=True, label="Takes own schemas")
     takes_dedicated = forms.BooleanField(required=False, initial=True, label="Takes dedicated databases")
+
+
+class ServerChangeForm(forms.Form):
+    """A registered server's capacity and levels (tenants.servers.server_change)."""
+
+    capacity = forms.IntegerField(min_value=1, max_value=CAPACITY_MAX, help_text="Placements it may hold.")
+    takes_shared = forms.BooleanField(required=False, label="Shared pools")
+    takes_schema = forms.BooleanField(required=False, label="Own schemas")
+    takes_dedicated = forms.BooleanField(required=False, label="Dedicated databases")
 
 
 class RenameForm(forms.Form):

@@ -1,7 +1,8 @@
 """JSON API for the database servers, mounted under /api/servers/ by saas_admin/api.py.
 
 Viewers list servers with their last health reading; Admins register (the server is connected to
-first; a bad host or login is a 400 with one sentence and nothing saved) and drain or re-activate.
+first; a bad host or login is a 400 with one sentence and nothing saved), drain or re-activate, and
+change a server's capacity and levels.
 No `from __future__ import annotations`: ninja reads the annotations at runtime.
 """
 
@@ -14,6 +15,7 @@ from core.errors import NotFound
 from core.permissions import Role
 from tenants import servers
 from tenants.models import Server
+from tenants.servers import CAPACITY_MAX
 
 router = Router(tags=["servers"])
 
@@ -47,10 +49,19 @@ class ServerIn(Schema):
     port: int = Field(5432, ge=1, le=65535)
     admin_user: str = Field("postgres", max_length=63)
     admin_password: str = Field("", max_length=200)
-    capacity: int = Field(1000, ge=1)
+    capacity: int = Field(1000, ge=1, le=CAPACITY_MAX)
     takes_shared: bool = True
     takes_schema: bool = True
     takes_dedicated: bool = True
+
+
+class ServerChangeIn(Schema):
+    """Fields left out keep their current value."""
+
+    capacity: int | None = Field(None, ge=1, le=CAPACITY_MAX)
+    takes_shared: bool | None = None
+    takes_schema: bool | None = None
+    takes_dedicated: bool | None = None
 
 
 class StateIn(Schema):
@@ -92,3 +103,14 @@ def set_server_state(request, server_id: int, payload: StateIn):
     server = servers.server_set_state(server=_get(server_id), state=payload.state, actor=request.user,
                                       request=request)  # fmt: skip
     return _out(_get(server.pk))
+
+
+@router.patch("/{server_id}", response=ServerOut, summary="Change a server's capacity or levels (Admin)")
+def change_server(request, server_id: int, payload: ServerChangeIn):
+    """Placements already on the server stay; a capacity under what it holds means no new placements."""
+    require_api_role(request, Role.ADMIN)
+    server = _get(server_id)
+    given = payload.dict(exclude_none=True)
+    current = {"capacity": server.capacity, **{flag: getattr(server, flag) for flag in servers.LEVEL_FLAGS.values()}}
+    servers.server_change(server=server, **{**current, **given}, actor=request.user, request=request)
+    return _out(_get(server_id))

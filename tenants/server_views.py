@@ -1,7 +1,9 @@
-"""Operator screen for the database servers (tenants.servers): list with health, register, drain.
+"""Operator screen for the database servers (tenants.servers): list with health, register, drain,
+change capacity and levels.
 
 Viewers read; Admins register a server (the form connects to it first: a bad host, port or login is
-one sentence on the form and nothing is saved) and drain or re-activate one. Nothing here probes a
+one sentence on the form and nothing is saved), drain or re-activate one, and change a server's
+capacity and levels (a bad value is one sentence on the page, nothing saved). Nothing here probes a
 server: the list shows what the last health job wrote.
 """
 
@@ -16,13 +18,26 @@ from core.errors import ApplicationError
 from core.http import OperatorRequest
 from core.permissions import Role, has_role, role_required
 from tenants import servers
-from tenants.forms import ServerForm
+from tenants.forms import ServerChangeForm, ServerForm
 from tenants.models import Server
 
 
-def _page(request: OperatorRequest, form: ServerForm, status: int = 200) -> HttpResponse:
-    context = {"servers": servers.server_list(), "form": form, "can_admin": has_role(request.user, Role.ADMIN)}
+def _page(
+    request: OperatorRequest, form: ServerForm, status: int = 200, change: tuple[int, ServerChangeForm] | None = None
+) -> HttpResponse:
+    """The screen; `change` is a server's change form that was refused (it opens, with its sentence)."""
+    rows = servers.server_list()
+    for server in rows:
+        refused = change if change and change[0] == server.pk else None
+        setattr(server, "change_open", refused is not None)  # noqa: B010
+        setattr(server, "change_form", refused[1] if refused else _change_form(server))  # noqa: B010
+    context = {"servers": rows, "form": form, "can_admin": has_role(request.user, Role.ADMIN)}
     return render(request, "tenants/servers.html", context, status=status)
+
+
+def _change_form(server: Server) -> ServerChangeForm:
+    current = {flag: getattr(server, flag) for flag in servers.LEVEL_FLAGS.values()}
+    return ServerChangeForm(initial={"capacity": server.capacity, **current}, prefix=f"s{server.pk}")
 
 
 @role_required(Role.VIEWER)
@@ -59,4 +74,26 @@ def server_state(request: OperatorRequest, server_id: int) -> HttpResponse:
         messages.error(request, str(exc))
     else:
         messages.success(request, f"Server {server.name} is {server.get_state_display().lower()}.")
+    return redirect("tenants:servers")
+
+
+@require_POST
+@role_required(Role.ADMIN)
+def server_change(request: OperatorRequest, server_id: int) -> HttpResponse:
+    server = Server.objects.filter(pk=server_id).first()
+    if server is None:
+        raise Http404("No such server.")
+    form = ServerChangeForm(request.POST, prefix=f"s{server.pk}")
+    if form.is_valid():
+        try:
+            server = servers.server_change(server=server, **form.cleaned_data, actor=request.user, request=request)
+        except ApplicationError as exc:
+            form.add_error(None, str(exc))
+    if form.errors:
+        return _page(request, ServerForm(), status=400, change=(server.pk, form))
+    held = next((getattr(s, "placements_count", 0) for s in servers.server_list() if s.pk == server.pk), 0)
+    note = f" It holds {held:,}, so it takes no new placements until some leave." if held >= server.capacity else ""
+    placements = "placement" if server.capacity == 1 else "placements"
+    levels = ", ".join(server.levels)
+    messages.success(request, f"Server {server.name} may hold {server.capacity:,} {placements} of {levels}.{note}")
     return redirect("tenants:servers")

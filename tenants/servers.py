@@ -48,6 +48,7 @@ SCHEDULE = SystemActor("server health schedule")
 REGISTRATION = SystemActor("server registration")
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
 LEVEL_FLAGS = {"shared": "takes_shared", "schema": "takes_schema", "dedicated": "takes_dedicated"}
+CAPACITY_MAX = 10_000_000  # placements; the column is a 32-bit integer, and no server holds more
 
 
 class NoServerRoom(ApplicationError):
@@ -244,10 +245,7 @@ def server_register(
         raise InvalidInput("Give the server's host and a port between 1 and 65535.")
     if len(host) > 253 or not _HOST.match(host):
         raise InvalidInput("The host must be a host name or an IP address (letters, digits, '.', '-', ':').")
-    if capacity < 1:
-        raise InvalidInput("A server's capacity is at least one placement.")
-    if not (takes_shared or takes_schema or takes_dedicated):
-        raise InvalidInput("A server must take at least one isolation level.")
+    _check_capacity_and_levels(capacity, takes_shared, takes_schema, takes_dedicated)
     if Server.objects.filter(name=name).exists():
         raise InvalidInput(f"A server named {name} is already registered.")
     if any(s.host == host and s.port == port for s in server_list()) or _is_control_server(host, port):
@@ -281,6 +279,13 @@ def server_register(
     return server
 
 
+def _check_capacity_and_levels(capacity: int, *levels: bool) -> None:
+    if not 1 <= capacity <= CAPACITY_MAX:
+        raise InvalidInput(f"A server's capacity is between 1 and {CAPACITY_MAX:,} placements.")
+    if not any(levels):
+        raise InvalidInput("A server must take at least one isolation level.")
+
+
 def _is_control_server(host: str, port: str) -> bool:
     owner = connections.settings["owner"]
     same_host = host in {owner.get("HOST") or "localhost", "localhost", "127.0.0.1"} and (
@@ -305,6 +310,40 @@ def server_set_state(*, server: Server, state: str, actor: Actor, request: HttpR
         )  # fmt: skip
     server.refresh_from_db()
     return server
+
+
+def server_change(
+    *, server: Server, capacity: int, takes_shared: bool, takes_schema: bool, takes_dedicated: bool,
+    actor: Actor, request: HttpRequest | None = None,
+) -> Server:  # fmt: skip
+    """Change how many placements a server may hold and which levels it takes, audited with the old
+    and new values. Placements already there stay and serve; a capacity under the placements it holds
+    only means it takes no new ones (like draining). Raises InvalidInput (one sentence, nothing saved)
+    or Conflict when nothing would change."""
+    _check_capacity_and_levels(capacity, takes_shared, takes_schema, takes_dedicated)
+    new = {"capacity": capacity, "takes_shared": takes_shared, "takes_schema": takes_schema,
+           "takes_dedicated": takes_dedicated}  # fmt: skip
+    with transaction.atomic():
+        current = Server.objects.select_for_update().filter(pk=server.pk).first()
+        if current is None:
+            raise InvalidInput("There is no such database server.")
+        old = {field: getattr(current, field) for field in new}
+        if old == new:
+            raise Conflict(f"The server {current.name} already has this capacity and these levels.")
+        Server.objects.filter(pk=current.pk).update(**new)
+        current.refresh_from_db()
+        audit_record(
+            actor=actor, action=AuditAction.SERVER_CHANGE, target_type="server", target_id=current.pk,
+            request=request, summary=f"Changed database server {current.name}: capacity {capacity:,}, "
+            f"takes {', '.join(current.levels)}",
+            details={"name": current.name, "before": {"capacity": old["capacity"], "levels": _levels(old)},
+                     "after": {"capacity": capacity, "levels": current.levels}},
+        )  # fmt: skip
+    return current
+
+
+def _levels(flags: dict[str, Any]) -> list[str]:
+    return [level for level, flag in LEVEL_FLAGS.items() if flags[flag]]
 
 
 # --- health ----------------------------------------------------------------------------------

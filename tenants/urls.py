@@ -10,6 +10,7 @@ urlpatterns = [
     path("servers/", server_views.server_list, name="servers"),
     path("servers/add/", server_views.server_add, name="server_add"),
     path("servers/<int:server_id>/state/", server_views.server_state, name="server_state"),
+    path("servers/<int:server_id>/change/", server_views.server_change, name="server_change"),
     path("<uuid:tenant_id>/", views.tenant_detail, name="detail"),
     path("<uuid:tenant_id>/suspend/", views.tenant_suspend, name="suspend"),
     path("<uuid:tenant_id>/resume/", views.tenant_resume, name="resume"),

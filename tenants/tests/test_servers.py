@@ -15,7 +15,7 @@ from psycopg import sql
 
 from audit.models import AuditEntry
 from core.actors import SystemActor
-from core.errors import InvalidInput
+from core.errors import ApplicationError, InvalidInput
 from tenants import migration_state, placements, servers
 from tenants.context import tenant_context
 from tenants.databases import unregister_alias
@@ -161,21 +161,23 @@ def test_placement_goes_to_the_emptier_server_that_takes_the_level(register_seco
     assert servers.server_choose(isolation="dedicated").name == "default"
 
 
+def hold(server: Server, n: int) -> None:
+    """`n` placement rows on `server` (rows only: the placement rule counts rows)."""
+    from tenants.models import Placement
+
+    for i in range(n):
+        Placement.objects.create(
+            kind=Placement.Kind.SCHEMA, schema_name=f"t_held_{server.name}_{i}", **servers.location_fields(server)
+        )
+
+
 def test_servers_fill_in_proportion_to_their_capacities(register_second_server):
     """A small server registered next to a big default one is used: by free room alone it got nothing
     until the default server was almost full."""
-    from tenants.models import Placement
-
     pg2 = register_second_server(capacity=10)
     default = servers.server_default()
     Server.objects.filter(pk=default.pk).update(capacity=100)
     assert servers._placement_counts().get(default.pk, 0) < 5  # a fresh database: the shares below hold
-
-    def hold(server: Server, n: int) -> None:  # placement rows only: the rule counts rows
-        for i in range(n):
-            Placement.objects.create(
-                kind=Placement.Kind.SCHEMA, schema_name=f"t_held_{server.name}_{i}", **servers.location_fields(server)
-            )
 
     hold(default, 2)  # default 2-6 % full, 94 or more free; pg2 empty, 10 free
     assert servers.server_choose(isolation="schema").name == "pg2"
@@ -333,6 +335,116 @@ def test_the_api_lists_servers_and_lets_only_an_admin_register_and_drain(
                           content_type="application/json").status_code == 403  # fmt: skip
     drained = as_admin.post(f"/api/servers/{pg2['id']}/state", {"state": "draining"}, content_type="application/json")
     assert drained.json()["state"] == "draining"
+
+
+def change(server: Server, **kw: Any) -> Server:
+    current = {"capacity": server.capacity, "takes_shared": server.takes_shared, "takes_schema": server.takes_schema,
+               "takes_dedicated": server.takes_dedicated}  # fmt: skip
+    return servers.server_change(server=server, **{**current, **kw}, actor=ACTOR)
+
+
+def test_changing_capacity_and_levels_steers_new_placements_and_is_audited(register_second_server):
+    pg2 = register_second_server(capacity=10)
+    default = servers.server_default()
+    hold(default, 2)
+    change(default, capacity=servers._placement_counts()[default.pk])  # full: takes no new placements
+    assert servers.server_choose(isolation="schema").name == "pg2"
+    change(pg2, takes_schema=False)
+    with pytest.raises(servers.NoServerRoom):
+        servers.server_choose(isolation="schema")
+    change(default, capacity=100_000)
+    assert servers.server_choose(isolation="schema").name == "default"  # the only one taking schemas
+    assert servers.server_choose(isolation="shared").name == "pg2"  # emptier, and it still takes pools
+
+    entry = AuditEntry.objects.filter(action="server.change", target_id=str(pg2.pk)).get()
+    assert entry.details["before"] == {"capacity": 10, "levels": ["shared", "schema", "dedicated"]}
+    assert entry.details["after"] == {"capacity": 10, "levels": ["shared", "dedicated"]}
+
+
+@pytest.mark.parametrize(
+    ("kw", "sentence"),
+    [
+        ({"capacity": 0}, "capacity is between 1 and 10,000,000"),
+        ({"capacity": 10**12}, "capacity is between 1 and 10,000,000"),
+        ({"takes_shared": False, "takes_schema": False, "takes_dedicated": False}, "at least one isolation level"),
+        ({}, "already has this capacity and these levels"),
+    ],
+)
+def test_a_bad_or_empty_change_is_one_sentence_and_changes_nothing(kw, sentence):
+    default = servers.server_default()
+    before = Server.objects.values().get(pk=default.pk)
+    with pytest.raises(ApplicationError, match=sentence):
+        change(default, **kw)
+    assert Server.objects.values().get(pk=default.pk) == before
+    assert not AuditEntry.objects.filter(action="server.change").exists()
+
+
+def test_an_admin_changes_a_server_on_the_screen_and_a_bad_value_is_one_sentence(client_for, platform_admin):
+    default = servers.server_default()
+    client = client_for(platform_admin)
+    page = client.get("/tenants/servers/").content.decode()
+    assert f'name="s{default.pk}-capacity"' in page and ">Change</summary>" in page
+
+    bad = client.post(f"/tenants/servers/{default.pk}/change/", {f"s{default.pk}-capacity": "-5"})
+    assert bad.status_code == 400
+    content = bad.content.decode()
+    assert "Ensure this value is greater than or equal to 1." in content
+    assert '<details class="inline-details" open>' in content  # the refused form is open, as typed
+    assert Server.objects.get(pk=default.pk).capacity == default.capacity
+
+    none = client.post(f"/tenants/servers/{default.pk}/change/", {f"s{default.pk}-capacity": "50"})
+    assert none.status_code == 400 and "must take at least one isolation level" in none.content.decode()
+
+    good = client.post(
+        f"/tenants/servers/{default.pk}/change/",
+        {f"s{default.pk}-capacity": "1", f"s{default.pk}-takes_schema": "on"},
+        follow=True,
+    )
+    assert good.status_code == 200
+    changed = Server.objects.get(pk=default.pk)
+    assert (changed.capacity, changed.levels) == (1, ["schema"])
+    assert "Server default may hold 1 placement of schema." in good.content.decode()
+
+
+def test_viewers_and_operators_cannot_change_a_server(client_for, viewer, operator, api_client_for):
+    default = servers.server_default()
+    for persona in (viewer, operator):
+        response = client_for(persona).post(f"/tenants/servers/{default.pk}/change/", {f"s{default.pk}-capacity": "1"})
+        assert response.status_code == 403
+        api = api_client_for(persona).patch(
+            f"/api/servers/{default.pk}", {"capacity": 1}, content_type="application/json"
+        )
+        assert api.status_code == 403
+    assert Server.objects.get(pk=default.pk).capacity == default.capacity
+    assert not AuditEntry.objects.filter(action="server.change").exists()
+
+
+def test_the_api_changes_only_the_fields_given_and_answers_hostile_input_with_one_sentence(
+    api_client_for, platform_admin
+):
+    default = servers.server_default()
+    api = api_client_for(platform_admin)
+    changed = api.patch(f"/api/servers/{default.pk}", {"capacity": 7}, content_type="application/json")
+    assert changed.status_code == 200, changed.content
+    assert changed.json()["capacity"] == 7 and changed.json()["levels"] == ["shared", "schema", "dedicated"]
+    for body in ({"capacity": -1}, {"capacity": 10**30}, {"capacity": "many"}, {"takes_shared": "\x00"},
+                 {"capacity": [1]}, "not json"):  # fmt: skip
+        response = api.patch(f"/api/servers/{default.pk}", body, content_type="application/json")
+        assert response.status_code == 400, (body, response.content)
+        assert response.json()["detail"].endswith(".")
+    assert api.patch("/api/servers/999999", {"capacity": 3}, content_type="application/json").status_code == 404
+    assert Server.objects.get(pk=default.pk).capacity == 7
+
+
+def test_registering_a_server_with_an_impossible_capacity_is_one_sentence_and_saves_nothing(
+    api_client_for, platform_admin, second_server
+):
+    body = {"name": "pg2", "host": "127.0.0.1", "port": second_server.port, "capacity": 10**12}
+    response = api_client_for(platform_admin).post("/api/servers/", body, content_type="application/json")
+    assert response.status_code == 400 and response.json()["detail"].endswith(".")
+    with pytest.raises(InvalidInput, match="between 1 and 10,000,000"):
+        servers.server_register(name="pg2", host="127.0.0.1", port=str(second_server.port), capacity=10**12)
+    assert not Server.objects.filter(name="pg2").exists()
 
 
 def test_workspaces_on_the_second_server_serve_their_own_members_over_http(make_tenant, register_second_server):
