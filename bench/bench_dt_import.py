@@ -80,6 +80,7 @@ def _pg_dump_seconds(url: str, schema: str, bench: str, rows: int) -> float:
     from psycopg import sql
 
     from core import dbroles
+    from saas_admin.embedded_pg import client_program
 
     owner = settings.DB_OWNER_ROLE
 
@@ -90,10 +91,13 @@ def _pg_dump_seconds(url: str, schema: str, bench: str, rows: int) -> float:
     target = url.rsplit("/", 1)[0] + f"/{scratch}"
     started = time.perf_counter()
     dump = subprocess.Popen(
-        ["pg_dump", "-n", schema, "--no-owner", "--no-privileges", "-d", url], stdout=subprocess.PIPE
+        [client_program("pg_dump"), "-n", schema, "--no-owner", "--no-privileges", "-d", url], stdout=subprocess.PIPE
     )
     subprocess.run(
-        ["psql", "-q", "-o", "/dev/null", "-d", target], stdin=dump.stdout, check=False, stderr=subprocess.DEVNULL
+        [client_program("psql"), "-q", "-o", "/dev/null", "-d", target],
+        stdin=dump.stdout,
+        check=False,
+        stderr=subprocess.DEVNULL,
     )
     dump.wait()
     seconds = time.perf_counter() - started

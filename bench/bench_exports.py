@@ -91,6 +91,7 @@ def main() -> None:
     from core.actors import SystemActor
     from jobs.models import Job
     from jobs.services import jobs_work_inline
+    from saas_admin.embedded_pg import client_program
     from tenants.exports.jobs import export_path
     from tenants.exports.services import tenant_export, tenant_restore_new
 
@@ -111,14 +112,14 @@ def main() -> None:
 
                 dump = os.path.join(workdir, f"xb{n}.dump")
                 db = connections.settings["owner"]["NAME"]
-                dump_s = _pg(["pg_dump", "-Fc", "-n", tenant.placement.schema_name, "--no-owner", "--no-privileges",
+                dump_s = _pg([client_program("pg_dump"), "-Fc", "-n", tenant.placement.schema_name, "--no-owner", "--no-privileges",
                               "-f", dump, db])  # fmt: skip
                 scratch = f"{bench}_restore"
                 dbroles.drop_database(scratch)
                 with dbroles.admin_connect() as admin:
                     admin.autocommit = True
                     admin.execute(f'CREATE DATABASE "{scratch}"')
-                pg_restore_s = _pg(["pg_restore", "--no-owner", "--no-privileges", "-d", scratch, dump])
+                pg_restore_s = _pg([client_program("pg_restore"), "--no-owner", "--no-privileges", "-d", scratch, dump])
                 dbroles.drop_database(scratch)
 
                 started = time.perf_counter()

@@ -95,6 +95,7 @@ def _pg_dump_seconds(tenant, bench: str) -> float | None:
     from django.db import connections
 
     from core import dbroles
+    from saas_admin.embedded_pg import client_program
 
     if tenant.placement.kind != "schema":
         return None
@@ -111,11 +112,11 @@ def _pg_dump_seconds(tenant, bench: str) -> float | None:
     started = time.perf_counter()
     # As the bootstrap superuser: pg_dump refuses tables whose FORCE'd RLS would filter its COPY.
     dump = subprocess.Popen(
-        ["pg_dump", *host, *port, *admin_user, "-n", tenant.placement.schema_name, "--no-owner", "--no-privileges",
+        [client_program("pg_dump"), *host, *port, *admin_user, "-n", tenant.placement.schema_name, "--no-owner", "--no-privileges",
          info["dbname"]], stdout=subprocess.PIPE, env=env,
     )  # fmt: skip
     subprocess.run(
-        ["psql", *host, *port, *admin_user, "-q", "-o", "/dev/null", "-d", scratch],
+        [client_program("psql"), *host, *port, *admin_user, "-q", "-o", "/dev/null", "-d", scratch],
         stdin=dump.stdout, check=False, env=env, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     dump.wait()

@@ -42,6 +42,7 @@ from events.store import NewEvent  # noqa: E402
 from jobs.services import jobs_work_inline  # noqa: E402
 from privacy import services  # noqa: E402
 from privacy.models import RequestKind, RequestStatus  # noqa: E402
+from saas_admin.embedded_pg import client_program  # noqa: E402
 from sagas.models import SagaState  # noqa: E402
 from sagas.services import saga_run_inline  # noqa: E402
 from tenants import placements  # noqa: E402
@@ -117,7 +118,7 @@ def pg_dump_seconds(tenant: Tenant) -> float:
     placement = tenant.placement
     assert placement is not None
     dbname = placement.db_name if placement.is_dedicated else settings.DATABASES["owner"]["NAME"]
-    command = ["pg_dump", "-d", dbname, "-U", cfg.get("USER") or "postgres", "-f", os.devnull]
+    command = [client_program("pg_dump"), "-d", dbname, "-U", cfg.get("USER") or "postgres", "-f", os.devnull]
     if cfg.get("HOST"):
         command += ["-h", cfg["HOST"]]
     if cfg.get("PORT"):

@@ -42,6 +42,17 @@ def _bin(name: str) -> str:
     return str(POSTGRES_BIN_PATH / name)
 
 
+def client_program(name: str) -> str:
+    """A PostgreSQL client program (pg_dump, pg_restore, psql) that talks to both servers: the wheel's,
+    which is PostgreSQL 18 and reads any older server, else the system's. The system's pg_dump refuses
+    a newer server ("server version mismatch"), so tests and benches that shell out use this."""
+    try:
+        path = Path(_bin(name))
+    except ImportError:
+        return name
+    return str(path) if path.exists() else name
+
+
 def _run_as(pgdata: Path = PGDATA, socket_dir: Path = SOCKET_DIR) -> dict[str, Any]:
     """subprocess kwargs so the server never runs as root."""
     if os.geteuid() != 0:

@@ -15,6 +15,7 @@ from django.conf import settings
 from core.actors import SystemActor
 from privacy import services
 from privacy.models import RequestKind
+from saas_admin.embedded_pg import client_program
 from sagas.models import SagaState
 from sagas.services import saga_run_inline
 from tenants.context import tenant_context
@@ -28,7 +29,15 @@ pytestmark = pytest.mark.django_db(databases="__all__", transaction=True)
 
 def pg_dump(dbname: str, schema: str | None = None) -> str:
     cfg = settings.DATABASE_BOOTSTRAP
-    command = ["pg_dump", "--no-owner", "--data-only", "-d", dbname, "-U", cfg.get("USER") or "postgres"]
+    command = [
+        client_program("pg_dump"),
+        "--no-owner",
+        "--data-only",
+        "-d",
+        dbname,
+        "-U",
+        cfg.get("USER") or "postgres",
+    ]
     if cfg.get("HOST"):
         command += ["-h", cfg["HOST"]]
     if cfg.get("PORT"):
