@@ -1,4 +1,5 @@
-"""Checks about tenant isolation and protecting data: RLS everywhere, runtime roles, encryption, TLS.
+"""Checks about tenant isolation and protecting data: RLS everywhere, runtime roles, no data outside
+the placements, encryption, TLS.
 
 They read PostgreSQL's catalogs directly, one query per database for every placement in it (all
 pool and schema placements share the control-plane database; each dedicated database is one
@@ -168,6 +169,68 @@ def runtime_roles() -> Outcome:
         "{n} runtime role problems: "
         + "; ".join(f"{p['role']} {p['problem']} ({p['database']})" for p in problems[:3])
         + ".",
+        checked=checked,
+    )
+
+
+STRAY_QUERY = """
+SELECT n.nspname, count(c.oid), greatest(sum(greatest(c.reltuples, 0)), 0)::bigint,
+       coalesce(obj_description(n.oid, 'pg_namespace'), ''),
+       has_schema_privilege(%s, n.oid, 'USAGE') AND bool_or(has_table_privilege(%s, c.oid, 'SELECT'))
+  FROM pg_namespace n JOIN pg_class c ON c.relnamespace = n.oid AND c.relkind IN ('r', 'p')
+ WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_(toast|temp_)'
+   AND NOT n.nspname = ANY(%s::text[])
+ GROUP BY n.oid, n.nspname ORDER BY n.nspname
+"""
+# Schemas the control plane keeps beside its placements: its own tables (and the data plane's
+# public copies), the template, and a move's change-tracking table (keys only, no row data).
+KNOWN_SCHEMAS = ("public", "tenancy_move")
+
+
+def _stray_schemas(alias: str, where: str, known: set[str]) -> list[dict[str, Any]]:
+    with connections[alias].cursor() as cursor:
+        cursor.execute(STRAY_QUERY, [settings.DB_APP_ROLE, settings.DB_APP_ROLE, sorted(known)])
+        rows = cursor.fetchall()
+    return [
+        {"database": where, "schema": schema, "tables": tables, "rows_estimate": rows_estimate, "comment": comment,
+         "app_role_reads": bool(readable)}
+        for schema, tables, rows_estimate, comment, readable in rows
+    ]  # fmt: skip
+
+
+@check("stray_data")
+def stray_data() -> Outcome:
+    """Proves every table in the databases that hold pools and own schemas — the control-plane database
+    and each other server's tenant-data database — lies in a schema the control plane knows: a
+    placement's, the template's, or its own (public, move tracking). Data anywhere else is outside
+    row-level security, erasure, exports, retention and moves: e.g. the django-tenants schemas an import
+    copied from (docs/lifecycle.md), a schema whose placement row is gone, or one made by hand.
+
+    Evidence: the databases checked and each schema found outside, with its tables, estimated rows,
+    comment and whether the control plane's app role may read it."""
+    by_alias: dict[str, set[str]] = {"default": set()}
+    first_on: dict[str, Placement] = {}
+    for placement in Placement.objects.exclude(kind=Placement.Kind.DATABASE).order_by("id"):
+        by_alias.setdefault(placement.database_alias, set()).add(placement.schema_name)
+        first_on.setdefault(placement.database_alias, placement)
+    problems: list[dict[str, Any]] = []
+    checked = []
+    for alias_name, schemas in sorted(by_alias.items()):
+        known = schemas | {template_schema(), *KNOWN_SCHEMAS}
+        where = "control plane" if alias_name == "default" else f"tenant data ({alias_name})"
+        try:
+            alias = alias_name if alias_name == "default" else register_placement(first_on[alias_name])
+            problems += _stray_schemas(alias, where, known)
+        except Exception as exc:  # an unreachable server is reported, not raised
+            problems.append({"database": where, "schema": "*", "problem": f"unreachable: {exc}"[:300]})
+        checked.append({"database": where, "known_schemas": len(known)})
+    return Outcome.judged(
+        problems,
+        f"Every table in {len(checked)} databases of pools and schemas lies in a placement's or the control plane's schema.",
+        "{n} schemas hold data outside every placement: "
+        + ", ".join(f"{p['schema']} ({p['database']})" for p in problems[:3])
+        + (" …" if len(problems) > 3 else ".")
+        + " Drop them once nothing needs them, or move their data into a tenant.",
         checked=checked,
     )
 

@@ -108,7 +108,7 @@ def test_an_evaluation_records_every_automated_control_with_hashed_evidence_and_
     evaluation = _evaluate(operator)
     results = list(evaluation.results.select_related("control"))
     automated = Control.objects.exclude(check_name="").count()
-    assert len(results) == automated == 18
+    assert len(results) == automated == 19
     for result in results:
         assert result.status in ("pass", "fail", "na"), (result.control.key, result.summary)
         assert result.evidence_sha256 == services.evidence_hash(result.evidence)
@@ -181,7 +181,7 @@ def test_only_one_evaluation_runs_at_a_time(loaded_library, operator):
 
 
 def test_the_schedule_evaluates_only_controls_whose_frequency_says_they_are_due(loaded_library, operator):
-    assert len(services.controls_due()) == 18  # never evaluated
+    assert len(services.controls_due()) == 19  # never evaluated
     _evaluate(operator)
     assert services.controls_due() == []
     later = timezone.now() + timedelta(hours=2)

@@ -1,5 +1,5 @@
 """Checks that read every placement, against real tenants of each isolation level (tenant_world):
-RLS forced with its policies, runtime roles, schema drift, event hash chains.
+RLS forced with its policies, runtime roles, schema drift, event hash chains, data outside every placement.
 
 Each failing case breaks one thing in one placement through a separate connection (committed, so the
 check sees it as it would in production), asserts the check names it, and puts it back. The passing
@@ -207,6 +207,44 @@ def test_event_chains_fail_naming_a_tampered_event_in_a_tenant_log(
     broken = [b for b in outcome.evidence["broken"] if b["log"] == log]
     assert broken and broken[0]["event_id"] == event_id and broken[0]["problem"] == "hash mismatch"
     assert f"event {event_id}" in outcome.summary or len(outcome.evidence["broken"]) > 1
+
+
+def test_stray_data_names_a_schema_outside_every_placement_and_one_whose_placement_is_gone(
+    tenant_world, allow_tenant_aliases, run_check
+):
+    from tenants import placements, servers
+    from tenants.models import Placement
+
+    def stray() -> dict[str, dict]:
+        return {p["schema"]: p for p in run_check("stray_data").evidence["problems"]}
+
+    ours = {t.placement.schema_name for pair in tenant_world.values() for t in pair if t.placement.kind != "database"}
+    assert not ours & set(stray())  # a placement's schema is never stray
+    with placements.owner_connect(autocommit=True) as conn:  # as an import's source would be: the owner's
+        conn.execute("CREATE SCHEMA dt_leftover")
+        conn.execute("CREATE TABLE dt_leftover.member (id int, email text)")
+        conn.execute("INSERT INTO dt_leftover.member SELECT g, 'p' || g || '@x.test' FROM generate_series(1, 50) g")
+        conn.execute("ANALYZE dt_leftover.member")
+        conn.execute("CREATE SCHEMA t_orphaned")
+        conn.execute("CREATE TABLE t_orphaned.account (id int)")
+    try:
+        placement = Placement.objects.create(
+            kind=Placement.Kind.SCHEMA, schema_name="t_orphaned", **servers.location_fields(servers.server_default())
+        )
+        outcome = run_check("stray_data")
+        found = {p["schema"]: p for p in outcome.evidence["problems"]}
+        assert outcome.status == "fail" and "schemas hold data outside every placement" in outcome.summary
+        leftover = found["dt_leftover"]
+        assert (leftover["database"], leftover["tables"], leftover["rows_estimate"]) == ("control plane", 1, 50)
+        assert leftover["app_role_reads"]  # the owner's default privileges grant the app role SELECT
+        assert "t_orphaned" not in found
+        placement.delete()
+        assert "t_orphaned" in stray()  # its placement row is gone, its data is not
+    finally:
+        with placements.owner_connect(autocommit=True) as conn:
+            conn.execute("DROP SCHEMA dt_leftover CASCADE")
+            conn.execute("DROP SCHEMA t_orphaned CASCADE")
+    assert not {"dt_leftover", "t_orphaned"} & set(stray())
 
 
 def test_the_tenant_page_shows_only_the_problems_of_its_own_placement(

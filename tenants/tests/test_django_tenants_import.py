@@ -357,6 +357,11 @@ def test_it_imports_from_the_control_planes_own_database(allow_tenant_aliases):
         with tenant_context(one) as alias:
             assert sorted(Member.objects.using(alias).values_list("email", flat=True)) == ["p0@one.test", "p1@one.test"]
         assert placements.schema_exists("dtsame_one")  # the source schema stays as it was
+        # ... and until it is dropped, the compliance check says where tenant data lies outside us
+        from compliance.checks.isolation import stray_data
+
+        stray = {p["schema"]: p for p in stray_data().evidence["problems"]}
+        assert {"dtsame_one", "dtsame_two"} <= set(stray)
     finally:
         cleanup_imports()
         with placements.owner_connect(autocommit=True) as conn:

@@ -447,6 +447,22 @@ def test_registering_a_server_with_an_impossible_capacity_is_one_sentence_and_sa
     assert not Server.objects.filter(name="pg2").exists()
 
 
+def test_data_outside_every_placement_is_looked_for_on_the_second_server_too(
+    make_tenant, register_second_server, second_server
+):
+    from compliance.checks.isolation import stray_data
+
+    pg2 = register_second_server()
+    drain(servers.server_default())
+    tenant = make_tenant("schema", seed=False)
+    with second_server.connect(pg2.data_database) as conn:
+        conn.execute("CREATE SCHEMA leftover_pg2")
+        conn.execute("CREATE TABLE leftover_pg2.t (id int)")
+    found = {(p["database"], p["schema"]) for p in stray_data().evidence["problems"]}
+    assert ("tenant data (srv_pg2)", "leftover_pg2") in found
+    assert tenant.placement.schema_name not in {schema for _, schema in found}
+
+
 def test_workspaces_on_the_second_server_serve_their_own_members_over_http(make_tenant, register_second_server):
     from django.test import Client
 
