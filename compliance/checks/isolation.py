@@ -226,7 +226,8 @@ def stray_data() -> Outcome:
         checked.append({"database": where, "known_schemas": len(known)})
     return Outcome.judged(
         problems,
-        f"Every table in {len(checked)} databases of pools and schemas lies in a placement's or the control plane's schema.",
+        f"Every table in the {len(checked)} {'database' if len(checked) == 1 else 'databases'} of pools and schemas"
+        " lies in a placement's or the control plane's schema.",
         "{n} schemas hold data outside every placement: "
         + ", ".join(f"{p['schema']} ({p['database']})" for p in problems[:3])
         + (" …" if len(problems) > 3 else ".")
