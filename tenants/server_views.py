@@ -40,6 +40,13 @@ def _change_form(server: Server) -> ServerChangeForm:
     return ServerChangeForm(initial={"capacity": server.capacity, **current}, prefix=f"s{server.pk}")
 
 
+def _server_or_404(server_id: int) -> Server:
+    server = Server.objects.filter(pk=server_id).first()
+    if server is None:
+        raise Http404("No such server.")
+    return server
+
+
 @role_required(Role.VIEWER)
 def server_list(request: OperatorRequest) -> HttpResponse:
     return _page(request, ServerForm())
@@ -63,9 +70,7 @@ def server_add(request: OperatorRequest) -> HttpResponse:
 @require_POST
 @role_required(Role.ADMIN)
 def server_state(request: OperatorRequest, server_id: int) -> HttpResponse:
-    server = Server.objects.filter(pk=server_id).first()
-    if server is None:
-        raise Http404("No such server.")
+    server = _server_or_404(server_id)
     try:
         server = servers.server_set_state(
             server=server, state=request.POST.get("state", ""), actor=request.user, request=request
@@ -80,9 +85,7 @@ def server_state(request: OperatorRequest, server_id: int) -> HttpResponse:
 @require_POST
 @role_required(Role.ADMIN)
 def server_change(request: OperatorRequest, server_id: int) -> HttpResponse:
-    server = Server.objects.filter(pk=server_id).first()
-    if server is None:
-        raise Http404("No such server.")
+    server = _server_or_404(server_id)
     form = ServerChangeForm(request.POST, prefix=f"s{server.pk}")
     if form.is_valid():
         try:

@@ -394,6 +394,7 @@ def test_an_admin_changes_a_server_on_the_screen_and_a_bad_value_is_one_sentence
 
     none = client.post(f"/tenants/servers/{default.pk}/change/", {f"s{default.pk}-capacity": "50"})
     assert none.status_code == 400 and "must take at least one isolation level" in none.content.decode()
+    assert client.post("/tenants/servers/999999/change/", {"s999999-capacity": "5"}).status_code == 404
 
     good = client.post(
         f"/tenants/servers/{default.pk}/change/",
