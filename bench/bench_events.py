@@ -9,7 +9,9 @@ rerun and reuses a kept one; a run without it drops a kept one: loading 10M view
 It measures:
 1. append rate, 1 writer and N writer processes, through EventStore.append (triggers, hash chain,
    optimistic concurrency) vs a plain INSERT of the same row into a table with the same columns and
-   indexes but no triggers; with and without pg_notify per transaction; batch appends (100 per statement).
+   indexes but no triggers; with and without pg_notify per transaction; batch appends (100 per statement);
+   and the WAL each append writes (pg_current_wal_insert_lsn before and after; no timing in it, so it
+   does not move from run to run unless other sessions write to the same server meanwhile).
 2. state at a random instant T of one aggregate with --replay-events events: snapshots (every 100)
    + replay vs a full replay, same instants.
 3. viewer page time (keyset, 50 rows, newest first) in a table of --viewer-rows events (default 1M; the
@@ -135,6 +137,18 @@ def _append_worker(args) -> tuple[int, float]:
     return done, elapsed
 
 
+def wal_per_append(kind: str, count: int) -> float:
+    """WAL bytes per append, one writer, each append its own transaction."""
+    connections.close_all()
+    with connections["default"].cursor() as cursor:
+        cursor.execute("SELECT pg_current_wal_insert_lsn()")
+        before = cursor.fetchone()[0]
+    done, _elapsed = _append_worker((kind, 0, count, False, 1, "off"))
+    with connections["default"].cursor() as cursor:
+        cursor.execute("SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), %s)", [before])
+        return float(cursor.fetchone()[0]) / done
+
+
 def append_rate(
     kind: str, writers: int, count: int, *, notify: bool = False, batch: int = 1, commit: str = "off"
 ) -> float:
@@ -173,6 +187,9 @@ def bench_appends(count: int, writers: int, rounds: int) -> None:
         print(
             f"batch x100: plain INSERT {plain_b:8.0f}/s | EventStore.append_many {store_b:8.0f}/s | ratio {ratio_b:5.1%}"
         )
+    plain_wal, store_wal = wal_per_append("plain", count), wal_per_append("store", count)
+    print(f"WAL per append: plain INSERT {plain_wal:6.0f} B | EventStore {store_wal:6.0f} B | "
+          f"ratio {store_wal / plain_wal:4.2f}")  # fmt: skip
     store = append_rate("store", writers, count)
     store_notify = append_rate("store", writers, count, notify=True)
     print(f"{writers} writers, synchronous_commit off: pg_notify per transaction {store_notify:8.0f}/s = "
