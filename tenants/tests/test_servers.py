@@ -7,6 +7,7 @@ process by the engine), and each test checks on the servers themselves where the
 
 from __future__ import annotations
 
+from io import StringIO
 from typing import Any
 
 import pytest
@@ -446,6 +447,28 @@ def test_registering_a_server_with_an_impossible_capacity_is_one_sentence_and_sa
     with pytest.raises(InvalidInput, match="between 1 and 10,000,000"):
         servers.server_register(name="pg2", host="127.0.0.1", port=str(second_server.port), capacity=10**12)
     assert not Server.objects.filter(name="pg2").exists()
+
+
+def test_server_change_command_changes_what_it_is_given_and_refuses_bad_input_in_one_line():
+    from django.core.management import CommandError, call_command
+
+    default = servers.server_default()
+    out = StringIO()
+    call_command("server_change", "default", "--levels", "schema,dedicated", stdout=out)
+    assert out.getvalue().strip() == f"default: capacity {default.capacity:,}, takes schema, dedicated"
+    call_command("server_change", "default", "--capacity", "12", stdout=StringIO())
+    changed = Server.objects.get(pk=default.pk)
+    assert (changed.capacity, changed.levels) == (12, ["schema", "dedicated"])
+    for args, sentence in (
+        (["nosuch", "--capacity", "3"], "There is no server named nosuch."),
+        (["default", "--capacity", "0"], "capacity is between 1 and 10,000,000"),
+        (["default", "--levels", "shared,pools"], "--levels takes a comma-separated subset"),
+        (["default", "--capacity", "12"], "already has this capacity and these levels"),
+    ):
+        with pytest.raises(CommandError, match=sentence):
+            call_command("server_change", *args, stdout=StringIO())
+    assert Server.objects.get(pk=default.pk).capacity == 12
+    assert AuditEntry.objects.filter(action="server.change").count() == 2
 
 
 def test_data_outside_every_placement_is_looked_for_on_the_second_server_too(
