@@ -23,7 +23,7 @@ class TenantsConfig(AppConfig):
         from events.logs import provide_tenant_choices, provide_tenant_names, provide_tenant_resolver
         from tenants import (
             overview_panels,  # noqa: F401  (registers the overview tile)
-            servers,  # noqa: F401  (registers the server health job)
+            server_health,  # noqa: F401  (registers the server health job)
         )
         from tenants.adoption import services as adoption  # noqa: F401  (registers the import job)
         from tenants.exports import jobs as export_jobs  # noqa: F401  (registers the export and restore jobs)

@@ -12,15 +12,12 @@ project's owner, app and data roles are created there at registration, through t
 login, which is stored encrypted like placement credentials (tenants.crypto). Registration connects
 first: a bad host, port or login is one sentence and nothing is saved.
 
-Health (`servers.health`, a job on the job engine, scheduled by beat): each server's reachability,
-connect latency, backends in use against max_connections and placements count, written to
-ServerStatus; the overview reads those rows and never probes on a page view.
+Health per server is tenants/server_health.py (a job on the engine, scheduled by beat).
 """
 
 from __future__ import annotations
 
 import re
-import time
 from fractions import Fraction
 from typing import Any
 
@@ -29,22 +26,15 @@ from django.conf import settings
 from django.db import IntegrityError, connections, transaction
 from django.db.models import Count, F, Q
 from django.http import HttpRequest
-from django.utils import timezone
 
 from audit.actions import AuditAction
 from audit.services import audit_record
-from core import dbroles
 from core.actors import Actor, SystemActor
 from core.errors import ApplicationError, Conflict, InvalidInput
-from jobs.models import Job
-from jobs.registry import JobContext, JobHandler, register
-from jobs.services import job_create
 from tenants import placements
 from tenants.crypto import decrypt_json, encrypt_json
 from tenants.models import Placement, Server, ServerStatus
 
-HEALTH = "servers.health"
-SCHEDULE = SystemActor("server health schedule")
 REGISTRATION = SystemActor("server registration")
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
 LEVEL_FLAGS = {"shared": "takes_shared", "schema": "takes_schema", "dedicated": "takes_dedicated"}
@@ -130,7 +120,8 @@ def location_fields(server: Server) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _placement_counts() -> dict[int, int]:
+def placement_counts() -> dict[int, int]:
+    """Placements per server id (rows without a server count for `default`): one grouped count."""
     grouped: dict[int | None, int] = dict(
         Placement.objects.values("server_id").annotate(n=Count("id")).values_list("server_id", "n")
     )
@@ -145,7 +136,7 @@ def _placement_counts() -> dict[int, int]:
 def server_list() -> list[Server]:
     """Every server with `placements_count` and `health` (its ServerStatus or None), default first."""
     server_default()
-    counts = _placement_counts()
+    counts = placement_counts()
     servers = list(Server.objects.select_related("status").order_by("-is_default", "name"))
     for server in servers:
         server.placements_count = counts.get(server.pk, 0)  # type: ignore[attr-defined]
@@ -173,7 +164,7 @@ def server_choose(*, isolation: str, server: Server | None = None) -> Server:
         return server
     server_default()
     candidates = Server.objects.filter(state=Server.State.ACTIVE, **{LEVEL_FLAGS[isolation]: True})
-    counts = _placement_counts()
+    counts = placement_counts()
     ranked = sorted(
         (s for s in candidates if counts.get(s.pk, 0) < s.capacity),
         key=lambda s: (
@@ -193,7 +184,7 @@ def server_check_takes(server: Server, isolation: str) -> None:
         raise InvalidInput(f"The server {server.name} is draining; it takes no new placements.")
     if not server.takes(isolation):
         raise InvalidInput(f"The server {server.name} does not take {isolation} placements.")
-    if _placement_counts().get(server.pk, 0) >= server.capacity:
+    if placement_counts().get(server.pk, 0) >= server.capacity:
         raise InvalidInput(f"The server {server.name} is full ({server.capacity} placements).")
 
 
@@ -344,62 +335,6 @@ def server_change(
 
 def _levels(flags: dict[str, Any]) -> list[str]:
     return [level for level, flag in LEVEL_FLAGS.items() if flags[flag]]
-
-
-# --- health ----------------------------------------------------------------------------------
-
-
-def _measure(server: Server) -> dict[str, Any]:
-    if server.is_default:
-        info = dbroles.conninfo(connections.settings["owner"])
-        info["dbname"] = placements.control_plane_db()
-    else:
-        info = dbroles.conninfo(placements.owner_settings(server_target(server)))
-    started = time.monotonic()
-    try:
-        with psycopg.connect(**info, autocommit=True, connect_timeout=5) as conn:
-            latency = (time.monotonic() - started) * 1000
-            backends, maximum = conn.execute(
-                "SELECT (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'), "
-                "current_setting('max_connections')::int"
-            ).fetchone() or (None, None)
-    except psycopg.Error as exc:
-        first = (str(exc).strip().splitlines() or ["no answer"])[0]
-        return {"reachable": False, "latency_ms": None, "backends": None, "max_connections": None,
-                "error": first[:300]}  # fmt: skip
-    return {"reachable": True, "latency_ms": round(latency, 2), "backends": backends, "max_connections": maximum,
-            "error": ""}  # fmt: skip
-
-
-def servers_health_check() -> dict[str, Any]:
-    """Probe every server once and write its ServerStatus row; returns {name: reachable}."""
-    counts = _placement_counts()
-    found: dict[str, Any] = {}
-    for server in server_list():
-        measured = _measure(server)
-        ServerStatus.objects.update_or_create(
-            server=server, defaults={**measured, "placements": counts.get(server.pk, 0), "checked_at": timezone.now()}
-        )
-        found[server.name] = measured["reachable"]
-    return found
-
-
-@register
-class ServersHealth(JobHandler):
-    kind = HEALTH
-    title = "Check the database servers"
-    max_attempts = 1  # the next schedule is the retry
-
-    def run(self, ctx: JobContext) -> dict[str, Any]:
-        return {"servers": servers_health_check()}
-
-
-def servers_health_start(*, actor: Actor = SCHEDULE) -> Job:
-    """Start a health job unless one is already waiting or running (the schedule never piles them up)."""
-    open_job = Job.objects.filter(kind=HEALTH, state__in=Job.OPEN).first()
-    if open_job is not None:
-        return open_job
-    return job_create(kind=HEALTH, payload={}, actor=actor)
 
 
 def pools_with_room() -> Any:

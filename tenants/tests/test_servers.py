@@ -17,7 +17,7 @@ from psycopg import sql
 from audit.models import AuditEntry
 from core.actors import SystemActor
 from core.errors import ApplicationError, InvalidInput
-from tenants import migration_state, placements, servers
+from tenants import migration_state, placements, server_health, servers
 from tenants.context import tenant_context
 from tenants.databases import unregister_alias
 from tenants.models import Server, ServerStatus, Tenant
@@ -178,7 +178,7 @@ def test_servers_fill_in_proportion_to_their_capacities(register_second_server):
     pg2 = register_second_server(capacity=10)
     default = servers.server_default()
     Server.objects.filter(pk=default.pk).update(capacity=100)
-    assert servers._placement_counts().get(default.pk, 0) < 5  # a fresh database: the shares below hold
+    assert servers.placement_counts().get(default.pk, 0) < 5  # a fresh database: the shares below hold
 
     hold(default, 2)  # default 2-6 % full, 94 or more free; pg2 empty, 10 free
     assert servers.server_choose(isolation="schema").name == "pg2"
@@ -202,7 +202,7 @@ def test_the_health_job_writes_every_server_and_the_overview_shows_it(
     register_second_server, second_server, client_for, viewer
 ):
     pg2 = register_second_server()
-    found = servers.servers_health_check()
+    found = server_health.servers_health_check()
     assert found == {"default": True, "pg2": True}
     status = ServerStatus.objects.get(server=pg2)
     assert status.reachable and status.max_connections and status.backends >= 1
@@ -214,7 +214,7 @@ def test_the_health_job_writes_every_server_and_the_overview_shows_it(
 def test_the_health_job_reports_an_unreachable_server_without_failing(register_second_server):
     pg2 = register_second_server()
     Server.objects.filter(pk=pg2.pk).update(port="1")
-    assert servers.servers_health_check()["pg2"] is False
+    assert server_health.servers_health_check()["pg2"] is False
     status = ServerStatus.objects.get(server=pg2)
     assert not status.reachable and status.error
 
@@ -348,7 +348,7 @@ def test_changing_capacity_and_levels_steers_new_placements_and_is_audited(regis
     pg2 = register_second_server(capacity=10)
     default = servers.server_default()
     hold(default, 2)
-    change(default, capacity=servers._placement_counts()[default.pk])  # full: takes no new placements
+    change(default, capacity=servers.placement_counts()[default.pk])  # full: takes no new placements
     assert servers.server_choose(isolation="schema").name == "pg2"
     change(pg2, takes_schema=False)
     with pytest.raises(servers.NoServerRoom):
