@@ -138,15 +138,22 @@ def _append_worker(args) -> tuple[int, float]:
 
 
 def wal_per_append(kind: str, count: int) -> float:
-    """WAL bytes per append, one writer, each append its own transaction."""
+    """WAL bytes per append, one writer (a forked process, as for the rates), each append its own
+    transaction. The WAL position is read on connections of its own: the parent must fork without a
+    Django connection pool, which the children would inherit and share."""
+    import psycopg
+
+    from core import dbroles
+
+    info = dbroles.conninfo(connections.settings["default"])
+    with psycopg.connect(**info, autocommit=True) as conn:
+        before = conn.execute("SELECT pg_current_wal_insert_lsn()").fetchone()[0]  # type: ignore[index]
     connections.close_all()
-    with connections["default"].cursor() as cursor:
-        cursor.execute("SELECT pg_current_wal_insert_lsn()")
-        before = cursor.fetchone()[0]
-    done, _elapsed = _append_worker((kind, 0, count, False, 1, "off"))
-    with connections["default"].cursor() as cursor:
-        cursor.execute("SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), %s)", [before])
-        return float(cursor.fetchone()[0]) / done
+    with mp.get_context("fork").Pool(1) as pool:
+        [(done, _elapsed)] = pool.map(_append_worker, [(kind, 0, count, False, 1, "off")])
+    with psycopg.connect(**info, autocommit=True) as conn:
+        written = conn.execute("SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), %s)", [before]).fetchone()[0]  # type: ignore[index]
+    return float(written) / done
 
 
 def append_rate(

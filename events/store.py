@@ -21,7 +21,6 @@ import contextlib
 import datetime as dt
 import json
 import uuid
-import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -704,14 +703,17 @@ def _can_prepare(connection: Any) -> bool:
 
 
 # One psycopg cursor per database connection for _fetch: a cursor's transformer keeps the dumpers and
-# loaders it looked up, which a new cursor per append looked up again (a tenth of an append).
-_OWN_CURSORS: weakref.WeakKeyDictionary[psycopg.Connection[Any], psycopg.Cursor[Any]] = weakref.WeakKeyDictionary()
+# loaders it looked up, which a new cursor per append looked up again (a tenth of an append). It is kept
+# on the connection itself, so both go together (in a WeakKeyDictionary the cursor, which refers to its
+# connection, kept every closed connection alive).
+_CURSOR_ATTRIBUTE = "_events_own_cursor"
 
 
 def _own_cursor(raw: psycopg.Connection[Any]) -> psycopg.Cursor[Any]:
-    cursor = _OWN_CURSORS.get(raw)
+    cursor = getattr(raw, _CURSOR_ATTRIBUTE, None)
     if cursor is None or cursor.closed:
-        cursor = _OWN_CURSORS[raw] = psycopg.Cursor(raw)  # server-side binding (Django sets ClientCursor)
+        cursor = psycopg.Cursor(raw)  # server-side binding (Django sets ClientCursor)
+        setattr(raw, _CURSOR_ATTRIBUTE, cursor)
     return cursor
 
 

@@ -155,3 +155,25 @@ def test_twenty_concurrent_appends_without_expected_version_all_land_in_order():
     assert [e.version for e in events] == list(range(1, 21))
     assert sorted(e.event_data["n"] for e in events) == list(range(20))
     assert EventStore.control().verify_chain("account", agg).ok
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_kept_cursor_goes_with_its_connection():
+    """The append path keeps one psycopg cursor per connection; a closed connection must not stay alive
+    because of it (a WeakKeyDictionary with the cursor as value kept every one: the cursor refers to it)."""
+    import gc
+    import weakref
+
+    from events import store
+
+    connection = connections["default"]
+    connection.ensure_connection()
+    raw = connection.connection
+    assert store._own_cursor(raw) is store._own_cursor(raw)  # kept, not made per append
+    gone = weakref.ref(raw)
+    connection.close()
+    if hasattr(connection, "close_pool"):
+        connection.close_pool()  # a pooled connection lives on in the pool until the pool closes
+    del raw
+    gc.collect()
+    assert gone() is None
