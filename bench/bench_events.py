@@ -10,8 +10,8 @@ It measures:
 1. append rate, 1 writer and N writer processes, through EventStore.append (triggers, hash chain,
    optimistic concurrency) vs a plain INSERT of the same row into a table with the same columns and
    indexes but no triggers; with and without pg_notify per transaction; batch appends (100 per statement);
-   and the WAL each append writes (pg_current_wal_insert_lsn before and after; no timing in it, so it
-   does not move from run to run unless other sessions write to the same server meanwhile).
+   and the WAL each append writes (pg_current_wal_insert_lsn before and after; no timing in it, but
+   other sessions' writes and a checkpoint's full-page images in the window count too).
 2. state at a random instant T of one aggregate with --replay-events events: snapshots (every 100)
    + replay vs a full replay, same instants.
 3. viewer page time (keyset, 50 rows, newest first) in a table of --viewer-rows events (default 1M; the
