@@ -109,8 +109,5 @@ def set_server_state(request, server_id: int, payload: StateIn):
 def change_server(request, server_id: int, payload: ServerChangeIn):
     """Placements already on the server stay; a capacity under what it holds means no new placements."""
     require_api_role(request, Role.ADMIN)
-    server = _get(server_id)
-    given = payload.dict(exclude_none=True)
-    current = {"capacity": server.capacity, **{flag: getattr(server, flag) for flag in servers.LEVEL_FLAGS.values()}}
-    servers.server_change(server=server, **{**current, **given}, actor=request.user, request=request)
+    servers.server_change(server=_get(server_id), **payload.dict(), actor=request.user, request=request)
     return _out(_get(server_id))

@@ -10,6 +10,7 @@ server: the list shows what the last health job wrote.
 from __future__ import annotations
 
 from django.contrib import messages
+from django.forms.models import model_to_dict
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
@@ -36,8 +37,8 @@ def _page(
 
 
 def _change_form(server: Server) -> ServerChangeForm:
-    current = {flag: getattr(server, flag) for flag in servers.LEVEL_FLAGS.values()}
-    return ServerChangeForm(initial={"capacity": server.capacity, **current}, prefix=f"s{server.pk}")
+    fields = ["capacity", *servers.LEVEL_FLAGS.values()]
+    return ServerChangeForm(initial=model_to_dict(server, fields=fields), prefix=f"s{server.pk}")
 
 
 def _server_or_404(server_id: int) -> Server:
@@ -94,7 +95,7 @@ def server_change(request: OperatorRequest, server_id: int) -> HttpResponse:
             form.add_error(None, str(exc))
     if form.errors:
         return _page(request, ServerForm(), status=400, change=(server.pk, form))
-    held = next((getattr(s, "placements_count", 0) for s in servers.server_list() if s.pk == server.pk), 0)
+    held = servers.placement_counts().get(server.pk, 0)
     note = f" It holds {held:,}, so it takes no new placements until some leave." if held >= server.capacity else ""
     placements = "placement" if server.capacity == 1 else "placements"
     levels = ", ".join(server.levels)

@@ -304,37 +304,36 @@ def server_set_state(*, server: Server, state: str, actor: Actor, request: HttpR
 
 
 def server_change(
-    *, server: Server, capacity: int, takes_shared: bool, takes_schema: bool, takes_dedicated: bool,
+    *, server: Server, capacity: int | None = None, takes_shared: bool | None = None,
+    takes_schema: bool | None = None, takes_dedicated: bool | None = None,
     actor: Actor, request: HttpRequest | None = None,
 ) -> Server:  # fmt: skip
-    """Change how many placements a server may hold and which levels it takes, audited with the old
-    and new values. Placements already there stay and serve; a capacity under the placements it holds
-    only means it takes no new ones (like draining). Raises InvalidInput (one sentence, nothing saved)
-    or Conflict when nothing would change."""
-    _check_capacity_and_levels(capacity, takes_shared, takes_schema, takes_dedicated)
-    new = {"capacity": capacity, "takes_shared": takes_shared, "takes_schema": takes_schema,
-           "takes_dedicated": takes_dedicated}  # fmt: skip
+    """Change how many placements a server may hold and which levels it takes (None keeps the current
+    value, read from the locked row), audited with the old and new values. Placements already there
+    stay and serve; a capacity under the placements it holds only means it takes no new ones (like
+    draining). Raises InvalidInput (one sentence, nothing saved) or Conflict when nothing would change."""
+    given = {"capacity": capacity, "takes_shared": takes_shared, "takes_schema": takes_schema,
+             "takes_dedicated": takes_dedicated}  # fmt: skip
     with transaction.atomic():
         current = Server.objects.select_for_update().filter(pk=server.pk).first()
         if current is None:
             raise InvalidInput("There is no such database server.")
-        old = {field: getattr(current, field) for field in new}
+        old = {field: getattr(current, field) for field in given}
+        new: dict[str, Any] = {field: old[field] if value is None else value for field, value in given.items()}
+        _check_capacity_and_levels(new["capacity"], new["takes_shared"], new["takes_schema"], new["takes_dedicated"])
         if old == new:
             raise Conflict(f"The server {current.name} already has this capacity and these levels.")
+        before = {"capacity": current.capacity, "levels": current.levels}
         Server.objects.filter(pk=current.pk).update(**new)
         current.refresh_from_db()
         audit_record(
             actor=actor, action=AuditAction.SERVER_CHANGE, target_type="server", target_id=current.pk,
-            request=request, summary=f"Changed database server {current.name}: capacity {capacity:,}, "
+            request=request, summary=f"Changed database server {current.name}: capacity {current.capacity:,}, "
             f"takes {', '.join(current.levels)}",
-            details={"name": current.name, "before": {"capacity": old["capacity"], "levels": _levels(old)},
-                     "after": {"capacity": capacity, "levels": current.levels}},
+            details={"name": current.name, "before": before,
+                     "after": {"capacity": current.capacity, "levels": current.levels}},
         )  # fmt: skip
     return current
-
-
-def _levels(flags: dict[str, Any]) -> list[str]:
-    return [level for level, flag in LEVEL_FLAGS.items() if flags[flag]]
 
 
 def pools_with_room() -> Any:

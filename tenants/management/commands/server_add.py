@@ -21,6 +21,14 @@ from tenants.servers import server_register
 LEVELS = ("shared", "schema", "dedicated")
 
 
+def parse_levels(text: str) -> set[str]:
+    """--levels of server_add and server_change: a comma-separated, non-empty subset of LEVELS."""
+    levels = {part.strip() for part in text.split(",") if part.strip()}
+    if not levels or levels - set(LEVELS):
+        raise CommandError(f"--levels takes a comma-separated subset of: {', '.join(LEVELS)}.")
+    return levels
+
+
 class Command(BaseCommand):
     help = "Register a PostgreSQL server placements may live on; prints its id last."
 
@@ -33,9 +41,7 @@ class Command(BaseCommand):
         parser.add_argument("--levels", default=",".join(LEVELS), help="Isolation levels it takes, comma-separated.")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        levels = {part.strip() for part in options["levels"].split(",") if part.strip()}
-        if not levels or levels - set(LEVELS):
-            raise CommandError(f"--levels takes a comma-separated subset of: {', '.join(LEVELS)}.")
+        levels = parse_levels(options["levels"])
         try:
             server = server_register(
                 name=options["name"], host=options["host"], port=options["port"], admin_user=options["admin_user"],

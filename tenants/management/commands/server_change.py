@@ -14,7 +14,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from core.actors import SystemActor
 from core.errors import ApplicationError
-from tenants.management.commands.server_add import LEVELS
+from tenants.management.commands.server_add import parse_levels
 from tenants.models import Server
 from tenants.servers import LEVEL_FLAGS, server_change
 
@@ -31,16 +31,13 @@ class Command(BaseCommand):
         server = Server.objects.filter(name=options["name"]).first()
         if server is None:
             raise CommandError(f"There is no server named {options['name']}.")
-        flags = {flag: getattr(server, flag) for flag in LEVEL_FLAGS.values()}
+        flags: dict[str, Any] = {}  # no --levels: the levels stay
         if options["levels"] is not None:
-            levels = {part.strip() for part in options["levels"].split(",") if part.strip()}
-            if not levels or levels - set(LEVELS):
-                raise CommandError(f"--levels takes a comma-separated subset of: {', '.join(LEVELS)}.")
+            levels = parse_levels(options["levels"])
             flags = {flag: level in levels for level, flag in LEVEL_FLAGS.items()}
-        capacity = server.capacity if options["capacity"] is None else options["capacity"]
         try:
             server = server_change(
-                server=server, capacity=capacity, **flags, actor=SystemActor("manage.py server_change")
+                server=server, capacity=options["capacity"], **flags, actor=SystemActor("manage.py server_change")
             )
         except ApplicationError as exc:
             raise CommandError(str(exc)) from None
