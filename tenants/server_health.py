@@ -20,7 +20,7 @@ from jobs.registry import JobContext, JobHandler, register
 from jobs.services import job_create
 from tenants import placements
 from tenants.models import Server, ServerStatus
-from tenants.servers import placement_counts, server_list, server_target
+from tenants.servers import server_list, server_target
 
 HEALTH = "servers.health"
 SCHEDULE = SystemActor("server health schedule")
@@ -50,12 +50,12 @@ def _measure(server: Server) -> dict[str, Any]:
 
 def servers_health_check() -> dict[str, Any]:
     """Probe every server once and write its ServerStatus row; returns {name: reachable}."""
-    counts = placement_counts()
     found: dict[str, Any] = {}
-    for server in server_list():
+    for server in server_list():  # each with its placements_count
         measured = _measure(server)
+        held = getattr(server, "placements_count", 0)
         ServerStatus.objects.update_or_create(
-            server=server, defaults={**measured, "placements": counts.get(server.pk, 0), "checked_at": timezone.now()}
+            server=server, defaults={**measured, "placements": held, "checked_at": timezone.now()}
         )
         found[server.name] = measured["reachable"]
     return found
