@@ -94,3 +94,46 @@ def test_erasing_a_subject_key_makes_its_personal_data_unreadable_but_keeps_the_
 
     with pytest.raises(EventStoreError, match="was erased"):
         store.append("member", "m-42", "member.renamed", {"email": crypto.Personal("m-42", "again@example.test")})
+
+
+FORGED = b"\x01" * 32
+INSERT_WITH_CHAIN = (
+    "INSERT INTO tenantlog_event (event_uuid, tenant_id, aggregate_type, aggregate_id, version, event_type, "
+    "event_version, event_data, event_metadata, occurred_at, prev_hash, hash) "
+    "VALUES (gen_random_uuid(), %s, 'note', %s, 1, 'x', 1, '{}', '{}', now(), NULL, %s) RETURNING hash"
+)
+
+
+@pytest.mark.parametrize("isolation", ISOLATIONS)
+def test_only_the_owner_in_a_move_copy_has_a_given_chain_kept_and_the_app_role_cannot_forge_one(
+    tenant_world, isolation
+):
+    """The insert trigger takes `hash` as given only for a role that may put triggers on the table (the
+    owner) with the move's setting on (events/ddl.py TRUSTED_CHAIN); the data-plane role asking the
+    same gets the chain computed."""
+    from events.ddl import TRUSTED_CHAIN_SETTING
+    from tenants.moves import copy
+
+    a, _ = tenant_world[isolation]
+    with tenant_context(a) as alias, connections[alias].cursor() as cursor:
+        with transaction.atomic(using=alias):
+            cursor.execute("SELECT current_user, set_config(%s, 'on', true)", [TRUSTED_CHAIN_SETTING])
+            assert cursor.fetchone()[0] == connections[alias].settings_dict["USER"]  # the data-plane role
+            cursor.execute("SELECT has_table_privilege('tenantlog_event', 'TRIGGER')")
+            assert cursor.fetchone()[0] is False
+            cursor.execute(INSERT_WITH_CHAIN, [a.pk, "by-app", FORGED])
+            assert bytes(cursor.fetchone()[0]) != FORGED
+    assert tenant_store(a).verify_chain().ok
+
+    a.placement.refresh_from_db()
+    owner = copy.connect(a.placement, a.pk)
+    try:
+        (plain,) = owner.execute(INSERT_WITH_CHAIN, [str(a.pk), "by-owner", FORGED]).fetchone()
+        assert bytes(plain) != FORGED  # the owner too, unless it says it is copying
+        owner.execute("SELECT set_config(%s, 'on', true)", [TRUSTED_CHAIN_SETTING])
+        (kept,) = owner.execute(INSERT_WITH_CHAIN, [str(a.pk), "copied", FORGED]).fetchone()
+        assert bytes(kept) == FORGED
+        assert copy.chain_breaks(owner, a.pk, end=False) == 1  # what a move checks after its copy
+    finally:
+        owner.rollback()
+        owner.close()

@@ -8,7 +8,8 @@ GUC set (FORCE'd RLS applies to the owner too, so neither side can see another t
 Ids. Rows keep their primary keys (ledger events name accounts by id, sessions name members by id,
 and the immutable event log cannot be rewritten), except the event log's own `event_id`: pools share
 one sequence per table, so events get new ids from the target's sequence, inserted in the source's
-order, and the target's insert trigger recomputes `tx_id`, `prev_hash` and `hash`. Events are matched
+order, with the target's `tx_id`; `prev_hash` and `hash` are the source's in a bulk copy (checked after
+it: chain_breaks), recomputed by the target's insert trigger in a catch-up. Events are matched
 across the two copies by `event_uuid`; checkpoints (the only rows that name an event id) are remapped
 to the target's ids after each copy. Before copying into a pool, its sequences are moved past the
 source's (plus `TENANCY_MOVE_ID_HEADROOM`), so its other tenants never draw one of the moving tenant's ids.
@@ -41,6 +42,7 @@ from psycopg import sql
 
 from core import dbroles
 from core.rls import GUC
+from events.ddl import TRUSTED_CHAIN_SETTING
 from tenants import servers
 from tenants.databases import register_placement
 from tenants.moves import tracking
@@ -161,7 +163,9 @@ def copy_rows(
       transaction only — recomputing the chain row by row through the trigger cost about 100 µs per
       event; the caller re-verifies the whole chain afterwards (chain_breaks), which is one query;
     - otherwise rows already there (a retry) are dropped from the staging table, the rest inserted in
-      the source's order (events through the target's hash-chain trigger)."""
+      the source's order (events through the target's hash-chain trigger, which in a pool's bulk copy
+      takes the source's chain as given when the owner says so: events/ddl.py TRUSTED_CHAIN; the
+      caller verifies it in the same way)."""
     T = sql.Identifier(table.name)
     where = sql.SQL("tenant_id = {}").format(sql.Literal(str(tenant_id)))
     if keys is not None:
@@ -171,8 +175,9 @@ def copy_rows(
             sql.Identifier(table.key), sql.Literal(keys), sql.SQL(table.key_type)
         )
     cur = tgt.cursor()
-    trusted = fresh and table.renumber and keys is None
-    columns = table.copy_columns + (("prev_hash", "hash") if trusted else ())
+    given_chain = table.renumber and keys is None  # the source's prev_hash and hash travel
+    trusted = fresh and given_chain
+    columns = table.copy_columns + (("prev_hash", "hash") if given_chain else ())
     out_sql = sql.SQL("COPY (SELECT {} FROM {} WHERE {} ORDER BY {}) TO STDOUT (FORMAT BINARY)").format(
         _idents(columns), T, where, sql.Identifier(table.pk)
     )
@@ -187,7 +192,7 @@ def copy_rows(
     cur.execute(
         sql.SQL("DELETE FROM _move_in i USING {t} x WHERE x.{key} = i.{key}").format(t=T, key=sql.Identifier(table.key))
     )
-    insert = table.insert_columns + (("prev_hash", "hash") if trusted else ())
+    insert = table.insert_columns + (("prev_hash", "hash") if given_chain else ())
     values = _idents(insert, "i") + (sql.SQL(", pg_current_xact_id()") if trusted else sql.SQL(""))
     statement = sql.SQL("INSERT INTO {t} ({cols}{tx}) SELECT {values} FROM _move_in i ORDER BY i.{pk}").format(
         t=T, cols=_idents(insert), tx=sql.SQL(", tx_id") if trusted else sql.SQL(""), values=values,
@@ -201,10 +206,15 @@ def copy_rows(
         inserted = cur.execute(statement).rowcount
         cur.execute(sql.SQL("ALTER TABLE {} ENABLE TRIGGER {}").format(T, trigger))
     elif table.renumber:
-        # Through the trigger, which looks up each event's predecessor: with no statistics on the
-        # target yet the planner picks a scan that grows with each stream (quadratic; measured 10 s
-        # for 50,000 events). The first rows go in, ANALYZE (it counts this transaction's own rows),
-        # then the rest with a plan that uses the stream index.
+        # Into a pool the trigger stays on (other tenants write the table). In a bulk copy it takes
+        # the source's chain as given, as the owner asks here (events/ddl.py TRUSTED_CHAIN; verified
+        # after by chain_breaks); a catch-up's few events, and every event in a pool whose function
+        # predates tenantlog 0003, go through its predecessor lookup. With no statistics on the target
+        # yet the planner picks a scan for that lookup that grows with each stream (quadratic;
+        # measured 10 s for 50,000 events): the first rows go in, ANALYZE (it counts this
+        # transaction's own rows), then the rest with a plan that uses the stream index.
+        if given_chain:
+            cur.execute("SELECT set_config(%s, 'on', true)", [TRUSTED_CHAIN_SETTING])
         staged = cur.execute("SELECT count(*) FROM _move_in").fetchone()
         if staged and staged[0] > ANALYZE_AFTER:
             first = sql.SQL(" LIMIT {}").format(sql.Literal(ANALYZE_AFTER))
@@ -212,6 +222,8 @@ def copy_rows(
             _analyze(cur, table.name)
             statement += sql.SQL(" OFFSET {}").format(sql.Literal(ANALYZE_AFTER))
         inserted += cur.execute(statement).rowcount
+        if given_chain:
+            cur.execute("SELECT set_config(%s, 'off', true)", [TRUSTED_CHAIN_SETTING])
     else:
         inserted = cur.execute(statement).rowcount
     for definition in rebuild:  # PostgreSQL's own rendering of a catalog index, not user input
