@@ -21,7 +21,7 @@ from datetime import date, datetime, time
 from typing import Any
 
 from django.utils import timezone
-from ninja import Field, Query, Router, Schema
+from ninja import Field, Query, Router, Schema, Status
 
 from compliance import exports, library, registers, selectors, services
 from compliance.checks import registry
@@ -250,7 +250,7 @@ def export_start(request, key: str, payload: ExportIn):
         period_to=datetime.combine(payload.date_to, time.max, tzinfo=zone) if payload.date_to else None,
         request=request,
     )
-    return 202, {"job_id": job.pk}
+    return Status(202, {"job_id": job.pk})
 
 
 @router.get("/controls", response=list[ControlOut], summary="Every control with its latest result")
@@ -292,7 +292,7 @@ def control_patch(request, key: str, payload: ControlPatch):
 def evaluation_start(request, payload: EvaluationIn):
     require_api_role(request, Role.OPERATOR)
     job = services.evaluation_start(actor=request.auth, control_keys=payload.controls, request=request)
-    return 202, {"job_id": job.pk}
+    return Status(202, {"job_id": job.pk})
 
 
 @router.get("/results/{result_id}", response=ResultDetailOut, summary="One result with its evidence")
@@ -331,7 +331,7 @@ def review_list(request):
 @router.post("/access-reviews", response={201: ReviewOut}, summary="Start an access review (Admin)")
 def review_start(request):
     require_api_role(request, Role.ADMIN)
-    return 201, _review(registers.review_start(actor=request.auth, request=request))
+    return Status(201, _review(registers.review_start(actor=request.auth, request=request)))
 
 
 @router.post(
@@ -381,7 +381,7 @@ def incident_create(request, payload: IncidentIn):
         notifiable=payload.notifiable,
         request=request,
     )
-    return 201, _incident(incident)
+    return Status(201, _incident(incident))
 
 
 @router.patch(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from ninja import Field, Query, Router, Schema
+from ninja import Field, Query, Router, Schema, Status
 
 from core.api import require_api_role
 from core.errors import InvalidInput
@@ -144,7 +144,7 @@ def run_start(request, payload: RunIn):
         raise InvalidInput("canary_size cannot be negative.")
     if payload.dry_run:
         plan = services.dry_run(target_keys=payload.placements)
-        return 200, {"placements": [_status_out(st) for st in plan.statuses], "sql": plan.sql}
+        return Status(200, {"placements": [_status_out(st) for st in plan.statuses], "sql": plan.sql})
     run = services.run_start(
         actor=request.auth,
         target_keys=payload.placements,
@@ -152,7 +152,7 @@ def run_start(request, payload: RunIn):
         via="api",
         request=request,
     )
-    return 201, _run_out(run)
+    return Status(201, _run_out(run))
 
 
 @router.get("/runs/{run_id}", response=RunOut, summary="One run with live counts")
@@ -193,4 +193,4 @@ def run_approve(request, run_id: uuid.UUID):
 
 @router.post("/runs/{run_id}/resume", response={201: RunOut}, summary="Re-run what failed or is pending (Admin)")
 def run_resume(request, run_id: uuid.UUID):
-    return 201, _act(request, run_id, services.run_resume)
+    return Status(201, _act(request, run_id, services.run_resume))

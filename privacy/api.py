@@ -11,7 +11,7 @@ from typing import Any
 from uuid import UUID
 
 from django.conf import settings
-from ninja import Field, Query, Router, Schema
+from ninja import Field, Query, Router, Schema, Status
 
 from core.api import require_api_role
 from core.errors import InvalidInput
@@ -132,7 +132,7 @@ def request_open(request, body: RequestIn):
     opened = services.request_open(
         tenant=_tenant(body.tenant), email=body.email, kind=body.kind, actor=request.auth, source="api", request=request
     )
-    return 201, _out(opened)
+    return Status(201, _out(opened))
 
 
 @router.get("/requests/{request_id}", response=RequestOut, summary="One request (Viewer+)")
@@ -147,7 +147,7 @@ def link_create(request, request_id: str):
     subject_request = selectors.request_get(request_id=request_id, actor=request.auth)
     token = services.link_create(subject_request=subject_request, actor=request.auth, request=request)
     url = request.build_absolute_uri(f"/privacy/download/{token}/")
-    return 201, {"url": url, "expires_in_seconds": settings.PRIVACY_LINK_TTL_SECONDS}
+    return Status(201, {"url": url, "expires_in_seconds": settings.PRIVACY_LINK_TTL_SECONDS})
 
 
 @router.post(
@@ -205,7 +205,7 @@ def hold_place(request, body: HoldIn):
         actor=request.auth,
         request=request,
     )
-    return 201, _hold(hold)
+    return Status(201, _hold(hold))
 
 
 @router.post("/holds/{hold_id}/release", response=HoldOut, summary="Release a legal hold (Admin)")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from ninja import Field, NinjaAPI, Router, Schema
+from ninja import Field, NinjaAPI, Router, Schema, Status
 
 from audit.api import router as audit_router
 from compliance.api import router as compliance_router
@@ -151,13 +151,13 @@ def token_create(request, payload: TokenIn):
         scope=payload.scope,
         request=request,
     )
-    return 201, {**_token_out(created.token), "token": created.plaintext}
+    return Status(201, {**_token_out(created.token), "token": created.plaintext})
 
 
 @account.delete("/tokens/{token_id}", response={204: None}, summary="Revoke a token (yours; Admins: anyone's)")
 def token_revoke(request, token_id: int):
     services.token_revoke(actor=request.auth, token_id=token_id, request=request)  # 404 / 409 via core.api
-    return 204, None
+    return Status(204, None)
 
 
 api.add_router("", account)

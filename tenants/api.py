@@ -10,7 +10,7 @@ ninja reads the annotations at runtime.
 import uuid
 from datetime import datetime
 
-from ninja import Field, Query, Router, Schema
+from ninja import Field, Query, Router, Schema, Status
 from ninja.pagination import PageNumberPagination, paginate
 
 from core.api import require_api_role
@@ -134,13 +134,16 @@ def provision_tenant(request, payload: ProvisionIn):
         request=request,
         idempotency_key=key,
     )
-    return 202, {
-        "saga_id": saga.id,
-        "tenant_id": saga.tenant_id,
-        "saga_type": saga.saga_type,
-        "state": saga.state,
-        "monitor": f"/sagas/{saga.id}/",
-    }
+    return Status(
+        202,
+        {
+            "saga_id": saga.id,
+            "tenant_id": saga.tenant_id,
+            "saga_type": saga.saga_type,
+            "state": saga.state,
+            "monitor": f"/sagas/{saga.id}/",
+        },
+    )
 
 
 @router.get("/{tenant_id}", response=TenantDetailOut)
@@ -194,7 +197,7 @@ def add_domain(request, tenant_id: uuid.UUID, payload: DomainIn):
     """Add an unverified custom domain; publish `txt_record TXT txt_value`, then verify it (Operator+)."""
     require_api_role(request, Role.OPERATOR)
     tenant = selectors.tenant_get(tenant_id=tenant_id, actor=request.auth)
-    return 201, services.domain_add(tenant=tenant, domain=payload.domain, actor=request.auth, request=request)
+    return Status(201, services.domain_add(tenant=tenant, domain=payload.domain, actor=request.auth, request=request))
 
 
 @router.post("/{tenant_id}/domains/{domain_id}/verify", response=DomainDetailOut)
@@ -211,7 +214,7 @@ def remove_domain(request, tenant_id: uuid.UUID, domain_id: int):
     require_api_role(request, Role.OPERATOR)
     domain = selectors.domain_get(tenant_id=tenant_id, domain_id=domain_id, actor=request.auth)
     services.domain_remove(domain=domain, actor=request.auth, request=request)
-    return 204, None
+    return Status(204, None)
 
 
 # --- Moves between isolation levels (Admin) --------------------------------------------------
@@ -252,7 +255,7 @@ def move_tenant(request, tenant_id: uuid.UUID, payload: MoveIn):
     require_api_role(request, Role.ADMIN)
     tenant = selectors.tenant_get(tenant_id=tenant_id, actor=request.auth)
     move = tenant_move(tenant=tenant, to=payload.to, server=payload.server, actor=request.auth, request=request)
-    return 202, move
+    return Status(202, move)
 
 
 @router.get("/{tenant_id}/moves", response=list[MoveOut])
@@ -292,7 +295,7 @@ def delete_tenant(request, tenant_id: uuid.UUID, payload: DeleteIn):
     deletion = tenant_delete(
         tenant=tenant, confirm=payload.confirm, reason=payload.reason, actor=request.auth, request=request
     )
-    return 202, deletion
+    return Status(202, deletion)
 
 
 @router.post("/{tenant_id}/restore", response=TenantOut, summary="Cancel a deletion within its grace period (Admin)")

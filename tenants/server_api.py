@@ -8,7 +8,7 @@ No `from __future__ import annotations`: ninja reads the annotations at runtime.
 
 from datetime import datetime
 
-from ninja import Field, Router, Schema
+from ninja import Field, Router, Schema, Status
 
 from core.api import require_api_role
 from core.errors import NotFound
@@ -94,7 +94,7 @@ def list_servers(request):
 def register_server(request, payload: ServerIn):
     require_api_role(request, Role.ADMIN)
     server = servers.server_register(**payload.dict(), actor=request.user, request=request)
-    return 201, _out(_get(server.pk))
+    return Status(201, _out(_get(server.pk)))
 
 
 @router.post("/{server_id}/state", response=ServerOut, summary="Drain or re-activate a server (Admin)")

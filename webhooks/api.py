@@ -6,7 +6,7 @@ No `from __future__ import annotations`: ninja reads the annotations at runtime.
 import datetime as dt
 import uuid
 
-from ninja import Field, Query, Router, Schema
+from ninja import Field, Query, Router, Schema, Status
 
 from core.api import require_api_role
 from core.permissions import Role
@@ -75,7 +75,7 @@ def endpoint_create(request, payload: EndpointIn):
     endpoint, secret = services.endpoint_create(
         url=payload.url, events=payload.events, description=payload.description, actor=request.user, request=request
     )
-    return 201, {**EndpointOut.from_orm(endpoint).dict(), "secret": secret}
+    return Status(201, {**EndpointOut.from_orm(endpoint).dict(), "secret": secret})
 
 
 @router.post("/{endpoint_id}/rotate", response=SecretOut, summary="Rotate an endpoint's signing secret (Admin)")
@@ -103,4 +103,4 @@ def deliveries(
 def replay(request, delivery_id: int):
     require_api_role(request, Role.ADMIN)
     delivery = selectors.delivery_get(delivery_id=delivery_id, actor=request.user)
-    return 202, services.delivery_replay(delivery=delivery, actor=request.user, request=request)
+    return Status(202, services.delivery_replay(delivery=delivery, actor=request.user, request=request))

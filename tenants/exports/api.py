@@ -9,7 +9,7 @@ import uuid
 from datetime import datetime
 
 from django.http import FileResponse
-from ninja import Field, Router, Schema
+from ninja import Field, Router, Schema, Status
 from ninja.pagination import PageNumberPagination, paginate
 
 from core.api import require_api_role
@@ -54,7 +54,7 @@ def create_export(request, tenant_id: uuid.UUID):
     or the tenant has no data (deleted, not yet provisioned)."""
     require_api_role(request, Role.OPERATOR)
     tenant = tenant_selectors.tenant_get(tenant_id=tenant_id, actor=request.auth)
-    return 202, services.tenant_export(tenant=tenant, actor=request.auth, request=request)
+    return Status(202, services.tenant_export(tenant=tenant, actor=request.auth, request=request))
 
 
 @router.get("/{tenant_id}/exports", response=list[ExportOut])
@@ -87,4 +87,4 @@ def restore_export(request, tenant_id: uuid.UUID, export_id: uuid.UUID, payload:
     job = services.tenant_restore_in_place(
         tenant=tenant, export=export, confirm=payload.confirm, actor=request.auth, request=request
     )
-    return 202, {"job_id": job.pk, "group": job.group_id, "restore_point_id": job.payload["restore_point_id"]}
+    return Status(202, {"job_id": job.pk, "group": job.group_id, "restore_point_id": job.payload["restore_point_id"]})
