@@ -63,6 +63,19 @@ def django_db_setup(django_db_blocker, django_test_environment):  # noqa: ARG001
 
 
 @pytest.fixture(autouse=True)
+def _forget_the_migration_appliers_connection():
+    """The per-placement migration applier keeps a private owner connection open for the worker's
+    life (migration_runs/executor.py). In this process an alias that outlives its test is one Django's
+    next test case refuses to connect ("not allowed in this test"): close and forget it after each."""
+    yield
+    from migration_runs.executor import PRIVATE_ALIAS
+    from tenants.databases import unregister_alias
+
+    if PRIVATE_ALIAS in connections.settings:
+        unregister_alias(PRIVATE_ALIAS)
+
+
+@pytest.fixture(autouse=True)
 def _fresh_shared_caches(request):
     """Rate limits and lockouts live in database tables (the shared caches) that flush does not
     empty: every test that touches the database starts with them empty."""

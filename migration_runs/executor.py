@@ -11,8 +11,8 @@ process:
   read its django_migrations, apply each pending migration exactly as the executor does
   (`migration.apply` in an atomic schema editor, then record it), commit. Nothing pending ⇒
   nothing opened beyond that one read.
-Anything unusual — no django_migrations table yet, a non-atomic migration, squashed migrations —
-falls back to the tenancy core's executor (`tenants.placements.migrate_placement`).
+Anything unusual — no django_migrations table yet, a non-atomic migration, a squashed migration
+among the placements' own — falls back to the tenancy core's executor (`tenants.placements.migrate_placement`).
 """
 
 from __future__ import annotations
@@ -63,6 +63,13 @@ def _tenant_order(loader: MigrationLoader) -> list[MigrationKey]:
                 seen.add(node)
                 ordered.append(node)
     return ordered
+
+
+def _squashed_in(loader: MigrationLoader, order: list[MigrationKey]) -> bool:
+    """Whether a squashed migration is among the placements' migrations (then Django's executor
+    decides between it and the ones it replaces). Squashes elsewhere in the project do not count: a
+    control-plane app's (django-otp-webauthn ships one) sent every placement to the slow path."""
+    return any(key in loader.replacements for key in order)
 
 
 def _state_after(loader_key: str, loader: MigrationLoader, applied: frozenset):
@@ -138,7 +145,7 @@ def apply_pending(placement: Any) -> Applied:
                 pending = [key for key in order if key not in applied_rows]
                 if not pending:
                     return Applied([], applied_rows)
-                if loader.replacements or any(not loader.graph.nodes[key].atomic for key in pending):
+                if _squashed_in(loader, order) or any(not loader.graph.nodes[key].atomic for key in pending):
                     raise NeedsFullExecutor
                 applied = frozenset(key for key in order if key in applied_rows)
                 project_state = _state_after(loader_key, loader, applied)
