@@ -359,3 +359,32 @@ def test_placements_are_migrated_on_the_quick_path_though_a_control_plane_app_sh
         assert _has_constraint(status.target)
         again = executor.apply_pending(tenant.placement)
         assert again.now == [] and again.after is not None
+
+
+def test_a_run_gives_placements_made_before_it_the_move_copys_trusted_chain_function(env):
+    """tenantlog 0003 replaces the tenant log's insert function in every existing placement (a pool
+    it has not reached chains a move's events itself: correct, only slower), and back when unapplied."""
+    from migration_runs import executor
+    from tests.support.migrations import unapply_latest
+
+    def function_body(tenant) -> str:
+        info = plans.target_conninfo(plans.targets(keys=[f"placement:{tenant.placement_id}"])[0])
+        schema = tenant.placement.schema_name if tenant.placement.database_alias == "default" else "public"
+        with psycopg.connect(**info, autocommit=True) as conn:
+            row = conn.execute(
+                "SELECT pg_get_functiondef(p.oid) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
+                "WHERE n.nspname = %s AND p.proname = 'tenantlog_event_before_insert'",
+                [schema],
+            ).fetchone()
+        return row[0]
+
+    for tenant in env.tenants("shared", "dedicated"):
+        tenant.placement.refresh_from_db()
+        assert "events.copy_trusted_chain" in function_body(tenant)
+        key = unapply_latest(tenant.placement, "tenantlog")
+        assert key == ("tenantlog", "0003_trusted_chain_copy")
+        before = function_body(tenant)
+        assert "events.copy_trusted_chain" not in before and "prev_hash_v" in before
+        outcome = executor.apply_pending(tenant.placement)
+        assert outcome.now == [key] and outcome.after is not None
+        assert "events.copy_trusted_chain" in function_body(tenant)
