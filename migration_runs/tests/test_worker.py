@@ -376,6 +376,7 @@ def test_a_run_gives_placements_made_before_it_the_move_copys_trusted_chain_func
                 "WHERE n.nspname = %s AND p.proname = 'tenantlog_event_before_insert'",
                 [schema],
             ).fetchone()
+        assert row is not None, "the placement has no tenant log insert function"
         return row[0]
 
     for tenant in env.tenants("shared", "dedicated"):
