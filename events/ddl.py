@@ -53,7 +53,7 @@ BEGIN
     -- Tenant deletion only: the table's owner, in a transaction that names this tenant, may delete its rows.
     IF TG_OP = 'DELETE' AND TG_LEVEL = 'ROW'
        AND current_setting('events.purge_tenant_id', true) = OLD.tenant_id::text
-       AND has_table_privilege(TG_RELID, 'TRIGGER') THEN
+       AND current_user = (SELECT pg_get_userbyid(relowner) FROM pg_class WHERE oid = TG_RELID) THEN
         RETURN OLD;
     END IF;
     RAISE EXCEPTION 'events are immutable: % on %.% is not allowed', TG_OP, TG_TABLE_SCHEMA, TG_TABLE_NAME
