@@ -368,13 +368,12 @@ def test_a_run_gives_placements_made_before_it_the_move_copys_trusted_chain_func
     from tests.support.migrations import unapply_latest
 
     def function_body(tenant) -> str:
-        info = plans.target_conninfo(plans.targets(keys=[f"placement:{tenant.placement_id}"])[0])
-        schema = tenant.placement.schema_name if tenant.placement.database_alias == "default" else "public"
-        with psycopg.connect(**info, autocommit=True) as conn:
+        (target,) = plans.targets(keys=[f"placement:{tenant.placement_id}"])
+        with psycopg.connect(**plans.target_conninfo(target), autocommit=True) as conn:
             row = conn.execute(
                 "SELECT pg_get_functiondef(p.oid) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
                 "WHERE n.nspname = %s AND p.proname = 'tenantlog_event_before_insert'",
-                [schema],
+                [target.schema],
             ).fetchone()
         assert row is not None, "the placement has no tenant log insert function"
         return row[0]
